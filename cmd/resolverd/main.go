@@ -1,0 +1,75 @@
+// Command resolverd tells LLM chat workers which model to call, at which provider, with which key.
+// This package only parses flags and environment variables and calls the internal packages; see
+// the README for the commands.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time (-ldflags "-X main.version=...").
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+const usage = `usage: resolverd <command> [flags]
+
+commands:
+  serve                          serve the gRPC API (needs --database-url and --encryption-keys)
+  dev                            zero-setup local instance on a private PostgreSQL, with a demo
+  migrate up|down|status [--to VERSION]
+                                 change or show the database schema
+  token create --name N --scope S [--scope S...] [--ttl D]
+                                 create a bearer token and print it
+  version                        print the version
+
+Run "resolverd <command> -h" for a command's flags. Every flag has a RESOLVER_* environment variable.
+`
+
+// run executes one command and returns the process exit code. Failures print one line to stderr.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = runServe(ctx, args[1:], getenv, stderr)
+	case "dev":
+		err = runDev(ctx, args[1:], getenv, stdout, stderr)
+	case "migrate":
+		err = runMigrate(ctx, args[1:], getenv, stdout, stderr)
+	case "token":
+		err = runToken(ctx, args[1:], getenv, stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintf(stdout, "resolverd %s (schema version %d)\n", version, latestSchema())
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "resolverd: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	if err != nil {
+		switch err {
+		case errHelp:
+			return 0
+		case errUsage:
+			return 2
+		}
+		fmt.Fprintf(stderr, "resolverd %s: %v\n", args[0], err)
+		return 1
+	}
+	return 0
+}

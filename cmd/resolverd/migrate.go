@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"text/tabwriter"
+
+	"github.com/resolverd/resolverd/internal/db"
+)
+
+func latestSchema() int64 { return db.LatestVersion() }
+
+func runMigrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprintln(stderr, "usage: resolverd migrate up|down|status [--to VERSION] [--database-url URL]")
+		if len(args) == 0 {
+			return errUsage
+		}
+		return errHelp
+	}
+	action := args[0]
+	f := newFlags("migrate "+action, getenv, stderr)
+	dbURL := f.string("database-url", "", "PostgreSQL URL, postgres://user:password@host:5432/dbname")
+	to := f.String("to", "", "target version (up: default the newest; down: default one step back)")
+	if err := f.parse(args[1:]); err != nil {
+		return err
+	}
+	if err := require("database-url", *dbURL); err != nil {
+		return err
+	}
+	var target int64
+	if *to != "" {
+		v, err := strconv.ParseInt(*to, 10, 64)
+		if err != nil || v < 0 || v > db.LatestVersion() {
+			return fmt.Errorf("--to %q must be a version between 0 and %d", *to, db.LatestVersion())
+		}
+		target = v
+	}
+	pool, err := db.Connect(ctx, *dbURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	mig, err := db.NewMigrator(pool, slog.New(slog.NewTextHandler(stderr, nil)))
+	if err != nil {
+		return err
+	}
+	defer mig.Close()
+
+	switch action {
+	case "up":
+		if *to == "" {
+			target = 0
+		}
+		res, err := mig.UpTo(ctx, target)
+		for _, r := range res {
+			fmt.Fprintln(stdout, r)
+		}
+		if err != nil {
+			return err
+		}
+		if len(res) == 0 {
+			fmt.Fprintln(stdout, "nothing to do: the schema is current")
+		}
+	case "down":
+		if *to == "" {
+			cur, err := db.SchemaVersion(ctx, pool)
+			if err != nil {
+				return err
+			}
+			if cur == 0 {
+				fmt.Fprintln(stdout, "nothing to do: no migration is applied")
+				return nil
+			}
+			target = cur - 1
+		}
+		res, err := mig.DownTo(ctx, target)
+		for _, r := range res {
+			fmt.Fprintln(stdout, r)
+		}
+		if err != nil {
+			return err
+		}
+	case "status":
+		st, err := mig.Status(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "VERSION\tSTATE\tAPPLIED AT\tFILE")
+		for _, s := range st {
+			applied := "-"
+			if !s.AppliedAt.IsZero() {
+				applied = s.AppliedAt.UTC().Format("2006-01-02 15:04:05Z")
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", s.Source.Version, s.State, applied, s.Source.Path)
+		}
+		return tw.Flush()
+	default:
+		return fmt.Errorf("unknown action %q: use up, down or status", action)
+	}
+	return nil
+}

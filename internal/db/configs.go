@@ -1,0 +1,113 @@
+package db
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/resolverd/resolverd/internal/resolve"
+)
+
+// CreateModelConfig inserts c for a live provider. When c is the default it takes the flag from the
+// previous default in the same transaction.
+func (s *Store) CreateModelConfig(ctx context.Context, c resolve.ModelConfig) (ModelConfig, error) {
+	var out ModelConfig
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if err := lockLiveProvider(ctx, tx, c.ProviderID, "ai_provider_id", false); err != nil {
+			return err
+		}
+		if c.IsDefault {
+			if err := clearDefault(ctx, tx, c.ID); err != nil {
+				return err
+			}
+		}
+		var err error
+		out, err = scanConfig(tx.QueryRow(ctx, `INSERT INTO chat_model_configs (id, ai_provider_id, model, display_name,
+enabled, is_default, context_limit, compression_threshold, options)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING `+configCols,
+			c.ID, c.ProviderID, c.Model, c.DisplayName, c.Enabled, c.IsDefault, c.ContextLimit, c.CompressionThreshold, c.Options))
+		return classify(err)
+	})
+	if err != nil {
+		return ModelConfig{}, fmt.Errorf("create model config %q: %w", c.Model, err)
+	}
+	return out, nil
+}
+
+// UpdateModelConfig locks the live config id, lets mutate change it, and writes it back in one
+// transaction; a new provider must be live, and becoming the default takes the flag from the
+// previous default. A missing or deleted config is NOT_FOUND.
+func (s *Store) UpdateModelConfig(ctx context.Context, id uuid.UUID, mutate func(*ModelConfig) error) (ModelConfig, error) {
+	var out ModelConfig
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		c, err := scanConfig(tx.QueryRow(ctx, `SELECT `+configCols+` FROM chat_model_configs WHERE id = $1 AND NOT deleted FOR UPDATE`, id))
+		if notFound(err) {
+			return errNotFound("model config", id)
+		}
+		if err != nil {
+			return classify(err)
+		}
+		before := c
+		if err := mutate(&c); err != nil {
+			return err
+		}
+		if c.ProviderID != before.ProviderID {
+			if err := lockLiveProvider(ctx, tx, c.ProviderID, "ai_provider_id", false); err != nil {
+				return err
+			}
+		}
+		if c.IsDefault && !before.IsDefault {
+			if err := clearDefault(ctx, tx, id); err != nil {
+				return err
+			}
+		}
+		out, err = scanConfig(tx.QueryRow(ctx, `UPDATE chat_model_configs SET ai_provider_id = $2, model = $3,
+display_name = $4, enabled = $5, is_default = $6, context_limit = $7, compression_threshold = $8, options = $9,
+updated_at = now() WHERE id = $1 RETURNING `+configCols,
+			id, c.ProviderID, c.Model, c.DisplayName, c.Enabled, c.IsDefault, c.ContextLimit, c.CompressionThreshold, c.Options))
+		return classify(err)
+	})
+	if err != nil {
+		return ModelConfig{}, fmt.Errorf("update model config %s: %w", id, err)
+	}
+	return out, nil
+}
+
+// clearDefault takes the default flag off every live config but except. Writers that set a default
+// serialise on an advisory lock, so two of them cannot both see "no other default" and collide.
+func clearDefault(ctx context.Context, tx pgx.Tx, except uuid.UUID) error {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('resolverd.chat_model_configs.is_default'))`); err != nil {
+		return classify(err)
+	}
+	_, err := tx.Exec(ctx, `UPDATE chat_model_configs SET is_default = false, updated_at = now()
+WHERE is_default AND NOT deleted AND id <> $1`, except)
+	return classify(err)
+}
+
+// DeleteModelConfig soft-deletes a live config.
+func (s *Store) DeleteModelConfig(ctx context.Context, id uuid.UUID) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE chat_model_configs SET deleted = true, updated_at = now() WHERE id = $1 AND NOT deleted`, id)
+	if err != nil {
+		return fmt.Errorf("delete model config %s: %w", id, classify(err))
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("delete model config %s: %w", id, errNotFound("model config", id))
+	}
+	return nil
+}
+
+// ListModelConfigs returns the live configs, the default first.
+func (s *Store) ListModelConfigs(ctx context.Context) ([]ModelConfig, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+configCols+` FROM chat_model_configs WHERE NOT deleted
+ORDER BY is_default DESC, display_name, model, id`)
+	if err != nil {
+		return nil, fmt.Errorf("list model configs: %w", classify(err))
+	}
+	out, err := collect(rows, scanConfig)
+	if err != nil {
+		return nil, fmt.Errorf("list model configs: %w", classify(err))
+	}
+	return out, nil
+}

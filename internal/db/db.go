@@ -1,0 +1,106 @@
+// Package db is the only package that speaks SQL. It reads and writes resolverd's tables with pgx,
+// seals secrets before they reach PostgreSQL and opens them when they are read, and turns PostgreSQL
+// failures into the errors of internal/errs (errors.go). It checks no scopes: internal/dbauthz wraps
+// it, and the gRPC handlers only ever see the wrapper.
+package db
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/resolverd/resolverd/internal/secret"
+)
+
+// Sealer encrypts secrets for storage and decrypts them when read. keyID is the id of the
+// encryption key that sealed a value; nil means plain text carried over from the legacy layout.
+type Sealer interface {
+	Seal(s secret.String) (ciphertext string, keyID string, err error)
+	Open(ciphertext string, keyID *string) (secret.String, error)
+}
+
+// Store reads and writes resolverd's tables.
+type Store struct {
+	pool   *pgxpool.Pool
+	sealer Sealer
+}
+
+// New returns a Store over pool.
+func New(pool *pgxpool.Pool, sealer Sealer) *Store {
+	return &Store{pool: pool, sealer: sealer}
+}
+
+// Pool returns the connection pool, for health checks and shutdown.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Connect opens a connection pool and checks that the database answers.
+func Connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		// pgx's message can quote the URL, password included; say only what is wrong in general.
+		return nil, fmt.Errorf("parse the database URL: it must look like postgres://user:password@host:5432/dbname")
+	}
+	cfg.ConnConfig.RuntimeParams["application_name"] = "resolverd"
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = 5 * time.Second
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open the database pool: %w", classify(err))
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pingCtx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to the database at %s:%d: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, classify(err))
+	}
+	return pool, nil
+}
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("ping the database: %w", classify(err))
+	}
+	return nil
+}
+
+// FingerprintKey reads the key of the credential fingerprints (one per deployment).
+func (s *Store) FingerprintKey(ctx context.Context) ([]byte, error) {
+	var key []byte
+	if err := s.pool.QueryRow(ctx, `SELECT fingerprint_key FROM resolver_settings`).Scan(&key); err != nil {
+		return nil, fmt.Errorf("read the fingerprint key: %w", classify(err))
+	}
+	return key, nil
+}
+
+// inTx runs fn in one transaction, committed when fn returns nil and rolled back otherwise.
+func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{}, fn)
+}
+
+// open decrypts a stored secret, naming the row on failure.
+func (s *Store) open(table string, id fmt.Stringer, ciphertext string, keyID *string) (secret.String, error) {
+	v, err := s.sealer.Open(ciphertext, keyID)
+	if err != nil {
+		return secret.String{}, fmt.Errorf("decrypt %s %s: %w", table, id, err)
+	}
+	return v, nil
+}
+
+// SealingKeyIDs lists the encryption key ids that sealed stored secrets.
+func SealingKeyIDs(ctx context.Context, pool *pgxpool.Pool) ([]string, error) {
+	rows, err := pool.Query(ctx, `SELECT api_key_key_id FROM ai_provider_keys WHERE api_key_key_id IS NOT NULL
+UNION SELECT api_key_key_id FROM user_ai_provider_keys WHERE api_key_key_id IS NOT NULL`)
+	if err != nil {
+		return nil, fmt.Errorf("list the encryption keys in use: %w", classify(err))
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("list the encryption keys in use: %w", classify(err))
+	}
+	return ids, nil
+}

@@ -1,0 +1,172 @@
+package db
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/resolverd/resolverd/internal/errs"
+	"github.com/resolverd/resolverd/internal/secret"
+)
+
+const providerKeyCols = `id, provider_id, api_key, api_key_key_id, enabled, created_at, updated_at`
+
+func (s *Store) scanProviderKey(row pgx.Row) (ProviderKey, error) {
+	var (
+		k          ProviderKey
+		ciphertext string
+		keyID      *string
+	)
+	if err := row.Scan(&k.ID, &k.ProviderID, &ciphertext, &keyID, &k.Enabled, &k.CreatedAt, &k.UpdatedAt); err != nil {
+		return k, err
+	}
+	v, err := s.open("ai_provider_keys", k.ID, ciphertext, keyID)
+	k.Secret = v
+	return k, err
+}
+
+// AddProviderKey adds a central key to a live provider (enabled or not).
+func (s *Store) AddProviderKey(ctx context.Context, id, providerID uuid.UUID, key secret.String, enabled bool) (ProviderKey, error) {
+	var out ProviderKey
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if err := lockLiveProvider(ctx, tx, providerID, "provider_id", false); err != nil {
+			return err
+		}
+		var err error
+		out, err = s.insertProviderKey(ctx, tx, id, providerID, key, enabled)
+		return err
+	})
+	if err != nil {
+		return ProviderKey{}, fmt.Errorf("add a key to provider %s: %w", providerID, err)
+	}
+	return out, nil
+}
+
+// RotateProviderKey adds an enabled central key and disables every other key of the provider, in
+// one transaction: no resolution sees both or neither.
+func (s *Store) RotateProviderKey(ctx context.Context, id, providerID uuid.UUID, key secret.String) (ProviderKey, error) {
+	var out ProviderKey
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if err := lockLiveProvider(ctx, tx, providerID, "provider_id", false); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE ai_provider_keys SET enabled = false, updated_at = now()
+WHERE provider_id = $1 AND enabled`, providerID); err != nil {
+			return classify(err)
+		}
+		var err error
+		out, err = s.insertProviderKey(ctx, tx, id, providerID, key, true)
+		return err
+	})
+	if err != nil {
+		return ProviderKey{}, fmt.Errorf("rotate the key of provider %s: %w", providerID, err)
+	}
+	return out, nil
+}
+
+func (s *Store) insertProviderKey(ctx context.Context, tx pgx.Tx, id, providerID uuid.UUID, key secret.String, enabled bool) (ProviderKey, error) {
+	ciphertext, keyID, err := s.sealer.Seal(key)
+	if err != nil {
+		return ProviderKey{}, fmt.Errorf("seal the key: %w", err)
+	}
+	// clock_timestamp, not now(): keys added in one transaction still get an order.
+	out, err := s.scanProviderKey(tx.QueryRow(ctx, `INSERT INTO ai_provider_keys (id, provider_id, api_key, api_key_key_id, enabled, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, clock_timestamp(), clock_timestamp()) RETURNING `+providerKeyCols, id, providerID, ciphertext, keyID, enabled))
+	return out, classify(err)
+}
+
+// SetProviderKeyEnabled enables or disables a central key.
+func (s *Store) SetProviderKeyEnabled(ctx context.Context, id uuid.UUID, enabled bool) (ProviderKey, error) {
+	out, err := s.scanProviderKey(s.pool.QueryRow(ctx, `UPDATE ai_provider_keys SET enabled = $2, updated_at = now()
+WHERE id = $1 RETURNING `+providerKeyCols, id, enabled))
+	if notFound(err) {
+		err = errNotFound("provider key", id)
+	}
+	if err != nil {
+		return ProviderKey{}, fmt.Errorf("set provider key %s enabled=%t: %w", id, enabled, classify(err))
+	}
+	return out, nil
+}
+
+// DeleteProviderKey deletes a central key.
+func (s *Store) DeleteProviderKey(ctx context.Context, id uuid.UUID) error {
+	return s.deleteRow(ctx, "ai_provider_keys", "provider key", id)
+}
+
+// ListProviderKeys returns the central keys of one provider, or of all when providerID is uuid.Nil,
+// oldest first.
+func (s *Store) ListProviderKeys(ctx context.Context, providerID uuid.UUID) ([]ProviderKey, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+providerKeyCols+` FROM ai_provider_keys
+WHERE $1::uuid IS NULL OR provider_id = $1 ORDER BY provider_id, created_at, id`, nullUUID(providerID))
+	if err != nil {
+		return nil, fmt.Errorf("list provider keys: %w", classify(err))
+	}
+	out, err := collect(rows, s.scanProviderKey)
+	if err != nil {
+		return nil, fmt.Errorf("list provider keys: %w", classify(err))
+	}
+	return out, nil
+}
+
+// PutUserProviderKey sets a user's own key for a provider, replacing the one they had. The provider
+// must be live and enabled, the user must exist and not be deleted.
+func (s *Store) PutUserProviderKey(ctx context.Context, id, userID, providerID uuid.UUID, key secret.String) (UserProviderKey, error) {
+	var out UserProviderKey
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if err := lockLiveProvider(ctx, tx, providerID, "ai_provider_id", true); err != nil {
+			return err
+		}
+		if err := lockLiveUser(ctx, tx, userID, "user_id"); err != nil {
+			return err
+		}
+		ciphertext, keyID, err := s.sealer.Seal(key)
+		if err != nil {
+			return fmt.Errorf("seal the key: %w", err)
+		}
+		var stored string
+		var storedKeyID *string
+		err = tx.QueryRow(ctx, `INSERT INTO user_ai_provider_keys (id, user_id, ai_provider_id, api_key, api_key_key_id)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (user_id, ai_provider_id) DO UPDATE SET api_key = EXCLUDED.api_key, api_key_key_id = EXCLUDED.api_key_key_id, updated_at = now()
+RETURNING id, user_id, ai_provider_id, api_key, api_key_key_id, created_at, updated_at`, id, userID, providerID, ciphertext, keyID).
+			Scan(&out.ID, &out.UserID, &out.ProviderID, &stored, &storedKeyID, &out.CreatedAt, &out.UpdatedAt)
+		if err != nil {
+			return classify(err)
+		}
+		out.Secret, err = s.open("user_ai_provider_keys", out.ID, stored, storedKeyID)
+		return err
+	})
+	if err != nil {
+		return UserProviderKey{}, fmt.Errorf("put the key of user %s for provider %s: %w", userID, providerID, err)
+	}
+	return out, nil
+}
+
+// DeleteUserProviderKey deletes a user's own key.
+func (s *Store) DeleteUserProviderKey(ctx context.Context, id uuid.UUID) error {
+	return s.deleteRow(ctx, "user_ai_provider_keys", "user provider key", id)
+}
+
+// deleteRow hard-deletes row id of table; a missing row is NOT_FOUND.
+func (s *Store) deleteRow(ctx context.Context, table, what string, id uuid.UUID) error {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM `+pgx.Identifier{table}.Sanitize()+` WHERE id = $1`, id)
+	if err != nil {
+		return fmt.Errorf("delete %s %s: %w", what, id, classify(err))
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("delete %s %s: %w", what, id, errNotFound(what, id))
+	}
+	return nil
+}
+
+// lockLiveUser share-locks user id for the rest of tx; a missing or deleted user is USER_NOT_FOUND.
+func lockLiveUser(ctx context.Context, tx pgx.Tx, id uuid.UUID, field string) error {
+	var deleted bool
+	err := tx.QueryRow(ctx, `SELECT deleted FROM users WHERE id = $1 FOR SHARE`, id).Scan(&deleted)
+	if notFound(err) || (err == nil && deleted) {
+		return errs.New(errs.UserNotFound, fmt.Sprintf("user %s does not exist", id), field, id.String())
+	}
+	return classify(err)
+}

@@ -1,0 +1,119 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io/fs"
+	"log/slog"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+
+	"github.com/resolverd/resolverd/migrations"
+)
+
+// Migrator applies the embedded goose migrations. Concurrent migrators (two replicas' migration
+// jobs) serialise on a PostgreSQL advisory lock.
+type Migrator struct {
+	db       *sql.DB
+	provider *goose.Provider
+}
+
+// MigrationResult is one applied (or reverted) migration.
+type MigrationResult = goose.MigrationResult
+
+// MigrationStatus is one migration's state in the database.
+type MigrationStatus = goose.MigrationStatus
+
+// NewMigrator returns a migrator over pool. logger receives one line per migration; nil is quiet.
+func NewMigrator(pool *pgxpool.Pool, logger *slog.Logger) (*Migrator, error) {
+	return newMigrator(pool, migrations.FS, logger)
+}
+
+func newMigrator(pool *pgxpool.Pool, fsys fs.FS, logger *slog.Logger) (*Migrator, error) {
+	locker, err := lock.NewPostgresSessionLocker()
+	if err != nil {
+		return nil, fmt.Errorf("create the migration lock: %w", err)
+	}
+	db := stdlib.OpenDBFromPool(pool)
+	opts := []goose.ProviderOption{goose.WithSessionLocker(locker), goose.WithDisableGlobalRegistry(true)}
+	if logger != nil {
+		opts = append(opts, goose.WithSlog(logger))
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys, opts...)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("load the migrations: %w", err)
+	}
+	return &Migrator{db: db, provider: p}, nil
+}
+
+// Close releases the migrator's handle (not the pool).
+func (m *Migrator) Close() error { return m.db.Close() }
+
+// LatestVersion is the newest migration version this binary carries.
+func LatestVersion() int64 {
+	var latest int64
+	entries, _ := fs.ReadDir(migrations.FS, ".")
+	for _, e := range entries {
+		if v, err := goose.NumericComponent(e.Name()); err == nil && v > latest {
+			latest = v
+		}
+	}
+	return latest
+}
+
+// SchemaVersion reads the newest migration version applied to the database (0 for an empty one)
+// without writing anything: serve and the health check use it, and neither may create goose's table.
+func SchemaVersion(ctx context.Context, pool *pgxpool.Pool) (int64, error) {
+	var exists bool
+	if err := pool.QueryRow(ctx, `SELECT to_regclass('goose_db_version') IS NOT NULL`).Scan(&exists); err != nil {
+		return 0, fmt.Errorf("read the schema version: %w", classify(err))
+	}
+	if !exists {
+		return 0, nil
+	}
+	var v int64
+	if err := pool.QueryRow(ctx, `SELECT coalesce(max(version_id), 0) FROM goose_db_version`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("read the schema version: %w", classify(err))
+	}
+	return v, nil
+}
+
+// UpTo applies every pending migration up to version (0: all).
+func (m *Migrator) UpTo(ctx context.Context, version int64) ([]*MigrationResult, error) {
+	var (
+		res []*MigrationResult
+		err error
+	)
+	if version == 0 {
+		res, err = m.provider.Up(ctx)
+	} else {
+		res, err = m.provider.UpTo(ctx, version)
+	}
+	if err != nil {
+		return res, fmt.Errorf("migrate up: %w", classify(err))
+	}
+	return res, nil
+}
+
+// DownTo reverts migrations until version is the newest applied one.
+func (m *Migrator) DownTo(ctx context.Context, version int64) ([]*MigrationResult, error) {
+	res, err := m.provider.DownTo(ctx, version)
+	if err != nil {
+		return res, fmt.Errorf("migrate down to %d: %w", version, classify(err))
+	}
+	return res, nil
+}
+
+// Status lists every migration with its state.
+func (m *Migrator) Status(ctx context.Context) ([]*MigrationStatus, error) {
+	st, err := m.provider.Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read the migration status: %w", classify(err))
+	}
+	return st, nil
+}

@@ -1,0 +1,58 @@
+package db
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// CreateToken stores a token by its hash.
+func (s *Store) CreateToken(ctx context.Context, id uuid.UUID, name string, scopes []string, hash []byte, expiresAt *time.Time) (Token, error) {
+	t, err := scanToken(s.pool.QueryRow(ctx, `INSERT INTO api_tokens (id, name, token_hash, scopes, expires_at)
+VALUES ($1, $2, $3, $4, $5) RETURNING `+tokenCols, id, name, hash, scopes, expiresAt))
+	if err != nil {
+		return Token{}, fmt.Errorf("create token %q: %w", name, classify(err))
+	}
+	return t, nil
+}
+
+// RevokeToken revokes token id; revoking it again keeps the first revocation time.
+func (s *Store) RevokeToken(ctx context.Context, id uuid.UUID) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1`, id)
+	if err != nil {
+		return fmt.Errorf("revoke token %s: %w", id, classify(err))
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("revoke token %s: %w", id, errNotFound("token", id))
+	}
+	return nil
+}
+
+// ListTokens returns every token, newest first.
+func (s *Store) ListTokens(ctx context.Context) ([]Token, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+tokenCols+` FROM api_tokens ORDER BY created_at DESC, id`)
+	if err != nil {
+		return nil, fmt.Errorf("list tokens: %w", classify(err))
+	}
+	out, err := collect(rows, scanToken)
+	if err != nil {
+		return nil, fmt.Errorf("list tokens: %w", classify(err))
+	}
+	return out, nil
+}
+
+// ActiveToken returns the token with this hash when it exists, is not revoked and has not expired
+// by the database's clock (one clock for every replica); ok is false otherwise.
+func (s *Store) ActiveToken(ctx context.Context, hash []byte) (t Token, ok bool, err error) {
+	t, err = scanToken(s.pool.QueryRow(ctx, `SELECT `+tokenCols+` FROM api_tokens
+WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())`, hash))
+	if notFound(err) {
+		return Token{}, false, nil
+	}
+	if err != nil {
+		return Token{}, false, fmt.Errorf("look up a token: %w", classify(err))
+	}
+	return t, true, nil
+}

@@ -1,0 +1,242 @@
+// Package dbauthz puts the scope checks of SPEC section 3 where rows are read and written: it wraps
+// the database store, and every method requires the caller's scope for the tables it touches before
+// it reaches the database. The gRPC handlers are given only this wrapper, so no handler can read a
+// row without passing the check (Coder's dbauthz idea).
+package dbauthz
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/resolverd/resolverd/internal/db"
+	"github.com/resolverd/resolverd/internal/rbac"
+	"github.com/resolverd/resolverd/internal/resolve"
+	"github.com/resolverd/resolverd/internal/secret"
+)
+
+// Querier is the part of *db.Store the wrapper guards.
+type Querier interface {
+	ResolutionSnapshot(ctx context.Context, chatID, requestedConfigID uuid.UUID) (*resolve.Snapshot, error)
+	UserKey(ctx context.Context, userID, providerID uuid.UUID) (*resolve.Key, error)
+	OldestEnabledCentralKey(ctx context.Context, providerID uuid.UUID) (*resolve.Key, error)
+
+	CreateProvider(ctx context.Context, p resolve.Provider) (db.Provider, error)
+	UpdateProvider(ctx context.Context, id uuid.UUID, mutate func(*db.Provider) error) (db.Provider, error)
+	DeleteProvider(ctx context.Context, id uuid.UUID) error
+	ListProviders(ctx context.Context) ([]db.Provider, error)
+
+	AddProviderKey(ctx context.Context, id, providerID uuid.UUID, key secret.String, enabled bool) (db.ProviderKey, error)
+	RotateProviderKey(ctx context.Context, id, providerID uuid.UUID, key secret.String) (db.ProviderKey, error)
+	SetProviderKeyEnabled(ctx context.Context, id uuid.UUID, enabled bool) (db.ProviderKey, error)
+	DeleteProviderKey(ctx context.Context, id uuid.UUID) error
+	ListProviderKeys(ctx context.Context, providerID uuid.UUID) ([]db.ProviderKey, error)
+
+	CreateModelConfig(ctx context.Context, c resolve.ModelConfig) (db.ModelConfig, error)
+	UpdateModelConfig(ctx context.Context, id uuid.UUID, mutate func(*db.ModelConfig) error) (db.ModelConfig, error)
+	DeleteModelConfig(ctx context.Context, id uuid.UUID) error
+	ListModelConfigs(ctx context.Context) ([]db.ModelConfig, error)
+
+	PutUser(ctx context.Context, id uuid.UUID, username string) (db.User, error)
+	DeleteUser(ctx context.Context, id uuid.UUID) error
+	PutUserProviderKey(ctx context.Context, id, userID, providerID uuid.UUID, key secret.String) (db.UserProviderKey, error)
+	DeleteUserProviderKey(ctx context.Context, id uuid.UUID) error
+	PutChat(ctx context.Context, id, ownerID, modelConfigID uuid.UUID) (db.Chat, error)
+
+	CreateToken(ctx context.Context, id uuid.UUID, name string, scopes []string, hash []byte, expiresAt *time.Time) (db.Token, error)
+	RevokeToken(ctx context.Context, id uuid.UUID) error
+	ListTokens(ctx context.Context) ([]db.Token, error)
+}
+
+var _ Querier = (*db.Store)(nil)
+
+// Store is the scope-checked store. It implements resolve.Source.
+type Store struct {
+	q Querier
+}
+
+// New wraps q.
+func New(q Querier) *Store { return &Store{q: q} }
+
+var _ resolve.Source = (*Store)(nil)
+
+// Snapshot reads chats, chat_model_configs and ai_providers.
+func (s *Store) Snapshot(ctx context.Context, chatID, requestedConfigID uuid.UUID) (*resolve.Snapshot, error) {
+	if err := rbac.Require(ctx, rbac.ChatRead, rbac.ModelConfigRead, rbac.AIProviderRead); err != nil {
+		return nil, err
+	}
+	return s.q.ResolutionSnapshot(ctx, chatID, requestedConfigID)
+}
+
+// UserKey reads user_ai_provider_keys.
+func (s *Store) UserKey(ctx context.Context, userID, providerID uuid.UUID) (*resolve.Key, error) {
+	if err := rbac.Require(ctx, rbac.UserAIProviderKeyRead); err != nil {
+		return nil, err
+	}
+	return s.q.UserKey(ctx, userID, providerID)
+}
+
+// CentralKey reads ai_provider_keys.
+func (s *Store) CentralKey(ctx context.Context, providerID uuid.UUID) (*resolve.Key, error) {
+	if err := rbac.Require(ctx, rbac.AIProviderKeyRead); err != nil {
+		return nil, err
+	}
+	return s.q.OldestEnabledCentralKey(ctx, providerID)
+}
+
+func (s *Store) CreateProvider(ctx context.Context, p resolve.Provider) (db.Provider, error) {
+	if err := rbac.Require(ctx, rbac.AIProviderWrite); err != nil {
+		return db.Provider{}, err
+	}
+	return s.q.CreateProvider(ctx, p)
+}
+
+func (s *Store) UpdateProvider(ctx context.Context, id uuid.UUID, mutate func(*db.Provider) error) (db.Provider, error) {
+	if err := rbac.Require(ctx, rbac.AIProviderWrite); err != nil {
+		return db.Provider{}, err
+	}
+	return s.q.UpdateProvider(ctx, id, mutate)
+}
+
+func (s *Store) DeleteProvider(ctx context.Context, id uuid.UUID) error {
+	if err := rbac.Require(ctx, rbac.AIProviderWrite); err != nil {
+		return err
+	}
+	return s.q.DeleteProvider(ctx, id)
+}
+
+func (s *Store) ListProviders(ctx context.Context) ([]db.Provider, error) {
+	if err := rbac.Require(ctx, rbac.AIProviderRead); err != nil {
+		return nil, err
+	}
+	return s.q.ListProviders(ctx)
+}
+
+func (s *Store) AddProviderKey(ctx context.Context, id, providerID uuid.UUID, key secret.String, enabled bool) (db.ProviderKey, error) {
+	if err := rbac.Require(ctx, rbac.AIProviderKeyWrite); err != nil {
+		return db.ProviderKey{}, err
+	}
+	return s.q.AddProviderKey(ctx, id, providerID, key, enabled)
+}
+
+func (s *Store) RotateProviderKey(ctx context.Context, id, providerID uuid.UUID, key secret.String) (db.ProviderKey, error) {
+	if err := rbac.Require(ctx, rbac.AIProviderKeyWrite); err != nil {
+		return db.ProviderKey{}, err
+	}
+	return s.q.RotateProviderKey(ctx, id, providerID, key)
+}
+
+func (s *Store) SetProviderKeyEnabled(ctx context.Context, id uuid.UUID, enabled bool) (db.ProviderKey, error) {
+	if err := rbac.Require(ctx, rbac.AIProviderKeyWrite); err != nil {
+		return db.ProviderKey{}, err
+	}
+	return s.q.SetProviderKeyEnabled(ctx, id, enabled)
+}
+
+func (s *Store) DeleteProviderKey(ctx context.Context, id uuid.UUID) error {
+	if err := rbac.Require(ctx, rbac.AIProviderKeyWrite); err != nil {
+		return err
+	}
+	return s.q.DeleteProviderKey(ctx, id)
+}
+
+func (s *Store) ListProviderKeys(ctx context.Context, providerID uuid.UUID) ([]db.ProviderKey, error) {
+	if err := rbac.Require(ctx, rbac.AIProviderKeyRead); err != nil {
+		return nil, err
+	}
+	return s.q.ListProviderKeys(ctx, providerID)
+}
+
+func (s *Store) CreateModelConfig(ctx context.Context, c resolve.ModelConfig) (db.ModelConfig, error) {
+	if err := rbac.Require(ctx, rbac.ModelConfigWrite); err != nil {
+		return db.ModelConfig{}, err
+	}
+	return s.q.CreateModelConfig(ctx, c)
+}
+
+func (s *Store) UpdateModelConfig(ctx context.Context, id uuid.UUID, mutate func(*db.ModelConfig) error) (db.ModelConfig, error) {
+	if err := rbac.Require(ctx, rbac.ModelConfigWrite); err != nil {
+		return db.ModelConfig{}, err
+	}
+	return s.q.UpdateModelConfig(ctx, id, mutate)
+}
+
+func (s *Store) DeleteModelConfig(ctx context.Context, id uuid.UUID) error {
+	if err := rbac.Require(ctx, rbac.ModelConfigWrite); err != nil {
+		return err
+	}
+	return s.q.DeleteModelConfig(ctx, id)
+}
+
+func (s *Store) ListModelConfigs(ctx context.Context) ([]db.ModelConfig, error) {
+	if err := rbac.Require(ctx, rbac.ModelConfigRead); err != nil {
+		return nil, err
+	}
+	return s.q.ListModelConfigs(ctx)
+}
+
+func (s *Store) PutUser(ctx context.Context, id uuid.UUID, username string) (db.User, error) {
+	if err := rbac.Require(ctx, rbac.UserWrite); err != nil {
+		return db.User{}, err
+	}
+	return s.q.PutUser(ctx, id, username)
+}
+
+func (s *Store) DeleteUser(ctx context.Context, id uuid.UUID) error {
+	if err := rbac.Require(ctx, rbac.UserWrite); err != nil {
+		return err
+	}
+	return s.q.DeleteUser(ctx, id)
+}
+
+func (s *Store) PutUserProviderKey(ctx context.Context, id, userID, providerID uuid.UUID, key secret.String) (db.UserProviderKey, error) {
+	if err := rbac.Require(ctx, rbac.UserAIProviderKeyWrite); err != nil {
+		return db.UserProviderKey{}, err
+	}
+	return s.q.PutUserProviderKey(ctx, id, userID, providerID, key)
+}
+
+func (s *Store) DeleteUserProviderKey(ctx context.Context, id uuid.UUID) error {
+	if err := rbac.Require(ctx, rbac.UserAIProviderKeyWrite); err != nil {
+		return err
+	}
+	return s.q.DeleteUserProviderKey(ctx, id)
+}
+
+func (s *Store) PutChat(ctx context.Context, id, ownerID, modelConfigID uuid.UUID) (db.Chat, error) {
+	if err := rbac.Require(ctx, rbac.ChatWrite); err != nil {
+		return db.Chat{}, err
+	}
+	return s.q.PutChat(ctx, id, ownerID, modelConfigID)
+}
+
+// CreateToken also refuses to grant a scope the caller does not hold.
+func (s *Store) CreateToken(ctx context.Context, id uuid.UUID, name string, scopes []rbac.Scope, hash []byte, expiresAt *time.Time) (db.Token, error) {
+	if err := rbac.Require(ctx, rbac.TokenWrite); err != nil {
+		return db.Token{}, err
+	}
+	if err := rbac.CanGrant(ctx, scopes); err != nil {
+		return db.Token{}, err
+	}
+	names := make([]string, len(scopes))
+	for i, sc := range scopes {
+		names[i] = string(sc)
+	}
+	return s.q.CreateToken(ctx, id, name, names, hash, expiresAt)
+}
+
+func (s *Store) RevokeToken(ctx context.Context, id uuid.UUID) error {
+	if err := rbac.Require(ctx, rbac.TokenWrite); err != nil {
+		return err
+	}
+	return s.q.RevokeToken(ctx, id)
+}
+
+// ListTokens needs token:write: token names and scopes are for token administrators only.
+func (s *Store) ListTokens(ctx context.Context) ([]db.Token, error) {
+	if err := rbac.Require(ctx, rbac.TokenWrite); err != nil {
+		return nil, err
+	}
+	return s.q.ListTokens(ctx)
+}

@@ -1,0 +1,115 @@
+// Package rbac decides what a caller may do: the scopes of SPEC section 3, the authenticated caller
+// (Principal) carried in the context, and the check that a caller holds a scope. It has no gRPC and no
+// SQL; internal/dbauthz calls Require where each table is read or written.
+package rbac
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+
+	"github.com/google/uuid"
+
+	"github.com/resolverd/resolverd/internal/errs"
+)
+
+// Scope is a permission a token carries.
+type Scope string
+
+// The scopes of SPEC section 3.
+const (
+	ChatRead               Scope = "chat:read"
+	ChatWrite              Scope = "chat:write"
+	ModelConfigRead        Scope = "model_config:read"
+	ModelConfigWrite       Scope = "model_config:write"
+	AIProviderRead         Scope = "ai_provider:read"
+	AIProviderWrite        Scope = "ai_provider:write"
+	AIProviderKeyRead      Scope = "ai_provider_key:read"
+	AIProviderKeyWrite     Scope = "ai_provider_key:write"
+	UserAIProviderKeyRead  Scope = "user_ai_provider_key:read"
+	UserAIProviderKeyWrite Scope = "user_ai_provider_key:write"
+	UserWrite              Scope = "user:write"
+	TokenWrite             Scope = "token:write"
+	AuditRead              Scope = "audit:read"
+	All                    Scope = "*"
+)
+
+// Known lists every scope a token may carry, `*` included.
+var Known = []Scope{
+	ChatRead, ChatWrite, ModelConfigRead, ModelConfigWrite, AIProviderRead, AIProviderWrite,
+	AIProviderKeyRead, AIProviderKeyWrite, UserAIProviderKeyRead, UserAIProviderKeyWrite,
+	UserWrite, TokenWrite, AuditRead, All,
+}
+
+// WorkerScopes are exactly the scopes ResolveModel can need.
+var WorkerScopes = []Scope{ChatRead, ModelConfigRead, AIProviderRead, AIProviderKeyRead, UserAIProviderKeyRead}
+
+// ParseScopes validates and de-duplicates scope names, returning them sorted.
+func ParseScopes(names []string) ([]Scope, error) {
+	seen := make(map[Scope]bool, len(names))
+	out := make([]Scope, 0, len(names))
+	for _, n := range names {
+		s := Scope(n)
+		if !slices.Contains(Known, s) {
+			return nil, fmt.Errorf("unknown scope %q (known: %v)", n, Known)
+		}
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out, nil
+}
+
+// Principal is an authenticated caller.
+type Principal struct {
+	TokenID uuid.UUID
+	Name    string
+	Scopes  []Scope
+}
+
+// Has reports whether the principal holds scope s (directly or through `*`).
+func (p Principal) Has(s Scope) bool {
+	for _, have := range p.Scopes {
+		if have == s || have == All {
+			return true
+		}
+	}
+	return false
+}
+
+type principalKey struct{}
+
+// WithPrincipal returns ctx carrying p.
+func WithPrincipal(ctx context.Context, p Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// FromContext returns the caller, if one was authenticated.
+func FromContext(ctx context.Context) (Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(Principal)
+	return p, ok
+}
+
+// Require fails with MISSING_SCOPE (metadata "scope") unless the caller holds every scope given, and
+// with UNAUTHENTICATED when the context carries no caller at all.
+func Require(ctx context.Context, scopes ...Scope) error {
+	p, ok := FromContext(ctx)
+	if !ok {
+		return errs.New(errs.Unauthenticated, "no authenticated caller")
+	}
+	for _, s := range scopes {
+		if !p.Has(s) {
+			return errs.New(errs.MissingScope, fmt.Sprintf("the caller's token lacks the scope %s", s), "scope", string(s))
+		}
+	}
+	return nil
+}
+
+// CanGrant fails with MISSING_SCOPE unless the caller holds every scope it wants to put on a new
+// token, so token:write cannot be used to mint a token more powerful than the caller's own.
+func CanGrant(ctx context.Context, scopes []Scope) error {
+	return Require(ctx, scopes...)
+}

@@ -1,0 +1,428 @@
+package resolve
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"sync"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/resolverd/resolverd/internal/errs"
+	"github.com/resolverd/resolverd/internal/secret"
+)
+
+// This file holds the test fixtures of package resolve: an in-memory Source that counts what it is
+// asked for, a small world builder, and an oracle that restates SPEC section 2 without calling the
+// code under test.
+
+// read is one call the fake served, in order.
+type read struct {
+	kind string    // "snapshot", "user" or "central"
+	id   uuid.UUID // the chat id for a snapshot, the provider id for a key
+	user uuid.UUID // the user id of a "user" read
+}
+
+// fakeSource is an in-memory Source: the rows of a tiny database and the reads made of it.
+type fakeSource struct {
+	mu sync.Mutex
+
+	chat        Chat
+	configs     map[uuid.UUID]*ModelConfig // every chat_model_configs row, deleted ones included
+	userKeys    map[[2]uuid.UUID]*Key      // (user id, provider id) → the user's key
+	centralKeys map[uuid.UUID]*Key         // provider id → its oldest enabled central key
+
+	snapErr    error
+	userErr    map[uuid.UUID]error // by provider id
+	centralErr map[uuid.UUID]error // by provider id
+
+	reads []read
+	// snapRequested are the requestedConfigID arguments Snapshot was called with.
+	snapRequested []uuid.UUID
+}
+
+func newFakeSource() *fakeSource {
+	return &fakeSource{
+		chat:        Chat{ID: uuid.New(), OwnerID: uuid.New()},
+		configs:     map[uuid.UUID]*ModelConfig{},
+		userKeys:    map[[2]uuid.UUID]*Key{},
+		centralKeys: map[uuid.UUID]*Key{},
+		userErr:     map[uuid.UUID]error{},
+		centralErr:  map[uuid.UUID]error{},
+	}
+}
+
+// defaultConfig is the live (not deleted) config with is_default set, or nil.
+func (f *fakeSource) defaultConfig() *ModelConfig {
+	var def *ModelConfig
+	for _, c := range f.configs {
+		if c.IsDefault && !c.Deleted {
+			if def != nil {
+				panic("test bug: two live default configs")
+			}
+			def = c
+		}
+	}
+	return def
+}
+
+func (f *fakeSource) Snapshot(_ context.Context, chatID, requestedConfigID uuid.UUID) (*Snapshot, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reads = append(f.reads, read{kind: "snapshot", id: chatID})
+	f.snapRequested = append(f.snapRequested, requestedConfigID)
+	if f.snapErr != nil {
+		return nil, f.snapErr
+	}
+	if chatID != f.chat.ID {
+		return nil, errs.New(errs.ChatNotFound, "no such chat", "chat_id", chatID.String())
+	}
+	// Like the real store, the snapshot holds only the configs a resolution may need.
+	s := &Snapshot{Chat: f.chat, Configs: map[uuid.UUID]*ModelConfig{}}
+	for _, id := range []uuid.UUID{requestedConfigID, f.chat.ModelConfigID} {
+		if c, ok := f.configs[id]; ok {
+			s.Configs[id] = c
+		}
+	}
+	if def := f.defaultConfig(); def != nil {
+		s.DefaultID = def.ID
+		s.Configs[def.ID] = def
+	}
+	return s, nil
+}
+
+func (f *fakeSource) UserKey(_ context.Context, userID, providerID uuid.UUID) (*Key, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reads = append(f.reads, read{kind: "user", id: providerID, user: userID})
+	if err := f.userErr[providerID]; err != nil {
+		return nil, err
+	}
+	return f.userKeys[[2]uuid.UUID{userID, providerID}], nil
+}
+
+func (f *fakeSource) CentralKey(_ context.Context, providerID uuid.UUID) (*Key, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reads = append(f.reads, read{kind: "central", id: providerID})
+	if err := f.centralErr[providerID]; err != nil {
+		return nil, err
+	}
+	return f.centralKeys[providerID], nil
+}
+
+// keyReads counts the key reads of one kind by provider id.
+func (f *fakeSource) keyReads(kind string) map[uuid.UUID]int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := map[uuid.UUID]int{}
+	for _, r := range f.reads {
+		if r.kind == kind {
+			n[r.id]++
+		}
+	}
+	return n
+}
+
+// count is how many reads of kind were made for id.
+func (f *fakeSource) count(kind string, id uuid.UUID) int { return f.keyReads(kind)[id] }
+
+// world builds the rows of a fakeSource.
+type world struct {
+	src *fakeSource
+	n   int
+}
+
+func newWorld() *world { return &world{src: newFakeSource()} }
+
+func (w *world) owner() uuid.UUID { return w.src.chat.OwnerID }
+
+// provider adds a live, enabled provider.
+func (w *world) provider(typ string, policy BYOKPolicy) *Provider {
+	w.n++
+	return &Provider{ID: uuid.New(), Type: typ, Name: fmt.Sprintf("%s-%d", typ, w.n), Enabled: true, BYOKPolicy: policy}
+}
+
+// config adds a live, enabled config of provider p.
+func (w *world) config(p *Provider) *ModelConfig {
+	w.n++
+	c := &ModelConfig{ID: uuid.New(), ProviderID: p.ID, Model: fmt.Sprintf("model-%d", w.n), Enabled: true,
+		ContextLimit: 1000, CompressionThreshold: 80, Options: []byte("{}"), Provider: p}
+	w.src.configs[c.ID] = c
+	return c
+}
+
+func (w *world) centralKey(p *Provider) *Key {
+	k := &Key{ID: uuid.New(), Secret: secret.New("central-" + p.Name)}
+	w.src.centralKeys[p.ID] = k
+	return k
+}
+
+func (w *world) userKey(p *Provider) *Key {
+	k := &Key{ID: uuid.New(), Secret: secret.New("user-" + p.Name)}
+	w.src.userKeys[[2]uuid.UUID{w.owner(), p.ID}] = k
+	return k
+}
+
+func (w *world) chatModel(c *ModelConfig)   { w.src.chat.ModelConfigID = c.ID }
+func (w *world) makeDefault(c *ModelConfig) { c.IsDefault = true }
+
+func (w *world) resolve(allowBYOK bool, p Purpose, id uuid.UUID) (*Result, error) {
+	return Resolve(context.Background(), w.src, Options{AllowBYOK: allowBYOK},
+		Request{ChatID: w.src.chat.ID, ModelConfigID: id, Purpose: p})
+}
+
+// keyByID finds a key the world holds, for checking the secret a result carries.
+func (w *world) keyByID(id uuid.UUID) *Key {
+	for _, k := range w.src.userKeys {
+		if k.ID == id {
+			return k
+		}
+	}
+	for _, k := range w.src.centralKeys {
+		if k.ID == id {
+			return k
+		}
+	}
+	return nil
+}
+
+// ---- The oracle: SPEC section 2 restated, independently of rules.go and resolve.go. ----
+
+// specUnusable is SPEC 2.1: exists and not deleted, enabled, provider exists and not deleted,
+// provider enabled, checked in that order. "" means usable.
+func specUnusable(c *ModelConfig) errs.Reason {
+	if c == nil || c.Deleted {
+		return errs.ModelConfigNotFound
+	}
+	if !c.Enabled {
+		return errs.ModelConfigDisabled
+	}
+	if c.Provider == nil || c.Provider.Deleted {
+		return errs.ProviderNotFound
+	}
+	if !c.Provider.Enabled {
+		return errs.ProviderDisabled
+	}
+	return ""
+}
+
+// specCred is the outcome of SPEC 2.2 and the key tables it had to read to get there.
+type specCred struct {
+	source      CredentialSource
+	err         errs.Reason
+	readUser    bool
+	readCentral bool
+}
+
+// specCredential is SPEC 2.2, step by step.
+func specCredential(typ string, policy BYOKPolicy, allowBYOK, hasUser, hasCentral bool) specCred {
+	byokAllowed := allowBYOK && policy != BYOKDisabled
+	var o specCred
+	// 1. BYOK allowed and the owner has a key → USER. The user table is read only when BYOK is allowed.
+	if byokAllowed {
+		o.readUser = true
+		if hasUser {
+			o.source = SourceUser
+			return o
+		}
+		// 2. Else policy required (and BYOK allowed) → USER_KEY_REQUIRED.
+		if policy == BYOKRequired {
+			o.err = errs.UserKeyRequired
+			return o
+		}
+	}
+	// 3. Else the oldest enabled central key → CENTRAL.
+	o.readCentral = true
+	if hasCentral {
+		o.source = SourceCentral
+		return o
+	}
+	// 4. Else bedrock → AMBIENT.
+	if typ == "bedrock" {
+		o.source = SourceAmbient
+		return o
+	}
+	// 5. Else USER_KEY_REQUIRED when BYOK is allowed, otherwise NO_CREDENTIALS.
+	if byokAllowed {
+		o.err = errs.UserKeyRequired
+	} else {
+		o.err = errs.NoCredentials
+	}
+	return o
+}
+
+// specOutcome is what SPEC 2.3 says a Resolve call answers, and which keys it reads.
+type specOutcome struct {
+	err          errs.Reason
+	config       uuid.UUID
+	source       CredentialSource
+	keyID        uuid.UUID
+	requested    uuid.UUID
+	fallback     bool
+	reason       errs.Reason
+	userReads    map[uuid.UUID]int
+	centralReads map[uuid.UUID]int
+}
+
+// expect computes the SPEC 2.3 answer for the world's current rows.
+func (w *world) expect(allowBYOK bool, purpose Purpose, id uuid.UUID) specOutcome {
+	o := specOutcome{userReads: map[uuid.UUID]int{}, centralReads: map[uuid.UUID]int{}}
+	lookup := func(id uuid.UUID) *ModelConfig { return w.src.configs[id] } // nil for uuid.Nil too
+	// credential applies 2.2 to c's provider; keys are read at most once per provider.
+	credential := func(c *ModelConfig) (CredentialSource, uuid.UUID, errs.Reason) {
+		p := c.Provider
+		uk := w.src.userKeys[[2]uuid.UUID{w.owner(), p.ID}]
+		ck := w.src.centralKeys[p.ID]
+		sc := specCredential(p.Type, p.BYOKPolicy, allowBYOK, uk != nil, ck != nil)
+		if sc.readUser {
+			o.userReads[p.ID] = 1
+		}
+		if sc.readCentral {
+			o.centralReads[p.ID] = 1
+		}
+		switch sc.source {
+		case SourceUser:
+			return sc.source, uk.ID, ""
+		case SourceCentral:
+			return sc.source, ck.ID, ""
+		}
+		return sc.source, uuid.Nil, sc.err
+	}
+	type answer struct {
+		err       errs.Reason
+		config    uuid.UUID
+		source    CredentialSource
+		keyID     uuid.UUID
+		requested uuid.UUID
+		fallback  bool
+		reason    errs.Reason
+	}
+	// asChat is PURPOSE_CHAT: an unusable config is replaced by the default; a credential failure
+	// is an error.
+	asChat := func(id uuid.UUID) answer {
+		c := lookup(id)
+		why := specUnusable(c)
+		if why == "" {
+			src, key, cerr := credential(c)
+			if cerr != "" {
+				return answer{err: cerr}
+			}
+			return answer{config: c.ID, source: src, keyID: key, requested: id}
+		}
+		def := w.src.defaultConfig()
+		if def == nil || specUnusable(def) != "" {
+			return answer{err: errs.NoUsableModelConfig}
+		}
+		src, key, cerr := credential(def)
+		if cerr != "" {
+			return answer{err: cerr}
+		}
+		return answer{config: def.ID, source: src, keyID: key, requested: id, fallback: true, reason: why}
+	}
+	// strict is a config with no fallback: the error is why it cannot be used.
+	strict := func(id uuid.UUID) answer {
+		c := lookup(id)
+		if why := specUnusable(c); why != "" {
+			return answer{err: why}
+		}
+		src, key, cerr := credential(c)
+		if cerr != "" {
+			return answer{err: cerr}
+		}
+		return answer{config: c.ID, source: src, keyID: key, requested: id}
+	}
+
+	var a answer
+	switch {
+	case id == uuid.Nil: // the chat's own model, as PURPOSE_CHAT, whatever the purpose
+		a = asChat(w.src.chat.ModelConfigID)
+	case purpose == PurposeChat:
+		a = asChat(id)
+	case purpose == PurposeTitle:
+		a = strict(id)
+	default: // soft overrides
+		a = strict(id)
+		if a.err != "" {
+			why := a.err
+			a = asChat(w.src.chat.ModelConfigID)
+			if a.err == "" {
+				a.requested, a.fallback, a.reason = id, true, why
+			}
+		}
+	}
+	o.err, o.config, o.source, o.keyID = a.err, a.config, a.source, a.keyID
+	o.requested, o.fallback, o.reason = a.requested, a.fallback, a.reason
+	return o
+}
+
+// checkOutcome compares a Resolve answer and the reads the fake saw with the oracle's.
+func checkOutcome(t *testing.T, w *world, want specOutcome, res *Result, err error) {
+	t.Helper()
+	if want.err != "" {
+		if err == nil {
+			t.Fatalf("Resolve = config %s (fallback=%v, reason=%s), want error %s",
+				res.Config.ID, res.Fallback, res.FallbackReason, want.err)
+		}
+		if got := errs.ReasonOf(err); got != want.err {
+			t.Errorf("error reason = %q (%v), want %q", got, err, want.err)
+		}
+		if res != nil {
+			t.Errorf("Resolve returned a result (fallback=%v) together with error %v", res.Fallback, err)
+		}
+	} else {
+		if err != nil {
+			t.Fatalf("Resolve error = %v, want config %s", err, want.config)
+		}
+		checkResult(t, w, res, want)
+	}
+	checkReads(t, w, want)
+}
+
+func checkResult(t *testing.T, w *world, res *Result, want specOutcome) {
+	t.Helper()
+	if res.Config == nil || res.Config.ID != want.config {
+		t.Fatalf("resolved config = %v, want %s", res.Config, want.config)
+	}
+	if res.Provider == nil || res.Provider != res.Config.Provider {
+		t.Errorf("result provider %v is not the resolved config's provider %v", res.Provider, res.Config.Provider)
+	}
+	if res.RequestedConfigID != want.requested {
+		t.Errorf("RequestedConfigID = %s, want %s", res.RequestedConfigID, want.requested)
+	}
+	if res.Fallback != want.fallback || res.FallbackReason != want.reason {
+		t.Errorf("Fallback, FallbackReason = %v, %q, want %v, %q", res.Fallback, res.FallbackReason, want.fallback, want.reason)
+	}
+	c := res.Credential
+	if c.Source != want.source || c.KeyID != want.keyID {
+		t.Errorf("credential = %s key %s, want %s key %s", c.Source, c.KeyID, want.source, want.keyID)
+	}
+	wantSecret := ""
+	if k := w.keyByID(want.keyID); k != nil {
+		wantSecret = k.Secret.Reveal()
+	}
+	if c.Secret.Reveal() != wantSecret {
+		t.Errorf("credential secret does not match key %s", want.keyID)
+	}
+}
+
+// checkReads asserts each key table was read exactly for the providers the SPEC needs, once each,
+// and that user keys were asked for the chat's owner.
+func checkReads(t *testing.T, w *world, want specOutcome) {
+	t.Helper()
+	for _, kind := range []string{"user", "central"} {
+		got, exp := w.src.keyReads(kind), want.userReads
+		if kind == "central" {
+			exp = want.centralReads
+		}
+		if !maps.Equal(got, exp) {
+			t.Errorf("%s key reads by provider = %v, want %v", kind, got, exp)
+		}
+	}
+	for _, r := range w.src.reads {
+		if r.kind == "user" && r.user != w.owner() {
+			t.Errorf("UserKey asked for user %s, want the chat owner %s", r.user, w.owner())
+		}
+	}
+}

@@ -1,0 +1,32 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/resolverd/resolverd/internal/db"
+	"github.com/resolverd/resolverd/internal/keyring"
+)
+
+// CheckKeys fails when a stored secret is sealed by an encryption key the keyring lacks: serving
+// would fail on that row at the worst moment, so refuse to start instead.
+func CheckKeys(ctx context.Context, pool *pgxpool.Pool, kr *keyring.Keyring) error {
+	ids, err := db.SealingKeyIDs(ctx, pool)
+	if err != nil {
+		return err
+	}
+	var missing []string
+	for _, id := range ids {
+		if !kr.Has(id) {
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("stored secrets are sealed by encryption key id(s) %s, which --encryption-keys does not include (it has %s); add the old key after the new one",
+			strings.Join(missing, ", "), strings.Join(kr.IDs(), ", "))
+	}
+	return nil
+}

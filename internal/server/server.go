@@ -1,0 +1,163 @@
+// Package server wires resolverd's gRPC server: the store behind its scope checks, the handlers,
+// the interceptor chain, health and reflection. serve, dev and the tests all build it here, so the
+// tests exercise exactly what is deployed.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/resolverd/resolverd/internal/db"
+	"github.com/resolverd/resolverd/internal/dbauthz"
+	"github.com/resolverd/resolverd/internal/resolve"
+	"github.com/resolverd/resolverd/internal/service"
+	resolverv1 "github.com/resolverd/resolverd/proto/resolver/v1"
+)
+
+// Config is what a server is built from.
+type Config struct {
+	AllowBYOK  bool
+	Reflection bool
+	Logger     *slog.Logger
+	// HealthInterval is how often the database and schema are checked for the health service.
+	HealthInterval time.Duration
+}
+
+// MaxMessageBytes bounds a request: the largest legitimate one (a 10 KiB key, 64 KiB of options)
+// is far smaller.
+const MaxMessageBytes = 1 << 20
+
+// Server is a built gRPC server, ready to Serve.
+type Server struct {
+	GRPC   *grpc.Server
+	health *health.Server
+	pool   *pgxpool.Pool
+	log    *slog.Logger
+	every  time.Duration
+
+	stopMonitor context.CancelFunc
+	monitorDone chan struct{}
+	stopOnce    sync.Once
+}
+
+// New builds the server over pool. sealer opens and seals secrets.
+func New(ctx context.Context, pool *pgxpool.Pool, sealer db.Sealer, cfg Config) (*Server, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if cfg.HealthInterval <= 0 {
+		cfg.HealthInterval = 2 * time.Second
+	}
+	store := db.New(pool, sealer)
+	fpKey, err := store.FingerprintKey(ctx)
+	if err != nil {
+		return nil, err
+	}
+	authz := dbauthz.New(store)
+	unary, stream := service.Interceptors(log, service.NewAuthenticator(store, log))
+	g := grpc.NewServer(
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
+		grpc.MaxRecvMsgSize(MaxMessageBytes),
+	)
+	resolverv1.RegisterResolverServiceServer(g, service.NewResolver(authz, resolve.Options{AllowBYOK: cfg.AllowBYOK}, fpKey, log))
+	resolverv1.RegisterAdminServiceServer(g, service.NewAdmin(authz, fpKey, log))
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(g, hs)
+	if cfg.Reflection {
+		reflection.Register(g)
+	}
+	s := &Server{GRPC: g, health: hs, pool: pool, log: log, every: cfg.HealthInterval}
+	s.checkHealth(ctx)
+	mctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.stopMonitor, s.monitorDone = cancel, make(chan struct{})
+	go s.monitor(mctx)
+	return s, nil
+}
+
+// Serve serves on lis until Shutdown.
+func (s *Server) Serve(lis net.Listener) error {
+	if err := s.GRPC.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		return fmt.Errorf("serve gRPC on %s: %w", lis.Addr(), err)
+	}
+	return nil
+}
+
+// Shutdown turns health to NOT_SERVING, lets in-flight calls finish until ctx ends, then stops.
+func (s *Server) Shutdown(ctx context.Context) {
+	s.stopOnce.Do(func() {
+		s.stopMonitor()
+		<-s.monitorDone
+		s.health.Shutdown()
+		done := make(chan struct{})
+		go func() { s.GRPC.GracefulStop(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			s.GRPC.Stop()
+			<-done
+		}
+	})
+}
+
+// services are the names health reports on; "" is the whole server.
+var services = []string{"", resolverv1.ResolverService_ServiceDesc.ServiceName, resolverv1.AdminService_ServiceDesc.ServiceName}
+
+func (s *Server) monitor(ctx context.Context) {
+	defer close(s.monitorDone)
+	t := time.NewTicker(s.every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.checkHealth(ctx)
+		}
+	}
+}
+
+// checkHealth sets SERVING only when the database answers and its schema is current.
+func (s *Server) checkHealth(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, s.every)
+	defer cancel()
+	st := healthpb.HealthCheckResponse_SERVING
+	if err := CheckSchema(ctx, s.pool); err != nil {
+		if ctx.Err() == nil || !errors.Is(err, context.Canceled) {
+			s.log.Warn("health: not serving", "error", err)
+		}
+		st = healthpb.HealthCheckResponse_NOT_SERVING
+	}
+	for _, name := range services {
+		s.health.SetServingStatus(name, st)
+	}
+}
+
+// ErrSchemaBehind is returned when the database's schema is older than the binary's migrations.
+var ErrSchemaBehind = errors.New("the database schema is behind this binary")
+
+// CheckSchema fails unless the database answers and has every migration this binary carries. A
+// newer schema is accepted: during a rolling upgrade the migration runs first and the old replicas
+// keep serving.
+func CheckSchema(ctx context.Context, pool *pgxpool.Pool) error {
+	v, err := db.SchemaVersion(ctx, pool)
+	if err != nil {
+		return err
+	}
+	if latest := db.LatestVersion(); v < latest {
+		return fmt.Errorf("%w: it is at version %d, this binary needs %d; run `resolverd migrate up`", ErrSchemaBehind, v, latest)
+	}
+	return nil
+}

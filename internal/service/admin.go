@@ -1,0 +1,51 @@
+package service
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/google/uuid"
+
+	"github.com/resolverd/resolverd/internal/dbauthz"
+	resolverv1 "github.com/resolverd/resolverd/proto/resolver/v1"
+)
+
+// Admin serves resolver.v1.AdminService. Secrets are write-only: responses carry fingerprints.
+type Admin struct {
+	resolverv1.UnimplementedAdminServiceServer
+	store *dbauthz.Store
+	fpKey []byte
+	log   *slog.Logger
+}
+
+// NewAdmin returns the AdminService handler.
+func NewAdmin(store *dbauthz.Store, fpKey []byte, log *slog.Logger) *Admin {
+	return &Admin{store: store, fpKey: fpKey, log: log}
+}
+
+// newID is the id of a row this service creates: time-ordered, so new rows land together in indexes.
+func newID() uuid.UUID { return uuid.Must(uuid.NewV7()) }
+
+func (s *Admin) fail(ctx context.Context, err error) error { return ToStatus(ctx, s.log, err) }
+
+// enabledOr returns the value of an optional bool, or def when unset.
+func enabledOr(b *bool, def bool) bool {
+	if b == nil {
+		return def
+	}
+	return *b
+}
+
+// byID validates the request's id field and runs fn on it: the shape of every Delete* and of
+// RevokeToken.
+func (s *Admin) byID(ctx context.Context, raw string, fn func(context.Context, uuid.UUID) error) error {
+	var v violations
+	id := v.id("id", raw)
+	if err := v.err(); err != nil {
+		return s.fail(ctx, err)
+	}
+	if err := fn(ctx, id); err != nil {
+		return s.fail(ctx, err)
+	}
+	return nil
+}

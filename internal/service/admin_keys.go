@@ -1,0 +1,94 @@
+package service
+
+import (
+	"context"
+
+	resolverv1 "github.com/resolverd/resolverd/proto/resolver/v1"
+)
+
+func (s *Admin) AddProviderKey(ctx context.Context, req *resolverv1.AddProviderKeyRequest) (*resolverv1.ProviderKey, error) {
+	var v violations
+	providerID := v.id("provider_id", req.GetProviderId())
+	key := v.apiKey("api_key", req.GetApiKey())
+	if err := v.err(); err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	k, err := s.store.AddProviderKey(ctx, newID(), providerID, key, enabledOr(req.Enabled, true))
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return providerKeyProto(k, s.fpKey), nil
+}
+
+func (s *Admin) RotateProviderKey(ctx context.Context, req *resolverv1.RotateProviderKeyRequest) (*resolverv1.ProviderKey, error) {
+	var v violations
+	providerID := v.id("provider_id", req.GetProviderId())
+	key := v.apiKey("api_key", req.GetApiKey())
+	if err := v.err(); err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	k, err := s.store.RotateProviderKey(ctx, newID(), providerID, key)
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return providerKeyProto(k, s.fpKey), nil
+}
+
+func (s *Admin) SetProviderKeyEnabled(ctx context.Context, req *resolverv1.SetProviderKeyEnabledRequest) (*resolverv1.ProviderKey, error) {
+	var v violations
+	id := v.id("id", req.GetId())
+	if err := v.err(); err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	k, err := s.store.SetProviderKeyEnabled(ctx, id, req.GetEnabled())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return providerKeyProto(k, s.fpKey), nil
+}
+
+func (s *Admin) DeleteProviderKey(ctx context.Context, req *resolverv1.DeleteProviderKeyRequest) (*resolverv1.DeleteProviderKeyResponse, error) {
+	if err := s.byID(ctx, req.GetId(), s.store.DeleteProviderKey); err != nil {
+		return nil, err
+	}
+	return &resolverv1.DeleteProviderKeyResponse{}, nil
+}
+
+func (s *Admin) ListProviderKeys(ctx context.Context, req *resolverv1.ListProviderKeysRequest) (*resolverv1.ListProviderKeysResponse, error) {
+	var v violations
+	providerID := v.optionalID("provider_id", req.GetProviderId())
+	if err := v.err(); err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	rows, err := s.store.ListProviderKeys(ctx, providerID)
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	out := &resolverv1.ListProviderKeysResponse{Keys: make([]*resolverv1.ProviderKey, len(rows))}
+	for i, k := range rows {
+		out.Keys[i] = providerKeyProto(k, s.fpKey)
+	}
+	return out, nil
+}
+
+func (s *Admin) PutUserProviderKey(ctx context.Context, req *resolverv1.PutUserProviderKeyRequest) (*resolverv1.UserProviderKey, error) {
+	var v violations
+	userID := v.id("user_id", req.GetUserId())
+	providerID := v.id("ai_provider_id", req.GetAiProviderId())
+	key := v.apiKey("api_key", req.GetApiKey())
+	if err := v.err(); err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	k, err := s.store.PutUserProviderKey(ctx, newID(), userID, providerID, key)
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return userKeyProto(k, s.fpKey), nil
+}
+
+func (s *Admin) DeleteUserProviderKey(ctx context.Context, req *resolverv1.DeleteUserProviderKeyRequest) (*resolverv1.DeleteUserProviderKeyResponse, error) {
+	if err := s.byID(ctx, req.GetId(), s.store.DeleteUserProviderKey); err != nil {
+		return nil, err
+	}
+	return &resolverv1.DeleteUserProviderKeyResponse{}, nil
+}

@@ -1,0 +1,91 @@
+package service
+
+import (
+	"context"
+
+	"github.com/resolverd/resolverd/internal/db"
+	"github.com/resolverd/resolverd/internal/resolve"
+	resolverv1 "github.com/resolverd/resolverd/proto/resolver/v1"
+)
+
+func (s *Admin) CreateProvider(ctx context.Context, req *resolverv1.CreateProviderRequest) (*resolverv1.Provider, error) {
+	var v violations
+	v.providerType("type", req.GetType())
+	v.providerName("name", req.GetName())
+	v.text("display_name", req.GetDisplayName(), false)
+	v.baseURL("base_url", req.GetBaseUrl())
+	policy := v.byokPolicy("byok_policy", req.GetByokPolicy())
+	if err := v.err(); err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	p, err := s.store.CreateProvider(ctx, resolve.Provider{
+		ID: newID(), Type: req.GetType(), Name: req.GetName(), DisplayName: req.GetDisplayName(),
+		BaseURL: req.GetBaseUrl(), Enabled: enabledOr(req.Enabled, true), BYOKPolicy: policy,
+	})
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return providerRowProto(p), nil
+}
+
+func (s *Admin) UpdateProvider(ctx context.Context, req *resolverv1.UpdateProviderRequest) (*resolverv1.Provider, error) {
+	var v violations
+	id := v.id("id", req.GetId())
+	if req.Name != nil {
+		v.providerName("name", req.GetName())
+	}
+	if req.DisplayName != nil {
+		v.text("display_name", req.GetDisplayName(), false)
+	}
+	if req.BaseUrl != nil {
+		v.baseURL("base_url", req.GetBaseUrl())
+	}
+	var policy resolve.BYOKPolicy
+	if req.GetByokPolicy() != resolverv1.ByokPolicy_BYOK_POLICY_UNSPECIFIED {
+		policy = v.byokPolicy("byok_policy", req.GetByokPolicy())
+	}
+	if err := v.err(); err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	p, err := s.store.UpdateProvider(ctx, id, func(p *db.Provider) error {
+		if req.Name != nil {
+			p.Name = req.GetName()
+		}
+		if req.DisplayName != nil {
+			p.DisplayName = req.GetDisplayName()
+		}
+		if req.BaseUrl != nil {
+			p.BaseURL = req.GetBaseUrl()
+		}
+		if req.Enabled != nil {
+			p.Enabled = req.GetEnabled()
+		}
+		if policy != "" {
+			p.BYOKPolicy = policy
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return providerRowProto(p), nil
+}
+
+func (s *Admin) DeleteProvider(ctx context.Context, req *resolverv1.DeleteProviderRequest) (*resolverv1.DeleteProviderResponse, error) {
+	if err := s.byID(ctx, req.GetId(), s.store.DeleteProvider); err != nil {
+		return nil, err
+	}
+	return &resolverv1.DeleteProviderResponse{}, nil
+}
+
+func (s *Admin) ListProviders(ctx context.Context, _ *resolverv1.ListProvidersRequest) (*resolverv1.ListProvidersResponse, error) {
+	rows, err := s.store.ListProviders(ctx)
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	out := &resolverv1.ListProvidersResponse{Providers: make([]*resolverv1.Provider, len(rows))}
+	for i, p := range rows {
+		out.Providers[i] = providerRowProto(p)
+	}
+	return out, nil
+}

@@ -1,0 +1,69 @@
+package service
+
+import (
+	"context"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/resolverd/resolverd/internal/apitoken"
+	"github.com/resolverd/resolverd/internal/rbac"
+	resolverv1 "github.com/resolverd/resolverd/proto/resolver/v1"
+)
+
+// MaxTokenTTL bounds ttl_seconds (ten years); 0 means no expiry.
+const MaxTokenTTL = 10 * 365 * 24 * time.Hour
+
+// CreateToken mints a token with scopes the caller itself holds; the token is shown once.
+func (s *Admin) CreateToken(ctx context.Context, req *resolverv1.CreateTokenRequest) (*resolverv1.CreateTokenResponse, error) {
+	var v violations
+	v.text("name", req.GetName(), true)
+	scopes, err := rbac.ParseScopes(req.GetScopes())
+	switch {
+	case err != nil:
+		v.add("scopes", "%v", err)
+	case len(scopes) == 0:
+		v.add("scopes", "at least one scope is required")
+	}
+	ttl := time.Duration(req.GetTtlSeconds()) * time.Second
+	if req.GetTtlSeconds() < 0 || req.GetTtlSeconds() > int64(MaxTokenTTL/time.Second) {
+		v.add("ttl_seconds", "must be between 0 (no expiry) and %d (ten years)", int64(MaxTokenTTL/time.Second))
+	}
+	if err := v.err(); err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	var expires *time.Time
+	if ttl > 0 {
+		t := time.Now().Add(ttl).UTC().Truncate(time.Microsecond)
+		expires = &t
+	}
+	tok, hash := apitoken.New()
+	t, err := s.store.CreateToken(ctx, newID(), req.GetName(), scopes, hash, expires)
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	out := &resolverv1.CreateTokenResponse{Token: tok.Reveal(), Id: t.ID.String(), Name: t.Name, Scopes: t.Scopes}
+	if t.ExpiresAt != nil {
+		out.ExpiresAt = timestamppb.New(*t.ExpiresAt)
+	}
+	return out, nil
+}
+
+func (s *Admin) RevokeToken(ctx context.Context, req *resolverv1.RevokeTokenRequest) (*resolverv1.RevokeTokenResponse, error) {
+	if err := s.byID(ctx, req.GetId(), s.store.RevokeToken); err != nil {
+		return nil, err
+	}
+	return &resolverv1.RevokeTokenResponse{}, nil
+}
+
+func (s *Admin) ListTokens(ctx context.Context, _ *resolverv1.ListTokensRequest) (*resolverv1.ListTokensResponse, error) {
+	rows, err := s.store.ListTokens(ctx)
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	out := &resolverv1.ListTokensResponse{Tokens: make([]*resolverv1.Token, len(rows))}
+	for i, t := range rows {
+		out.Tokens[i] = tokenProto(t)
+	}
+	return out, nil
+}
