@@ -1,9 +1,14 @@
 package service_test
 
 import (
+	"context"
+	"fmt"
+	"strings"
+
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -139,3 +144,23 @@ func badRequest(err error) *errdetails.BadRequest {
 	return nil
 }
 
+// tablesSnapshot renders every row of every resolverd table (timestamps included) in a stable order,
+// so a test can assert that a refused call changed nothing.
+func tablesSnapshot(t *testing.T, e *testenv.Env) string {
+	t.Helper()
+	tables := []string{"users", "chat_providers", "user_chat_provider_keys", "chat_model_configs", "chats",
+		"ai_providers", "ai_provider_keys", "user_ai_provider_keys", "api_tokens", "resolver_settings"}
+	var b strings.Builder
+	for _, table := range tables {
+		rows, err := e.Pool.Query(context.Background(), "SELECT to_jsonb(x)::text FROM "+table+" x ORDER BY to_jsonb(x)::text")
+		if err != nil {
+			t.Fatalf("snapshot %s: %v", table, err)
+		}
+		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatalf("snapshot %s: %v", table, err)
+		}
+		fmt.Fprintf(&b, "%s (%d rows)\n%s\n", table, len(lines), strings.Join(lines, "\n"))
+	}
+	return b.String()
+}

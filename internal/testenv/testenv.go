@@ -37,6 +37,8 @@ type Options struct {
 
 // Env is a running server and clients for it.
 type Env struct {
+	// Server is the server under test (for GetServiceInfo).
+	Server   *server.Server
 	Pool     *pgxpool.Pool
 	Addr     string
 	Conn     *grpc.ClientConn
@@ -85,7 +87,7 @@ func New(t testing.TB, opts Options) *Env {
 		}
 	})
 	e := &Env{
-		Pool: pool, Addr: lis.Addr().String(), Conn: conn, Logs: logs,
+		Server: srv, Pool: pool, Addr: lis.Addr().String(), Conn: conn, Logs: logs,
 		Admin: resolverv1.NewAdminServiceClient(conn), Resolver: resolverv1.NewResolverServiceClient(conn),
 	}
 	e.AdminToken = e.bootstrapToken(t, "test-admin", rbac.All)
