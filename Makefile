@@ -26,8 +26,8 @@ run: build $(BIN)/grpcurl ## run a zero-setup local resolverd (private PostgreSQ
 	$(BIN)/resolverd dev
 
 .PHONY: test
-test: check-generated vet ## run every test (race detector on) after checking generated code and vet
-	$(GO) test $(TESTFLAGS) ./...
+test: check-generated vet $(BIN)/grpcurl ## run every test (race detector on) after checking generated code and vet
+	RESOLVER_GRPCURL=$(CURDIR)/$(BIN)/grpcurl $(GO) test $(TESTFLAGS) ./...
 
 .PHONY: build
 build: ## build bin/resolverd

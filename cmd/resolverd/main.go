@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -68,8 +69,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		case errUsage:
 			return 2
 		}
-		fmt.Fprintf(stderr, "resolverd %s: %v\n", args[0], err)
+		fmt.Fprintf(stderr, "resolverd %s: %s\n", args[0], oneLine(err.Error()))
 		return 1
 	}
 	return 0
+}
+
+// oneLine folds a multi-line error (pgx reports each address it tried on its own line) into one.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
 }

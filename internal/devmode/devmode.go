@@ -51,6 +51,11 @@ func Run(ctx context.Context, o Options) error {
 	if err := os.MkdirAll(dir, 0o711); err != nil {
 		return fmt.Errorf("create data dir %s: %w", dir, err)
 	}
+	if os.Geteuid() == 0 {
+		if err := os.Chmod(dir, 0o711); err != nil {
+			return fmt.Errorf("let PostgreSQL's user through %s: %w", dir, err)
+		}
+	}
 	log := slog.New(slog.NewTextHandler(o.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 
 	cluster, err := pgcluster.Start(ctx, pgcluster.Options{DataDir: filepath.Join(dir, "postgres"), Durable: true, Log: o.Stderr})

@@ -1,0 +1,245 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/resolverd/resolverd/internal/apitoken"
+	"github.com/resolverd/resolverd/internal/db"
+	"github.com/resolverd/resolverd/internal/keyring"
+	"github.com/resolverd/resolverd/internal/pgtest"
+	"github.com/resolverd/resolverd/internal/resolve"
+	"github.com/resolverd/resolverd/internal/secret"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// cli runs one command in-process with env as its environment.
+func cli(ctx context.Context, env map[string]string, args ...string) (code int, stdout, stderr string) {
+	var out, errb bytes.Buffer
+	code = run(ctx, args, func(k string) string { return env[k] }, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestVersionAndUsage(t *testing.T) {
+	code, out, _ := cli(context.Background(), nil, "version")
+	if code != 0 || !strings.HasPrefix(out, "resolverd ") || !strings.Contains(out, fmt.Sprintf("schema version %d", db.LatestVersion())) {
+		t.Fatalf("version: code %d, %q", code, out)
+	}
+	if code, _, errOut := cli(context.Background(), nil, "frobnicate"); code != 2 || !strings.Contains(errOut, "unknown command") {
+		t.Fatalf("unknown command: code %d, %q", code, errOut)
+	}
+	if code, _, _ := cli(context.Background(), nil); code != 2 {
+		t.Fatalf("no command: code %d", code)
+	}
+	if code, _, _ := cli(context.Background(), nil, "serve", "-h"); code != 0 {
+		t.Fatalf("serve -h: code %d", code)
+	}
+}
+
+func TestMigrateUpDownStatus(t *testing.T) {
+	ctx := context.Background()
+	env := map[string]string{"RESOLVER_DATABASE_URL": pgtest.NewEmptyDatabase(t)}
+	latest := db.LatestVersion()
+
+	code, out, errOut := cli(ctx, env, "migrate", "status")
+	if code != 0 || strings.Count(out, "pending") != int(latest) {
+		t.Fatalf("status on an empty database: code %d\n%s%s", code, out, errOut)
+	}
+	if code, out, errOut = cli(ctx, env, "migrate", "up", "--to", "2"); code != 0 || !strings.Contains(out, "00002") || strings.Contains(out, "00003") {
+		t.Fatalf("up --to 2: code %d\n%s%s", code, out, errOut)
+	}
+	if code, out, errOut = cli(ctx, env, "migrate", "up"); code != 0 || !strings.Contains(out, fmt.Sprintf("%05d", latest)) {
+		t.Fatalf("up: code %d\n%s%s", code, out, errOut)
+	}
+	if code, out, _ = cli(ctx, env, "migrate", "up"); code != 0 || !strings.Contains(out, "nothing to do") {
+		t.Fatalf("second up: code %d\n%s", code, out)
+	}
+	if code, out, _ = cli(ctx, env, "migrate", "status"); code != 0 || strings.Count(out, "applied") != int(latest) {
+		t.Fatalf("status after up: code %d\n%s", code, out)
+	}
+	if code, out, errOut = cli(ctx, env, "migrate", "down"); code != 0 || !strings.Contains(out, fmt.Sprintf("%05d", latest)) {
+		t.Fatalf("down one step: code %d\n%s%s", code, out, errOut)
+	}
+	if code, _, errOut = cli(ctx, env, "migrate", "down", "--to", "0"); code != 0 {
+		t.Fatalf("down --to 0: code %d\n%s", code, errOut)
+	}
+	if code, out, _ = cli(ctx, env, "migrate", "status"); strings.Count(out, "pending") != int(latest) {
+		t.Fatalf("status after down --to 0: code %d\n%s", code, out)
+	}
+	if code, out, errOut = cli(ctx, env, "migrate", "up"); code != 0 {
+		t.Fatalf("up again after going down: code %d\n%s%s", code, out, errOut)
+	}
+
+	for _, bad := range [][]string{
+		{"migrate", "sideways"},
+		{"migrate", "up", "--to", "x"},
+		{"migrate", "up", "--to", fmt.Sprint(latest + 1)},
+	} {
+		if code, _, errOut := cli(ctx, env, bad...); code == 0 || strings.Count(strings.TrimSpace(errOut), "\n") > 1 {
+			t.Errorf("%v: code %d, want a failure with a short reason; stderr %q", bad, code, errOut)
+		}
+	}
+	if code, _, errOut := cli(ctx, nil, "migrate", "up"); code != 1 || !strings.Contains(errOut, "RESOLVER_DATABASE_URL") {
+		t.Errorf("migrate without a database: code %d, %q", code, errOut)
+	}
+}
+
+func TestTokenCreate(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.NewDatabase(t)
+	env := map[string]string{"RESOLVER_DATABASE_URL": url}
+	code, out, errOut := cli(ctx, env, "token", "create", "--name", "workers", "--scope", "chat:read", "--scope", "model_config:read", "--ttl", "1h")
+	if code != 0 {
+		t.Fatalf("token create: code %d: %s", code, errOut)
+	}
+	tok := strings.TrimSuffix(out, "\n")
+	if !apitoken.Valid(tok) || strings.Contains(tok, "\n") {
+		t.Fatalf("stdout should be the token alone, got %q", out)
+	}
+	if strings.Contains(errOut, tok) {
+		t.Fatal("the token was printed on stderr too")
+	}
+	pool := pgtest.Connect(t, url)
+	got, ok, err := db.New(pool, nil).ActiveToken(ctx, apitoken.Hash(tok))
+	if err != nil || !ok {
+		t.Fatalf("the printed token is not active: %v %v", ok, err)
+	}
+	if got.Name != "workers" || strings.Join(got.Scopes, " ") != "chat:read model_config:read" || got.ExpiresAt == nil ||
+		got.ExpiresAt.Before(time.Now().Add(59*time.Minute)) || got.ExpiresAt.After(time.Now().Add(61*time.Minute)) {
+		t.Fatalf("stored token %+v", got)
+	}
+	var hashes int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM api_tokens WHERE position($1::bytea in token_hash) > 0`, []byte(tok)).Scan(&hashes); err != nil || hashes != 0 {
+		t.Fatalf("the token itself is stored: %d %v", hashes, err)
+	}
+
+	for _, bad := range [][]string{
+		{"token", "create", "--scope", "chat:read"},
+		{"token", "create", "--name", "x"},
+		{"token", "create", "--name", "x", "--scope", "chat:delete"},
+		{"token", "create", "--name", "x", "--scope", "chat:read", "--ttl", "-1h"},
+		{"token", "revoke"},
+	} {
+		code, out, errOut := cli(ctx, env, bad...)
+		if code == 0 || out != "" {
+			t.Errorf("%v: code %d stdout %q, want a failure and nothing on stdout (stderr %q)", bad, code, out, errOut)
+		}
+	}
+}
+
+// freeAddr returns a loopback address nobody listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func TestServeRefusesWhatItCannotServe(t *testing.T) {
+	ctx := context.Background()
+	key := keyring.Generate()
+
+	behind := pgtest.NewEmptyDatabase(t)
+	if code, _, errOut := cli(ctx, map[string]string{"RESOLVER_DATABASE_URL": behind}, "migrate", "up", "--to", "2"); code != 0 {
+		t.Fatal(errOut)
+	}
+	current := pgtest.NewDatabase(t)
+
+	// Seal one secret with another key, as a deployment whose old key was dropped too early.
+	other, err := keyring.Parse(keyring.Generate())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealedElsewhere := pgtest.NewDatabase(t)
+	store := db.New(pgtest.Connect(t, sealedElsewhere), other)
+	p, err := store.CreateProvider(ctx, resolve.Provider{ID: uuid.New(), Type: "openai", Name: "openai", Enabled: true, BYOKPolicy: resolve.BYOKDisabled})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.AddProviderKey(ctx, uuid.New(), p.ID, secret.New("sk-sealed-by-the-other-key"), true); err != nil {
+		t.Fatal(err)
+	}
+
+	cases := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"schema behind", map[string]string{"RESOLVER_DATABASE_URL": behind, "RESOLVER_ENCRYPTION_KEYS": key}, nil, "behind"},
+		{"no database url", map[string]string{"RESOLVER_ENCRYPTION_KEYS": key}, nil, "--database-url"},
+		{"no encryption keys", map[string]string{"RESOLVER_DATABASE_URL": current}, nil, "encryption keys"},
+		{"malformed key", map[string]string{"RESOLVER_DATABASE_URL": current, "RESOLVER_ENCRYPTION_KEYS": "c2hvcnQ="}, nil, "32"},
+		{"key not given", map[string]string{"RESOLVER_DATABASE_URL": sealedElsewhere, "RESOLVER_ENCRYPTION_KEYS": key}, nil, other.IDs()[0]},
+		{"bad bool env", map[string]string{"RESOLVER_DATABASE_URL": current, "RESOLVER_ENCRYPTION_KEYS": key, "RESOLVER_ALLOW_BYOK": "maybe"}, nil, "RESOLVER_ALLOW_BYOK"},
+		{"unreachable database", map[string]string{"RESOLVER_DATABASE_URL": "postgres://x:y@" + freeAddr(t) + "/db?connect_timeout=2", "RESOLVER_ENCRYPTION_KEYS": key}, nil, "connect"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, _, errOut := cli(ctx, c.env, append([]string{"serve", "--listen", freeAddr(t)}, c.args...)...)
+			if code != 1 || !strings.Contains(errOut, c.want) || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+				t.Fatalf("code %d, stderr %q; want exit 1 and one line mentioning %q", code, errOut, c.want)
+			}
+			if strings.Contains(errOut, key) || strings.Contains(errOut, ":y@") {
+				t.Fatalf("stderr shows a secret: %q", errOut)
+			}
+		})
+	}
+}
+
+func TestServeServesAndStopsOnSignal(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var errOut string
+	go func() {
+		code, _, e := cli(ctx, map[string]string{"RESOLVER_DATABASE_URL": url, "RESOLVER_ENCRYPTION_KEYS": keyring.Generate()}, "serve", "--listen", addr)
+		errOut = e
+		done <- code
+	}()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	health := healthpb.NewHealthClient(conn)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := health.Check(context.Background(), &healthpb.HealthCheckRequest{})
+		if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+			break
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("serve never reported SERVING: %v %v", resp, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel() // what SIGTERM does through signal.NotifyContext
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("serve exited %d after the signal: %s", code, errOut)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop after the signal")
+	}
+	if !strings.Contains(errOut, `"msg":"serving"`) || !strings.Contains(errOut, `"msg":"shutting down"`) {
+		t.Fatalf("serve's log lacks its start and stop lines:\n%s", errOut)
+	}
+}
