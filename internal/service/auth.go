@@ -98,13 +98,13 @@ func (a *Authenticator) authorize(ctx context.Context, method string) (context.C
 	if PublicServices[serviceOf(method)] {
 		return ctx, nil
 	}
-	scopes, ok := MethodScopes[method]
-	if !ok {
-		return ctx, errs.New(errs.MissingScope, fmt.Sprintf("method %s has no scope rule and cannot be called", method), "method", method)
-	}
 	p, err := a.authenticate(ctx)
 	if err != nil {
 		return ctx, err
+	}
+	scopes, ok := MethodScopes[method]
+	if !ok {
+		return ctx, errs.New(errs.MissingScope, fmt.Sprintf("method %s has no scope rule and cannot be called", method), "method", method)
 	}
 	ctx = rbac.WithPrincipal(ctx, p)
 	if err := rbac.Require(ctx, scopes...); err != nil {

@@ -1,0 +1,458 @@
+package service_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/resolverd/resolverd/internal/apitoken"
+	"github.com/resolverd/resolverd/internal/db"
+	"github.com/resolverd/resolverd/internal/rbac"
+	"github.com/resolverd/resolverd/internal/service"
+	"github.com/resolverd/resolverd/internal/testenv"
+	resolverv1 "github.com/resolverd/resolverd/proto/resolver/v1"
+)
+
+// TestAuthzAuthorizationHeader drives the authentication of SPEC section 3 over the shapes an
+// authorization metadata value can take.
+func TestAuthzAuthorizationHeader(t *testing.T) {
+	e := testenv.New(t, testenv.Options{})
+	unknown, _ := apitoken.New()
+	cases := []struct {
+		name   string
+		values []string // authorization values sent; none means no metadata at all
+		ok     bool
+	}{
+		{"missing", nil, false},
+		{"empty", []string{""}, false},
+		{"Bearer without a token", []string{"Bearer"}, false},
+		{"Bearer and a space", []string{"Bearer "}, false},
+		{"Basic scheme", []string{"Basic xyz"}, false},
+		{"Basic scheme with a valid token", []string{"Basic " + e.AdminToken}, false},
+		{"token without a scheme", []string{e.AdminToken}, false},
+		{"garbage token", []string{"Bearer not-a-token"}, false},
+		{"right shape but unknown", []string{"Bearer " + unknown.Reveal()}, false},
+		{"token and trailing text", []string{"Bearer " + e.AdminToken + " x"}, false},
+		{"two values", []string{"Bearer " + e.AdminToken, "Bearer " + e.AdminToken}, false},
+		{"two different values", []string{"Bearer " + e.AdminToken, "Bearer " + e.WorkerToken}, false},
+		{"Bearer", []string{"Bearer " + e.AdminToken}, true},
+		{"lowercase bearer", []string{"bearer " + e.AdminToken}, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := e.Admin.ListProviders(azAs(tc.values...), &resolverv1.ListProvidersRequest{})
+			if tc.ok {
+				if err != nil {
+					t.Fatalf("want success, got %v", err)
+				}
+				return
+			}
+			wantReason(t, err, codes.Unauthenticated, "UNAUTHENTICATED")
+			if msg := status.Convert(err).Message(); strings.Contains(msg, e.AdminToken) || strings.Contains(msg, unknown.Reveal()) {
+				t.Errorf("the error message carries the token: %q", msg)
+			}
+		})
+	}
+	if logs := e.Logs.String(); strings.Contains(logs, e.AdminToken) || strings.Contains(logs, unknown.Reveal()) {
+		t.Error("the server log carries a bearer token")
+	}
+}
+
+// TestAuthzRevokedAndExpired: a revoked or expired token is refused (SPEC section 3), and other
+// tokens keep working.
+func TestAuthzRevokedAndExpired(t *testing.T) {
+	e := testenv.New(t, testenv.Options{})
+	list := func(tok string) error {
+		_, err := e.Admin.ListProviders(e.As(tok), &resolverv1.ListProvidersRequest{})
+		return err
+	}
+	create := func(t *testing.T, name string, ttl int64) *resolverv1.CreateTokenResponse {
+		t.Helper()
+		resp, err := e.Admin.CreateToken(e.AsAdmin(), &resolverv1.CreateTokenRequest{
+			Name: name, Scopes: []string{string(rbac.AIProviderRead)}, TtlSeconds: ttl,
+		})
+		if err != nil {
+			t.Fatalf("create token: %v", err)
+		}
+		if err := list(resp.GetToken()); err != nil {
+			t.Fatalf("a fresh token is refused: %v", err)
+		}
+		return resp
+	}
+
+	t.Run("revoked through AdminService", func(t *testing.T) {
+		tok := create(t, "az-revoked", 0)
+		if _, err := e.Admin.RevokeToken(e.AsAdmin(), &resolverv1.RevokeTokenRequest{Id: tok.GetId()}); err != nil {
+			t.Fatalf("revoke: %v", err)
+		}
+		wantReason(t, list(tok.GetToken()), codes.Unauthenticated, "UNAUTHENTICATED")
+		if err := list(e.AdminToken); err != nil {
+			t.Fatalf("revoking one token refused another: %v", err)
+		}
+	})
+
+	t.Run("revoked by another writer", func(t *testing.T) {
+		tok := create(t, "az-revoked-sql", 0)
+		if _, err := e.Pool.Exec(context.Background(), `UPDATE api_tokens SET revoked_at = now() WHERE id = $1`, tok.GetId()); err != nil {
+			t.Fatal(err)
+		}
+		// SPEC section 5: a committed change shows within one second.
+		deadline := time.Now().Add(time.Second)
+		for {
+			err := list(tok.GetToken())
+			if status.Code(err) == codes.Unauthenticated || time.Now().After(deadline) {
+				wantReason(t, err, codes.Unauthenticated, "UNAUTHENTICATED")
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+
+	t.Run("expired", func(t *testing.T) {
+		tok := create(t, "az-expiring", 1)
+		if exp := tok.GetExpiresAt(); exp == nil {
+			t.Errorf("ttl_seconds 1 gave no expires_at")
+		} else if d := time.Until(exp.AsTime()); d <= 0 || d > 2*time.Second {
+			t.Errorf("expires_at is %v from now, want about 1s", d)
+		}
+		time.Sleep(1200 * time.Millisecond)
+		wantReason(t, list(tok.GetToken()), codes.Unauthenticated, "UNAUTHENTICATED")
+	})
+}
+
+// TestAuthzTokenEscalation: token:write cannot mint a token more powerful than its holder
+// (SPEC section 3: CreateToken), and a refused call stores nothing.
+func TestAuthzTokenEscalation(t *testing.T) {
+	e := testenv.New(t, testenv.Options{})
+	tokenWriter := e.Token(t, "az-token-writer", rbac.TokenWrite)
+	create := func(tok string, scopes ...string) (*resolverv1.CreateTokenResponse, error) {
+		return e.Admin.CreateToken(e.As(tok), &resolverv1.CreateTokenRequest{Name: "az-minted", Scopes: scopes})
+	}
+
+	refused := []struct {
+		name   string
+		token  string
+		scopes []string
+		scope  string // metadata["scope"] expected
+	}{
+		{"star", tokenWriter, []string{"*"}, "*"},
+		{"another scope", tokenWriter, []string{"ai_provider:write"}, "ai_provider:write"},
+		{"its own and another", tokenWriter, []string{"token:write", "ai_provider:write"}, "ai_provider:write"},
+		{"worker without token:write", e.WorkerToken, []string{"chat:read"}, "token:write"},
+	}
+	for _, tc := range refused {
+		t.Run(tc.name, func(t *testing.T) {
+			before := tablesSnapshot(t, e)
+			_, err := create(tc.token, tc.scopes...)
+			info := wantReason(t, err, codes.PermissionDenied, "MISSING_SCOPE")
+			if got := info.GetMetadata()["scope"]; got != tc.scope {
+				t.Errorf("metadata[scope] = %q, want %q", got, tc.scope)
+			}
+			if after := tablesSnapshot(t, e); after != before {
+				t.Errorf("a refused CreateToken changed the database:\nbefore:\n%s\nafter:\n%s", before, after)
+			}
+		})
+	}
+
+	t.Run("its own scope", func(t *testing.T) {
+		resp, err := create(tokenWriter, "token:write")
+		if err != nil {
+			t.Fatalf("token:write granting token:write: %v", err)
+		}
+		if !slices.Equal(resp.GetScopes(), []string{"token:write"}) {
+			t.Errorf("scopes = %v, want [token:write]", resp.GetScopes())
+		}
+		if _, err := e.Admin.ListTokens(e.As(resp.GetToken()), &resolverv1.ListTokensRequest{}); err != nil {
+			t.Errorf("the minted token cannot use its scope: %v", err)
+		}
+		_, err = e.Admin.ListProviders(e.As(resp.GetToken()), &resolverv1.ListProvidersRequest{})
+		wantReason(t, err, codes.PermissionDenied, "MISSING_SCOPE")
+	})
+
+	t.Run("star grants anything", func(t *testing.T) {
+		if _, err := create(e.AdminToken, "*"); err != nil {
+			t.Fatalf("`*` granting `*`: %v", err)
+		}
+	})
+}
+
+// TestAuthzCreateTokenUnknownScope: an unknown scope name is a bad argument, not a permission
+// problem, for any caller.
+func TestAuthzCreateTokenUnknownScope(t *testing.T) {
+	e := testenv.New(t, testenv.Options{})
+	tokenWriter := e.Token(t, "az-token-writer", rbac.TokenWrite)
+	cases := []struct {
+		name   string
+		token  string
+		scopes []string
+	}{
+		{"admin, unknown", e.AdminToken, []string{"chat:admin"}},
+		{"admin, wrong case", e.AdminToken, []string{"CHAT:READ"}},
+		{"admin, known and unknown", e.AdminToken, []string{"chat:read", "nope"}},
+		{"token writer, unknown", tokenWriter, []string{"superuser"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := e.Admin.CreateToken(e.As(tc.token), &resolverv1.CreateTokenRequest{Name: "az-bad", Scopes: tc.scopes})
+			wantReason(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
+			br := badRequest(err)
+			if br == nil {
+				t.Fatal("no google.rpc.BadRequest detail")
+			}
+			var fields []string
+			for _, v := range br.GetFieldViolations() {
+				fields = append(fields, v.GetField())
+			}
+			if !slices.Contains(fields, "scopes") {
+				t.Errorf("field violations %v, want one on scopes", fields)
+			}
+		})
+	}
+}
+
+// TestAuthzResolveModelKeyScopes: ResolveModel needs the key-table scopes whenever it reads those
+// tables, and a missing one fails the call; it never becomes a fallback (SPEC sections 2.3 and 3).
+func TestAuthzResolveModelKeyScopes(t *testing.T) {
+	base := []rbac.Scope{rbac.ChatRead, rbac.ModelConfigRead, rbac.AIProviderRead}
+	with := func(extra ...rbac.Scope) []rbac.Scope { return append(slices.Clone(base), extra...) }
+
+	w := newWorld(t, testenv.Options{})
+	tokens := &azTokens{e: w.e, cache: map[string]string{}}
+	alice := w.user("alice")
+	// closed: BYOK disabled, a central key. open: BYOK optional, a central key, alice has a key.
+	// required: BYOK required, alice has a key. openNoUserKey: BYOK optional, a central key only.
+	closed := w.provider("closed", "openai", resolverv1.ByokPolicy_BYOK_POLICY_DISABLED)
+	w.centralKey(closed.Id, "sk-closed-central")
+	open := w.provider("open", "anthropic", resolverv1.ByokPolicy_BYOK_POLICY_OPTIONAL)
+	w.centralKey(open.Id, "sk-open-central")
+	w.userKey(alice.Id, open.Id, "sk-open-alice")
+	required := w.provider("required", "google", resolverv1.ByokPolicy_BYOK_POLICY_REQUIRED)
+	w.userKey(alice.Id, required.Id, "sk-required-alice")
+	openNoUserKey := w.provider("open-nokey", "openrouter", resolverv1.ByokPolicy_BYOK_POLICY_OPTIONAL)
+	w.centralKey(openNoUserKey.Id, "sk-open-nokey-central")
+
+	closedCfg := w.config(closed.Id, "closed-model", true)
+	openCfg := w.config(open.Id, "open-model", false)
+	requiredCfg := w.config(required.Id, "required-model", false)
+	openNoUserKeyCfg := w.config(openNoUserKey.Id, "open-nokey-model", false)
+	chatOnOpen := w.chat(alice.Id, openCfg.Id)
+
+	type want struct {
+		source resolverv1.CredentialSource // on success
+		scope  rbac.Scope                  // MISSING_SCOPE's metadata otherwise
+	}
+	cases := []struct {
+		name    string
+		scopes  []rbac.Scope
+		config  *resolverv1.ModelConfig
+		purpose resolverv1.Purpose
+		want    want
+	}{
+		{"central key without ai_provider_key:read", base, closedCfg, resolverv1.Purpose_PURPOSE_TITLE, want{scope: rbac.AIProviderKeyRead}},
+		{"central key with ai_provider_key:read, BYOK disabled", with(rbac.AIProviderKeyRead), closedCfg, resolverv1.Purpose_PURPOSE_TITLE,
+			want{source: resolverv1.CredentialSource_CREDENTIAL_SOURCE_CENTRAL}},
+		{"BYOK allowed, no user key scope, owner has no key", with(rbac.AIProviderKeyRead), openNoUserKeyCfg, resolverv1.Purpose_PURPOSE_TITLE,
+			want{scope: rbac.UserAIProviderKeyRead}},
+		{"BYOK allowed, no user key scope, owner has a key", with(rbac.AIProviderKeyRead), openCfg, resolverv1.Purpose_PURPOSE_TITLE,
+			want{scope: rbac.UserAIProviderKeyRead}},
+		{"BYOK allowed, user key scope, owner has a key", with(rbac.UserAIProviderKeyRead), openCfg, resolverv1.Purpose_PURPOSE_TITLE,
+			want{source: resolverv1.CredentialSource_CREDENTIAL_SOURCE_USER}},
+		{"BYOK allowed, user key scope only, owner has no key", with(rbac.UserAIProviderKeyRead), openNoUserKeyCfg, resolverv1.Purpose_PURPOSE_TITLE,
+			want{scope: rbac.AIProviderKeyRead}},
+		{"BYOK required, user key scope", with(rbac.UserAIProviderKeyRead), requiredCfg, resolverv1.Purpose_PURPOSE_TITLE,
+			want{source: resolverv1.CredentialSource_CREDENTIAL_SOURCE_USER}},
+		{"BYOK required, no user key scope", with(rbac.AIProviderKeyRead), requiredCfg, resolverv1.Purpose_PURPOSE_TITLE,
+			want{scope: rbac.UserAIProviderKeyRead}},
+		// The chat's own model (open) is resolvable with these scopes; the override (closed) needs
+		// ai_provider_key:read. A denied scope must fail the call, not fall back to the chat's model.
+		{"soft override: missing scope is not a fallback (subagent)", with(rbac.UserAIProviderKeyRead), closedCfg, resolverv1.Purpose_PURPOSE_SUBAGENT,
+			want{scope: rbac.AIProviderKeyRead}},
+		{"soft override: missing scope is not a fallback (compaction)", with(rbac.UserAIProviderKeyRead), closedCfg, resolverv1.Purpose_PURPOSE_COMPACTION,
+			want{scope: rbac.AIProviderKeyRead}},
+		{"soft override: missing scope is not a fallback (personal)", with(rbac.UserAIProviderKeyRead), closedCfg, resolverv1.Purpose_PURPOSE_PERSONAL_OVERRIDE,
+			want{scope: rbac.AIProviderKeyRead}},
+		// The chat's own model is usable, so PURPOSE_CHAT reads only its keys.
+		{"chat's own model needs only its provider's key scope", with(rbac.UserAIProviderKeyRead), nil, resolverv1.Purpose_PURPOSE_CHAT,
+			want{source: resolverv1.CredentialSource_CREDENTIAL_SOURCE_USER}},
+		{"worker scopes", rbac.WorkerScopes, closedCfg, resolverv1.Purpose_PURPOSE_TITLE,
+			want{source: resolverv1.CredentialSource_CREDENTIAL_SOURCE_CENTRAL}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req := &resolverv1.ResolveModelRequest{ChatId: chatOnOpen.Id, Purpose: tc.purpose}
+			if tc.config != nil {
+				req.ModelConfigId = tc.config.Id
+			}
+			res, err := w.e.Resolver.ResolveModel(w.e.As(tokens.get(t, tc.scopes...)), req)
+			if tc.want.scope != "" {
+				info := wantReason(t, err, codes.PermissionDenied, "MISSING_SCOPE")
+				if got := info.GetMetadata()["scope"]; got != string(tc.want.scope) {
+					t.Errorf("metadata[scope] = %q, want %q", got, tc.want.scope)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("want success, got %v", err)
+			}
+			if got := res.GetCredential().GetSource(); got != tc.want.source {
+				t.Errorf("credential source = %v, want %v", got, tc.want.source)
+			}
+			if res.GetDecision().GetFallback() {
+				t.Errorf("unexpected fallback: %v", res.GetDecision())
+			}
+		})
+	}
+
+	t.Run("missing chat without chat:read is MISSING_SCOPE, not CHAT_NOT_FOUND", func(t *testing.T) {
+		_, err := w.e.Resolver.ResolveModel(w.e.As(tokens.get(t, rbac.ModelConfigRead, rbac.AIProviderRead)),
+			&resolverv1.ResolveModelRequest{ChatId: uuid.NewString(), Purpose: resolverv1.Purpose_PURPOSE_CHAT})
+		info := wantReason(t, err, codes.PermissionDenied, "MISSING_SCOPE")
+		if got := info.GetMetadata()["scope"]; got != string(rbac.ChatRead) {
+			t.Errorf("metadata[scope] = %q, want chat:read", got)
+		}
+	})
+
+	t.Run("BYOK off for the deployment: user keys are not read", func(t *testing.T) {
+		w := newWorld(t, testenv.Options{DenyBYOK: true})
+		bob := w.user("bob")
+		p := w.provider("open", "anthropic", resolverv1.ByokPolicy_BYOK_POLICY_OPTIONAL)
+		w.centralKey(p.Id, "sk-central")
+		w.userKey(bob.Id, p.Id, "sk-bob")
+		c := w.config(p.Id, "m", true)
+		chat := w.chat(bob.Id, c.Id)
+		tok := w.e.Token(t, "az-central-only", with(rbac.AIProviderKeyRead)...)
+		res, err := w.e.Resolver.ResolveModel(w.e.As(tok), &resolverv1.ResolveModelRequest{ChatId: chat.Id, Purpose: resolverv1.Purpose_PURPOSE_CHAT})
+		if err != nil {
+			t.Fatalf("want a central key without user_ai_provider_key:read, got %v", err)
+		}
+		if got := res.GetCredential().GetSource(); got != resolverv1.CredentialSource_CREDENTIAL_SOURCE_CENTRAL {
+			t.Errorf("credential source = %v, want CENTRAL", got)
+		}
+	})
+}
+
+// azLookup is a TokenLookup over a fixed set of tokens, by hash.
+type azLookup map[string]db.Token
+
+func (l azLookup) ActiveToken(_ context.Context, hash []byte) (db.Token, bool, error) {
+	t, ok := l[string(hash)]
+	return t, ok, nil
+}
+
+// azFailingLookup is a token store that cannot be reached.
+type azFailingLookup struct{}
+
+func (azFailingLookup) ActiveToken(context.Context, []byte) (db.Token, bool, error) {
+	return db.Token{}, false, errors.New("connection refused")
+}
+
+// azServerStream is the part of a grpc.ServerStream the stream interceptor uses.
+type azServerStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s azServerStream) Context() context.Context { return s.ctx }
+
+// TestAuthzAuthenticatorPaths covers what the registered services cannot reach: a method without a
+// scope rule, the streaming interceptor, and a token store that fails.
+func TestAuthzAuthenticatorPaths(t *testing.T) {
+	tok, hash := apitoken.New()
+	star := azLookup{string(hash): {ID: uuid.New(), Name: "star", Scopes: []string{"*"}}}
+	log := slog.New(slog.DiscardHandler)
+	incoming := func(values ...string) context.Context {
+		md := metadata.MD{}
+		for _, v := range values {
+			md.Append("authorization", v)
+		}
+		return metadata.NewIncomingContext(context.Background(), md)
+	}
+	bearer := "Bearer " + tok.Reveal()
+	listProviders := resolverv1.AdminService_ListProviders_FullMethodName
+
+	unary := func(a *service.Authenticator, ctx context.Context, method string) (reached bool, p rbac.Principal, err error) {
+		_, err = a.Unary(ctx, nil, &grpc.UnaryServerInfo{FullMethod: method}, func(ctx context.Context, _ any) (any, error) {
+			reached = true
+			p, _ = rbac.FromContext(ctx)
+			return nil, nil
+		})
+		return reached, p, err
+	}
+	stream := func(a *service.Authenticator, ctx context.Context, method string) (reached bool, p rbac.Principal, err error) {
+		err = a.Stream(nil, azServerStream{ctx: ctx}, &grpc.StreamServerInfo{FullMethod: method}, func(_ any, ss grpc.ServerStream) error {
+			reached = true
+			p, _ = rbac.FromContext(ss.Context())
+			return nil
+		})
+		return reached, p, err
+	}
+	calls := map[string]func(*service.Authenticator, context.Context, string) (bool, rbac.Principal, error){"unary": unary, "stream": stream}
+
+	for kind, call := range calls {
+		t.Run(kind, func(t *testing.T) {
+			a := service.NewAuthenticator(star, log)
+
+			t.Run("method without a rule, star token", func(t *testing.T) {
+				reached, _, err := call(a, incoming(bearer), "/resolver.v1.AdminService/NoRuleYet")
+				if reached || err == nil {
+					t.Fatalf("a method without a scope rule was reached (err %v)", err)
+				}
+				wantReason(t, err, codes.PermissionDenied, "MISSING_SCOPE")
+			})
+			t.Run("method without a rule, no token", func(t *testing.T) {
+				reached, _, err := call(a, incoming(), "/resolver.v1.AdminService/NoRuleYet")
+				if reached || err == nil {
+					t.Fatalf("a method without a scope rule was reached without a token (err %v)", err)
+				}
+			})
+			t.Run("no token", func(t *testing.T) {
+				reached, _, err := call(a, incoming(), listProviders)
+				if reached {
+					t.Fatal("reached the handler without a token")
+				}
+				wantReason(t, err, codes.Unauthenticated, "UNAUTHENTICATED")
+			})
+			t.Run("no metadata at all", func(t *testing.T) {
+				reached, _, err := call(a, context.Background(), listProviders)
+				if reached {
+					t.Fatal("reached the handler without metadata")
+				}
+				wantReason(t, err, codes.Unauthenticated, "UNAUTHENTICATED")
+			})
+			t.Run("valid token carries the principal", func(t *testing.T) {
+				reached, p, err := call(a, incoming(bearer), listProviders)
+				if err != nil || !reached {
+					t.Fatalf("reached=%v err=%v", reached, err)
+				}
+				if p.Name != "star" || !p.Has(rbac.AIProviderRead) {
+					t.Errorf("principal in the handler = %+v", p)
+				}
+			})
+			t.Run("public service without a token", func(t *testing.T) {
+				reached, _, err := call(a, incoming(), "/grpc.health.v1.Health/Watch")
+				if err != nil || !reached {
+					t.Fatalf("reached=%v err=%v", reached, err)
+				}
+			})
+			t.Run("token store down", func(t *testing.T) {
+				reached, _, err := call(service.NewAuthenticator(azFailingLookup{}, log), incoming(bearer), listProviders)
+				if reached || err == nil {
+					t.Fatalf("reached=%v err=%v with the token store down", reached, err)
+				}
+				if c := status.Code(err); c == codes.OK || c == codes.Unauthenticated {
+					t.Errorf("token store down gave %s; a database failure is not a bad token", c)
+				}
+			})
+		})
+	}
+}
