@@ -63,16 +63,14 @@ $$;
 CREATE TRIGGER users_deleted_drop_keys AFTER UPDATE OF deleted ON users
     FOR EACH ROW WHEN (NEW.deleted AND NOT OLD.deleted) EXECUTE FUNCTION users_deleted_drop_keys();
 
--- The new layout names the provider by id. It is required on live rows; the check is NOT VALID
--- here because legacy rows get their id only when the cutover moves the data, which validates it.
+-- The new layout names the provider by id. Legacy rows get it when the cutover (version 4) moves
+-- the data, which then makes it required on live rows; until then legacy writers keep working.
 ALTER TABLE chat_model_configs
     ADD COLUMN ai_provider_id uuid REFERENCES ai_providers (id),
-    ALTER COLUMN provider DROP NOT NULL,
-    ADD CONSTRAINT chat_model_configs_live_provider CHECK (deleted OR ai_provider_id IS NOT NULL) NOT VALID;
+    ALTER COLUMN provider DROP NOT NULL;
 CREATE INDEX chat_model_configs_ai_provider_id ON chat_model_configs (ai_provider_id);
 
 -- +goose Down
-ALTER TABLE chat_model_configs DROP CONSTRAINT chat_model_configs_live_provider;
 -- Configs created in the new layout name their provider only by id; give the legacy column the type.
 UPDATE chat_model_configs m SET provider = p.type FROM ai_providers p
     WHERE m.provider IS NULL AND p.id = m.ai_provider_id;

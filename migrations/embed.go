@@ -7,7 +7,9 @@ package migrations
 
 import "embed"
 
-// FS holds the *.sql migrations.
+// FS holds the numbered *.sql migrations that goose runs, and cutover/, the SQL of the legacy
+// cutover (version 4), which internal/db runs as a Go migration so that `resolverd migrate
+// preflight` shares its checks.
 //
-//go:embed *.sql
+//go:embed *.sql cutover/*.sql
 var FS embed.FS

@@ -27,8 +27,9 @@ const usage = `usage: resolverd <command> [flags]
 commands:
   serve                          serve the gRPC API (needs --database-url and --encryption-keys)
   dev                            zero-setup local instance on a private PostgreSQL, with a demo
-  migrate up|down|status [--to VERSION]
-                                 change or show the database schema
+  migrate up|down|status|preflight [--to VERSION]
+                                 change or show the database schema; preflight lists what
+                                 would stop the legacy cutover, changing nothing
   token create --name N --scope S [--scope S...] [--ttl D]
                                  create a bearer token and print it
   version                        print the version

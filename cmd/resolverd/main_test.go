@@ -243,3 +243,38 @@ func TestServeServesAndStopsOnSignal(t *testing.T) {
 		t.Fatalf("serve's log lacks its start and stop lines:\n%s", errOut)
 	}
 }
+
+func TestMigratePreflight(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.NewEmptyDatabase(t)
+	env := map[string]string{"RESOLVER_DATABASE_URL": url}
+	if code, _, errOut := cli(ctx, env, "migrate", "up", "--to", "1"); code != 0 {
+		t.Fatal(errOut)
+	}
+	pool := pgtest.Connect(t, url)
+	mustExec := func(sql string) {
+		if _, err := pool.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustExec(`INSERT INTO chat_model_configs (id, provider, model) VALUES ('00000000-0000-4000-8000-000000000001', 'openai', 'gpt-4o'),
+		('00000000-0000-4000-8000-000000000002', 'anthropic', 'claude')`)
+
+	code, out, errOut := cli(ctx, env, "migrate", "preflight")
+	if code != 1 || strings.Count(out, "CONFLICT model_config_without_provider") != 2 || !strings.Contains(errOut, "2 conflict(s)") {
+		t.Fatalf("preflight with two conflicts: code %d\n%s%s", code, out, errOut)
+	}
+	if code, _, errOut := cli(ctx, env, "migrate", "up"); code != 1 || !strings.Contains(errOut, "00000000-0000-4000-8000-000000000001") {
+		t.Fatalf("up with conflicts: code %d, %s", code, errOut)
+	}
+	mustExec(`INSERT INTO chat_providers (id, provider) VALUES (gen_random_uuid(), 'openai'), (gen_random_uuid(), 'anthropic')`)
+	if code, out, _ := cli(ctx, env, "migrate", "preflight"); code != 0 || !strings.Contains(out, "no conflicts") {
+		t.Fatalf("preflight after the fix: code %d\n%s", code, out)
+	}
+	if code, _, errOut := cli(ctx, env, "migrate", "up"); code != 0 {
+		t.Fatalf("up after the fix: %s", errOut)
+	}
+	if code, out, _ := cli(ctx, env, "migrate", "preflight"); code != 0 || !strings.Contains(out, "already applied") {
+		t.Fatalf("preflight after the cutover: code %d\n%s", code, out)
+	}
+}

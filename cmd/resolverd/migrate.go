@@ -7,6 +7,9 @@ import (
 	"log/slog"
 	"strconv"
 	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/resolverd/resolverd/internal/db"
 )
@@ -15,7 +18,7 @@ func latestSchema() int64 { return db.LatestVersion() }
 
 func runMigrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(stderr, "usage: resolverd migrate up|down|status [--to VERSION] [--database-url URL]")
+		fmt.Fprintln(stderr, "usage: resolverd migrate up|down|status|preflight [--to VERSION] [--database-url URL]")
 		if len(args) == 0 {
 			return errUsage
 		}
@@ -44,6 +47,9 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	defer pool.Close()
+	if action == "preflight" {
+		return preflight(ctx, pool, stdout)
+	}
 	mig, err := db.NewMigrator(pool, slog.New(slog.NewTextHandler(stderr, nil)))
 	if err != nil {
 		return err
@@ -57,7 +63,7 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 		}
 		res, err := mig.UpTo(ctx, target)
 		for _, r := range res {
-			fmt.Fprintln(stdout, r)
+			fmt.Fprintln(stdout, describe(r))
 		}
 		if err != nil {
 			return err
@@ -79,7 +85,7 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 		}
 		res, err := mig.DownTo(ctx, target)
 		for _, r := range res {
-			fmt.Fprintln(stdout, r)
+			fmt.Fprintln(stdout, describe(r))
 		}
 		if err != nil {
 			return err
@@ -96,11 +102,40 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 			if !s.AppliedAt.IsZero() {
 				applied = s.AppliedAt.UTC().Format("2006-01-02 15:04:05Z")
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", s.Source.Version, s.State, applied, s.Source.Path)
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", s.Source.Version, s.State, applied, db.MigrationName(s.Source.Version, s.Source.Path))
 		}
 		return tw.Flush()
 	default:
-		return fmt.Errorf("unknown action %q: use up, down or status", action)
+		return fmt.Errorf("unknown action %q: use up, down, status or preflight", action)
 	}
 	return nil
+}
+
+// preflight prints every conflict that would stop the legacy cutover, changing nothing.
+func preflight(ctx context.Context, pool *pgxpool.Pool, stdout io.Writer) error {
+	report, err := db.Preflight(ctx, pool)
+	if err != nil {
+		return err
+	}
+	if !report.Pending {
+		fmt.Fprintln(stdout, report.Note)
+		return nil
+	}
+	for _, c := range report.Conflicts {
+		fmt.Fprintf(stdout, "CONFLICT %s: %s\n", c.Kind, c.Detail)
+	}
+	if n := len(report.Conflicts); n > 0 {
+		return fmt.Errorf("%d conflict(s) would stop the legacy cutover; fix them and run preflight again", n)
+	}
+	fmt.Fprintln(stdout, "no conflicts: `resolverd migrate up` can move the legacy tables")
+	return nil
+}
+
+// describe is one line per applied or reverted migration.
+func describe(r *db.MigrationResult) string {
+	state := "OK"
+	if r.Error != nil {
+		state = "FAILED"
+	}
+	return fmt.Sprintf("%-6s %-4s %s (%s)", state, r.Direction, db.MigrationName(r.Source.Version, r.Source.Path), r.Duration.Round(time.Millisecond))
 }

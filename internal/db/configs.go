@@ -15,7 +15,7 @@ import (
 func (s *Store) CreateModelConfig(ctx context.Context, c resolve.ModelConfig) (ModelConfig, error) {
 	var out ModelConfig
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		if err := lockLiveProvider(ctx, tx, c.ProviderID, "ai_provider_id", false); err != nil {
+		if err := lockLiveProvider(ctx, tx, c.ProviderID, "ai_provider_id", false, forShare); err != nil {
 			return err
 		}
 		if c.IsDefault {
@@ -54,7 +54,7 @@ func (s *Store) UpdateModelConfig(ctx context.Context, id uuid.UUID, mutate func
 			return err
 		}
 		if c.ProviderID != before.ProviderID {
-			if err := lockLiveProvider(ctx, tx, c.ProviderID, "ai_provider_id", false); err != nil {
+			if err := lockLiveProvider(ctx, tx, c.ProviderID, "ai_provider_id", false, forShare); err != nil {
 				return err
 			}
 		}

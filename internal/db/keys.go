@@ -31,7 +31,7 @@ func (s *Store) scanProviderKey(row pgx.Row) (ProviderKey, error) {
 func (s *Store) AddProviderKey(ctx context.Context, id, providerID uuid.UUID, key secret.String, enabled bool) (ProviderKey, error) {
 	var out ProviderKey
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		if err := lockLiveProvider(ctx, tx, providerID, "provider_id", false); err != nil {
+		if err := lockLiveProvider(ctx, tx, providerID, "provider_id", false, forShare); err != nil {
 			return err
 		}
 		var err error
@@ -49,7 +49,7 @@ func (s *Store) AddProviderKey(ctx context.Context, id, providerID uuid.UUID, ke
 func (s *Store) RotateProviderKey(ctx context.Context, id, providerID uuid.UUID, key secret.String) (ProviderKey, error) {
 	var out ProviderKey
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		if err := lockLiveProvider(ctx, tx, providerID, "provider_id", false); err != nil {
+		if err := lockLiveProvider(ctx, tx, providerID, "provider_id", false, forUpdate); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE ai_provider_keys SET enabled = false, updated_at = now()
@@ -115,7 +115,7 @@ WHERE $1::uuid IS NULL OR provider_id = $1 ORDER BY provider_id, created_at, id`
 func (s *Store) PutUserProviderKey(ctx context.Context, id, userID, providerID uuid.UUID, key secret.String) (UserProviderKey, error) {
 	var out UserProviderKey
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		if err := lockLiveProvider(ctx, tx, providerID, "ai_provider_id", true); err != nil {
+		if err := lockLiveProvider(ctx, tx, providerID, "ai_provider_id", true, forShare); err != nil {
 			return err
 		}
 		if err := lockLiveUser(ctx, tx, userID, "user_id"); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"path/filepath"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -20,6 +21,7 @@ import (
 type Migrator struct {
 	db       *sql.DB
 	provider *goose.Provider
+	pool     *pgxpool.Pool
 }
 
 // MigrationResult is one applied (or reverted) migration.
@@ -39,7 +41,11 @@ func newMigrator(pool *pgxpool.Pool, fsys fs.FS, logger *slog.Logger) (*Migrator
 		return nil, fmt.Errorf("create the migration lock: %w", err)
 	}
 	db := stdlib.OpenDBFromPool(pool)
-	opts := []goose.ProviderOption{goose.WithSessionLocker(locker), goose.WithDisableGlobalRegistry(true)}
+	opts := []goose.ProviderOption{
+		goose.WithSessionLocker(locker),
+		goose.WithDisableGlobalRegistry(true),
+		goose.WithGoMigrations(cutoverMigration()),
+	}
 	if logger != nil {
 		opts = append(opts, goose.WithSlog(logger))
 	}
@@ -48,7 +54,7 @@ func newMigrator(pool *pgxpool.Pool, fsys fs.FS, logger *slog.Logger) (*Migrator
 		db.Close()
 		return nil, fmt.Errorf("load the migrations: %w", err)
 	}
-	return &Migrator{db: db, provider: p}, nil
+	return &Migrator{db: db, provider: p, pool: pool}, nil
 }
 
 // Close releases the migrator's handle (not the pool).
@@ -56,7 +62,7 @@ func (m *Migrator) Close() error { return m.db.Close() }
 
 // LatestVersion is the newest migration version this binary carries.
 func LatestVersion() int64 {
-	var latest int64
+	latest := int64(CutoverVersion)
 	entries, _ := fs.ReadDir(migrations.FS, ".")
 	for _, e := range entries {
 		if v, err := goose.NumericComponent(e.Name()); err == nil && v > latest {
@@ -83,12 +89,23 @@ func SchemaVersion(ctx context.Context, pool *pgxpool.Pool) (int64, error) {
 	return v, nil
 }
 
-// UpTo applies every pending migration up to version (0: all).
+// UpTo applies every pending migration up to version (0: all). When the run includes the legacy
+// cutover it checks the cutover's preconditions first, so a conflict stops the run before any
+// migration is applied and the database stays exactly as it was.
 func (m *Migrator) UpTo(ctx context.Context, version int64) ([]*MigrationResult, error) {
 	var (
 		res []*MigrationResult
 		err error
 	)
+	if version == 0 || version >= CutoverVersion {
+		report, err := Preflight(ctx, m.pool)
+		if err != nil {
+			return nil, fmt.Errorf("migrate up: %w", err)
+		}
+		if len(report.Conflicts) > 0 {
+			return nil, fmt.Errorf("migrate up: %w", &ConflictsError{Conflicts: report.Conflicts})
+		}
+	}
 	if version == 0 {
 		res, err = m.provider.Up(ctx)
 	} else {
@@ -116,4 +133,22 @@ func (m *Migrator) Status(ctx context.Context) ([]*MigrationStatus, error) {
 		return nil, fmt.Errorf("read the migration status: %w", classify(err))
 	}
 	return st, nil
+}
+
+// ApplyVersion applies one migration by itself, without UpTo's pre-run checks: the migration's own
+// guards still apply. It exists to prove those guards (a writer can race the pre-run checks).
+func (m *Migrator) ApplyVersion(ctx context.Context, version int64) (*MigrationResult, error) {
+	res, err := m.provider.ApplyVersion(ctx, version, true)
+	if err != nil {
+		return res, fmt.Errorf("apply migration %d: %w", version, classify(err))
+	}
+	return res, nil
+}
+
+// MigrationName names a migration for people: its file, or for the Go migration its purpose.
+func MigrationName(version int64, path string) string {
+	if version == CutoverVersion && (path == "" || path == ".") {
+		return fmt.Sprintf("%05d_legacy_cutover (migrations/cutover/*.sql, run by internal/db/cutover.go)", version)
+	}
+	return filepath.Base(path)
 }

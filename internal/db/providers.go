@@ -75,11 +75,23 @@ func (s *Store) ListProviders(ctx context.Context) ([]Provider, error) {
 	return out, nil
 }
 
-// lockLiveProvider share-locks provider id for the rest of tx, so it cannot be disabled or deleted
-// before tx commits, and returns it. requireEnabled also refuses a disabled provider.
-func lockLiveProvider(ctx context.Context, tx pgx.Tx, id uuid.UUID, field string, requireEnabled bool) error {
+// lockMode is how a transaction holds a provider row it depends on.
+type lockMode string
+
+const (
+	// forShare keeps the provider from being disabled or deleted until the transaction commits;
+	// share holders do not wait for each other.
+	forShare lockMode = "FOR SHARE"
+	// forUpdate also serialises the writers that read and then change the provider's keys, such as
+	// two rotations: each must see the keys the other added.
+	forUpdate lockMode = "FOR UPDATE"
+)
+
+// lockLiveProvider locks provider id for the rest of tx and fails unless it is live.
+// requireEnabled also refuses a disabled provider.
+func lockLiveProvider(ctx context.Context, tx pgx.Tx, id uuid.UUID, field string, requireEnabled bool, mode lockMode) error {
 	var enabled, deleted bool
-	err := tx.QueryRow(ctx, `SELECT enabled, deleted FROM ai_providers WHERE id = $1 FOR SHARE`, id).Scan(&enabled, &deleted)
+	err := tx.QueryRow(ctx, `SELECT enabled, deleted FROM ai_providers WHERE id = $1 `+string(mode), id).Scan(&enabled, &deleted)
 	if notFound(err) || (err == nil && deleted) {
 		return errs.New(errs.ProviderNotFound, fmt.Sprintf("provider %s does not exist", id), field, id.String())
 	}

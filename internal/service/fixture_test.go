@@ -148,7 +148,7 @@ func badRequest(err error) *errdetails.BadRequest {
 // so a test can assert that a refused call changed nothing.
 func tablesSnapshot(t *testing.T, e *testenv.Env) string {
 	t.Helper()
-	tables := []string{"users", "chat_providers", "user_chat_provider_keys", "chat_model_configs", "chats",
+	tables := []string{"users", "chat_model_configs", "chats",
 		"ai_providers", "ai_provider_keys", "user_ai_provider_keys", "api_tokens", "resolver_settings"}
 	var b strings.Builder
 	for _, table := range tables {
