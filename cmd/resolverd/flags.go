@@ -7,6 +7,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // errUsage means the flag package already printed what was wrong; errHelp that -h was asked for.
@@ -50,6 +51,18 @@ func (f *flags) bool(name string, def bool, usage string) *bool {
 		}
 	}
 	return f.Bool(name, def, usage+" ("+envName(name)+")")
+}
+
+func (f *flags) duration(name string, def time.Duration, usage string) *time.Duration {
+	if v := f.getenv(envName(name)); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			f.errs = append(f.errs, fmt.Sprintf("%s=%q is not a duration like 720h", envName(name), v))
+		} else {
+			def = d
+		}
+	}
+	return f.Duration(name, def, usage+" ("+envName(name)+")")
 }
 
 // parse parses args and reports environment variables that could not be read.

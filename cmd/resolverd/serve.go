@@ -23,6 +23,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	allowBYOK := f.bool("allow-byok", true, "let providers whose byok_policy allows it use the chat owner's own key")
 	encKeys := f.string("encryption-keys", "", "comma-separated base64 of 32 random bytes each; the first seals, all open")
 	reflect := f.bool("reflection", true, "serve gRPC reflection (for grpcurl)")
+	retention := f.duration("audit-retention", 90*24*time.Hour, "how long audit events are kept; 0 keeps them forever")
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -47,7 +48,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err := server.CheckKeys(ctx, pool, kr); err != nil {
 		return err
 	}
-	srv, err := server.New(ctx, pool, kr, server.Config{AllowBYOK: *allowBYOK, Reflection: *reflect, Logger: log})
+	srv, err := server.New(ctx, pool, kr, server.Config{AllowBYOK: *allowBYOK, Reflection: *reflect, Logger: log, AuditRetention: *retention})
 	if err != nil {
 		return err
 	}

@@ -14,13 +14,13 @@ import (
 // previous default in the same transaction.
 func (s *Store) CreateModelConfig(ctx context.Context, c resolve.ModelConfig) (ModelConfig, error) {
 	var out ModelConfig
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.change(ctx, "CreateModelConfig", func(tx pgx.Tx) (map[string]string, error) {
 		if err := lockLiveProvider(ctx, tx, c.ProviderID, "ai_provider_id", false, forShare); err != nil {
-			return err
+			return nil, err
 		}
 		if c.IsDefault {
 			if err := clearDefault(ctx, tx, c.ID); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		var err error
@@ -28,7 +28,10 @@ func (s *Store) CreateModelConfig(ctx context.Context, c resolve.ModelConfig) (M
 enabled, is_default, context_limit, compression_threshold, options)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING `+configCols,
 			c.ID, c.ProviderID, c.Model, c.DisplayName, c.Enabled, c.IsDefault, c.ContextLimit, c.CompressionThreshold, c.Options))
-		return classify(err)
+		if err != nil {
+			return nil, classify(err)
+		}
+		return configDetails(out), nil
 	})
 	if err != nil {
 		return ModelConfig{}, fmt.Errorf("create model config %q: %w", c.Model, err)
@@ -41,33 +44,36 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING `+configCols,
 // previous default. A missing or deleted config is NOT_FOUND.
 func (s *Store) UpdateModelConfig(ctx context.Context, id uuid.UUID, mutate func(*ModelConfig) error) (ModelConfig, error) {
 	var out ModelConfig
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.change(ctx, "UpdateModelConfig", func(tx pgx.Tx) (map[string]string, error) {
 		c, err := scanConfig(tx.QueryRow(ctx, `SELECT `+configCols+` FROM chat_model_configs WHERE id = $1 AND NOT deleted FOR UPDATE`, id))
 		if notFound(err) {
-			return errNotFound("model config", id)
+			return nil, errNotFound("model config", id)
 		}
 		if err != nil {
-			return classify(err)
+			return nil, classify(err)
 		}
 		before := c
 		if err := mutate(&c); err != nil {
-			return err
+			return nil, err
 		}
 		if c.ProviderID != before.ProviderID {
 			if err := lockLiveProvider(ctx, tx, c.ProviderID, "ai_provider_id", false, forShare); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		if c.IsDefault && !before.IsDefault {
 			if err := clearDefault(ctx, tx, id); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		out, err = scanConfig(tx.QueryRow(ctx, `UPDATE chat_model_configs SET ai_provider_id = $2, model = $3,
 display_name = $4, enabled = $5, is_default = $6, context_limit = $7, compression_threshold = $8, options = $9,
 updated_at = now() WHERE id = $1 RETURNING `+configCols,
 			id, c.ProviderID, c.Model, c.DisplayName, c.Enabled, c.IsDefault, c.ContextLimit, c.CompressionThreshold, c.Options))
-		return classify(err)
+		if err != nil {
+			return nil, classify(err)
+		}
+		return configDetails(out), nil
 	})
 	if err != nil {
 		return ModelConfig{}, fmt.Errorf("update model config %s: %w", id, err)
@@ -88,14 +94,26 @@ WHERE is_default AND NOT deleted AND id <> $1`, except)
 
 // DeleteModelConfig soft-deletes a live config.
 func (s *Store) DeleteModelConfig(ctx context.Context, id uuid.UUID) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE chat_model_configs SET deleted = true, updated_at = now() WHERE id = $1 AND NOT deleted`, id)
+	err := s.change(ctx, "DeleteModelConfig", func(tx pgx.Tx) (map[string]string, error) {
+		tag, err := tx.Exec(ctx, `UPDATE chat_model_configs SET deleted = true, updated_at = now() WHERE id = $1 AND NOT deleted`, id)
+		if err != nil {
+			return nil, classify(err)
+		}
+		if tag.RowsAffected() == 0 {
+			return nil, errNotFound("model config", id)
+		}
+		return map[string]string{"model_config_id": id.String()}, nil
+	})
 	if err != nil {
-		return fmt.Errorf("delete model config %s: %w", id, classify(err))
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("delete model config %s: %w", id, errNotFound("model config", id))
+		return fmt.Errorf("delete model config %s: %w", id, err)
 	}
 	return nil
+}
+
+// configDetails is what the audit trail keeps of a model config change.
+func configDetails(c ModelConfig) map[string]string {
+	return map[string]string{"model_config_id": c.ID.String(), "provider_id": c.ProviderID.String(), "model": c.Model,
+		"enabled": fmt.Sprint(c.Enabled), "is_default": fmt.Sprint(c.IsDefault)}
 }
 
 // ListModelConfigs returns the live configs, the default first.

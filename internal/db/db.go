@@ -7,6 +7,7 @@ package db
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -26,6 +27,9 @@ type Sealer interface {
 type Store struct {
 	pool   *pgxpool.Pool
 	sealer Sealer
+
+	mu    sync.Mutex
+	fpKey []byte // read once: it never changes
 }
 
 // New returns a Store over pool.
@@ -68,13 +72,43 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// FingerprintKey reads the key of the credential fingerprints (one per deployment).
+// FingerprintKey reads the key of the credential fingerprints (one per deployment, so every replica
+// and restart computes the same fingerprint).
 func (s *Store) FingerprintKey(ctx context.Context) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fpKey != nil {
+		return s.fpKey, nil
+	}
 	var key []byte
 	if err := s.pool.QueryRow(ctx, `SELECT fingerprint_key FROM resolver_settings`).Scan(&key); err != nil {
 		return nil, fmt.Errorf("read the fingerprint key: %w", classify(err))
 	}
+	s.fpKey = key
 	return key, nil
+}
+
+// fingerprint is the audit trail's and the API's name for a secret.
+func (s *Store) fingerprint(ctx context.Context, v secret.String) (string, error) {
+	key, err := s.FingerprintKey(ctx)
+	if err != nil {
+		return "", err
+	}
+	return secret.Fingerprint(key, v), nil
+}
+
+// seal encrypts v for a row written in tx, registering the sealing key in encryption_keys in the
+// same transaction (the row references it). Admin writes are rare; the extra statement is cheaper
+// than any cache that could outlive a rolled-back registration.
+func (s *Store) seal(ctx context.Context, tx pgx.Tx, v secret.String) (ciphertext, keyID string, err error) {
+	ciphertext, keyID, err = s.sealer.Seal(v)
+	if err != nil {
+		return "", "", fmt.Errorf("seal the key: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO encryption_keys (id) VALUES ($1) ON CONFLICT DO NOTHING`, keyID); err != nil {
+		return "", "", fmt.Errorf("register encryption key %s: %w", keyID, classify(err))
+	}
+	return ciphertext, keyID, nil
 }
 
 // inTx runs fn in one transaction, committed when fn returns nil and rolled back otherwise.

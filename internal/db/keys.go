@@ -30,13 +30,16 @@ func (s *Store) scanProviderKey(row pgx.Row) (ProviderKey, error) {
 // AddProviderKey adds a central key to a live provider (enabled or not).
 func (s *Store) AddProviderKey(ctx context.Context, id, providerID uuid.UUID, key secret.String, enabled bool) (ProviderKey, error) {
 	var out ProviderKey
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.change(ctx, "AddProviderKey", func(tx pgx.Tx) (map[string]string, error) {
 		if err := lockLiveProvider(ctx, tx, providerID, "provider_id", false, forShare); err != nil {
-			return err
+			return nil, err
 		}
 		var err error
 		out, err = s.insertProviderKey(ctx, tx, id, providerID, key, enabled)
-		return err
+		if err != nil {
+			return nil, err
+		}
+		return s.keyDetails(ctx, out.ID, providerID, key, map[string]string{"enabled": fmt.Sprint(enabled)})
 	})
 	if err != nil {
 		return ProviderKey{}, fmt.Errorf("add a key to provider %s: %w", providerID, err)
@@ -45,20 +48,23 @@ func (s *Store) AddProviderKey(ctx context.Context, id, providerID uuid.UUID, ke
 }
 
 // RotateProviderKey adds an enabled central key and disables every other key of the provider, in
-// one transaction: no resolution sees both or neither.
+// one transaction: no resolution sees both or neither. Rotations of one provider queue on its row.
 func (s *Store) RotateProviderKey(ctx context.Context, id, providerID uuid.UUID, key secret.String) (ProviderKey, error) {
 	var out ProviderKey
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.change(ctx, "RotateProviderKey", func(tx pgx.Tx) (map[string]string, error) {
 		if err := lockLiveProvider(ctx, tx, providerID, "provider_id", false, forUpdate); err != nil {
-			return err
+			return nil, err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE ai_provider_keys SET enabled = false, updated_at = now()
-WHERE provider_id = $1 AND enabled`, providerID); err != nil {
-			return classify(err)
+		tag, err := tx.Exec(ctx, `UPDATE ai_provider_keys SET enabled = false, updated_at = now()
+WHERE provider_id = $1 AND enabled`, providerID)
+		if err != nil {
+			return nil, classify(err)
 		}
-		var err error
 		out, err = s.insertProviderKey(ctx, tx, id, providerID, key, true)
-		return err
+		if err != nil {
+			return nil, err
+		}
+		return s.keyDetails(ctx, out.ID, providerID, key, map[string]string{"disabled_keys": fmt.Sprint(tag.RowsAffected())})
 	})
 	if err != nil {
 		return ProviderKey{}, fmt.Errorf("rotate the key of provider %s: %w", providerID, err)
@@ -67,9 +73,9 @@ WHERE provider_id = $1 AND enabled`, providerID); err != nil {
 }
 
 func (s *Store) insertProviderKey(ctx context.Context, tx pgx.Tx, id, providerID uuid.UUID, key secret.String, enabled bool) (ProviderKey, error) {
-	ciphertext, keyID, err := s.sealer.Seal(key)
+	ciphertext, keyID, err := s.seal(ctx, tx, key)
 	if err != nil {
-		return ProviderKey{}, fmt.Errorf("seal the key: %w", err)
+		return ProviderKey{}, err
 	}
 	// clock_timestamp, not now(): keys added in one transaction still get an order.
 	out, err := s.scanProviderKey(tx.QueryRow(ctx, `INSERT INTO ai_provider_keys (id, provider_id, api_key, api_key_key_id, enabled, created_at, updated_at)
@@ -77,22 +83,43 @@ VALUES ($1, $2, $3, $4, $5, clock_timestamp(), clock_timestamp()) RETURNING `+pr
 	return out, classify(err)
 }
 
+// keyDetails is what the audit trail keeps of a change that set a secret: ids and the fingerprint.
+func (s *Store) keyDetails(ctx context.Context, keyID, providerID uuid.UUID, key secret.String, more map[string]string) (map[string]string, error) {
+	fp, err := s.fingerprint(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	d := map[string]string{"key_id": keyID.String(), "provider_id": providerID.String(), "fingerprint": fp}
+	for k, v := range more {
+		d[k] = v
+	}
+	return d, nil
+}
+
 // SetProviderKeyEnabled enables or disables a central key.
 func (s *Store) SetProviderKeyEnabled(ctx context.Context, id uuid.UUID, enabled bool) (ProviderKey, error) {
-	out, err := s.scanProviderKey(s.pool.QueryRow(ctx, `UPDATE ai_provider_keys SET enabled = $2, updated_at = now()
+	var out ProviderKey
+	err := s.change(ctx, "SetProviderKeyEnabled", func(tx pgx.Tx) (map[string]string, error) {
+		var err error
+		out, err = s.scanProviderKey(tx.QueryRow(ctx, `UPDATE ai_provider_keys SET enabled = $2, updated_at = now()
 WHERE id = $1 RETURNING `+providerKeyCols, id, enabled))
-	if notFound(err) {
-		err = errNotFound("provider key", id)
-	}
+		if notFound(err) {
+			return nil, errNotFound("provider key", id)
+		}
+		if err != nil {
+			return nil, classify(err)
+		}
+		return map[string]string{"key_id": id.String(), "provider_id": out.ProviderID.String(), "enabled": fmt.Sprint(enabled)}, nil
+	})
 	if err != nil {
-		return ProviderKey{}, fmt.Errorf("set provider key %s enabled=%t: %w", id, enabled, classify(err))
+		return ProviderKey{}, fmt.Errorf("set provider key %s enabled=%t: %w", id, enabled, err)
 	}
 	return out, nil
 }
 
 // DeleteProviderKey deletes a central key.
 func (s *Store) DeleteProviderKey(ctx context.Context, id uuid.UUID) error {
-	return s.deleteRow(ctx, "ai_provider_keys", "provider key", id)
+	return s.deleteRow(ctx, "DeleteProviderKey", "ai_provider_keys", "provider key", "key_id", id)
 }
 
 // ListProviderKeys returns the central keys of one provider, or of all when providerID is uuid.Nil,
@@ -114,16 +141,16 @@ WHERE $1::uuid IS NULL OR provider_id = $1 ORDER BY provider_id, created_at, id`
 // must be live and enabled, the user must exist and not be deleted.
 func (s *Store) PutUserProviderKey(ctx context.Context, id, userID, providerID uuid.UUID, key secret.String) (UserProviderKey, error) {
 	var out UserProviderKey
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.change(ctx, "PutUserProviderKey", func(tx pgx.Tx) (map[string]string, error) {
 		if err := lockLiveProvider(ctx, tx, providerID, "ai_provider_id", true, forShare); err != nil {
-			return err
+			return nil, err
 		}
 		if err := lockLiveUser(ctx, tx, userID, "user_id"); err != nil {
-			return err
+			return nil, err
 		}
-		ciphertext, keyID, err := s.sealer.Seal(key)
+		ciphertext, keyID, err := s.seal(ctx, tx, key)
 		if err != nil {
-			return fmt.Errorf("seal the key: %w", err)
+			return nil, err
 		}
 		var stored string
 		var storedKeyID *string
@@ -133,10 +160,12 @@ ON CONFLICT (user_id, ai_provider_id) DO UPDATE SET api_key = EXCLUDED.api_key, 
 RETURNING id, user_id, ai_provider_id, api_key, api_key_key_id, created_at, updated_at`, id, userID, providerID, ciphertext, keyID).
 			Scan(&out.ID, &out.UserID, &out.ProviderID, &stored, &storedKeyID, &out.CreatedAt, &out.UpdatedAt)
 		if err != nil {
-			return classify(err)
+			return nil, classify(err)
 		}
-		out.Secret, err = s.open("user_ai_provider_keys", out.ID, stored, storedKeyID)
-		return err
+		if out.Secret, err = s.open("user_ai_provider_keys", out.ID, stored, storedKeyID); err != nil {
+			return nil, err
+		}
+		return s.keyDetails(ctx, out.ID, providerID, key, map[string]string{"user_id": userID.String()})
 	})
 	if err != nil {
 		return UserProviderKey{}, fmt.Errorf("put the key of user %s for provider %s: %w", userID, providerID, err)
@@ -146,17 +175,23 @@ RETURNING id, user_id, ai_provider_id, api_key, api_key_key_id, created_at, upda
 
 // DeleteUserProviderKey deletes a user's own key.
 func (s *Store) DeleteUserProviderKey(ctx context.Context, id uuid.UUID) error {
-	return s.deleteRow(ctx, "user_ai_provider_keys", "user provider key", id)
+	return s.deleteRow(ctx, "DeleteUserProviderKey", "user_ai_provider_keys", "user provider key", "key_id", id)
 }
 
-// deleteRow hard-deletes row id of table; a missing row is NOT_FOUND.
-func (s *Store) deleteRow(ctx context.Context, table, what string, id uuid.UUID) error {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM `+pgx.Identifier{table}.Sanitize()+` WHERE id = $1`, id)
+// deleteRow hard-deletes row id of table as the change action; a missing row is NOT_FOUND.
+func (s *Store) deleteRow(ctx context.Context, action, table, what, idField string, id uuid.UUID) error {
+	err := s.change(ctx, action, func(tx pgx.Tx) (map[string]string, error) {
+		tag, err := tx.Exec(ctx, `DELETE FROM `+pgx.Identifier{table}.Sanitize()+` WHERE id = $1`, id)
+		if err != nil {
+			return nil, classify(err)
+		}
+		if tag.RowsAffected() == 0 {
+			return nil, errNotFound(what, id)
+		}
+		return map[string]string{idField: id.String()}, nil
+	})
 	if err != nil {
-		return fmt.Errorf("delete %s %s: %w", what, id, classify(err))
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("delete %s %s: %w", what, id, errNotFound(what, id))
+		return fmt.Errorf("delete %s %s: %w", what, id, err)
 	}
 	return nil
 }

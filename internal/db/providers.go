@@ -13,12 +13,19 @@ import (
 
 // CreateProvider inserts p (its ID chosen by the caller).
 func (s *Store) CreateProvider(ctx context.Context, p resolve.Provider) (Provider, error) {
-	row := s.pool.QueryRow(ctx, `INSERT INTO ai_providers (id, type, name, display_name, base_url, enabled, byok_policy)
+	var out Provider
+	err := s.change(ctx, "CreateProvider", func(tx pgx.Tx) (map[string]string, error) {
+		var err error
+		out, err = scanProvider(tx.QueryRow(ctx, `INSERT INTO ai_providers (id, type, name, display_name, base_url, enabled, byok_policy)
 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING `+providerCols,
-		p.ID, p.Type, p.Name, p.DisplayName, p.BaseURL, p.Enabled, string(p.BYOKPolicy))
-	out, err := scanProvider(row)
+			p.ID, p.Type, p.Name, p.DisplayName, p.BaseURL, p.Enabled, string(p.BYOKPolicy)))
+		if err != nil {
+			return nil, classify(err)
+		}
+		return providerDetails(out), nil
+	})
 	if err != nil {
-		return Provider{}, fmt.Errorf("create provider %q: %w", p.Name, classify(err))
+		return Provider{}, fmt.Errorf("create provider %q: %w", p.Name, err)
 	}
 	return out, nil
 }
@@ -27,21 +34,24 @@ VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING `+providerCols,
 // transaction. A missing or deleted provider is NOT_FOUND.
 func (s *Store) UpdateProvider(ctx context.Context, id uuid.UUID, mutate func(*Provider) error) (Provider, error) {
 	var out Provider
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.change(ctx, "UpdateProvider", func(tx pgx.Tx) (map[string]string, error) {
 		p, err := scanProvider(tx.QueryRow(ctx, `SELECT `+providerCols+` FROM ai_providers WHERE id = $1 AND NOT deleted FOR UPDATE`, id))
 		if notFound(err) {
-			return errNotFound("provider", id)
+			return nil, errNotFound("provider", id)
 		}
 		if err != nil {
-			return classify(err)
+			return nil, classify(err)
 		}
 		if err := mutate(&p); err != nil {
-			return err
+			return nil, err
 		}
 		out, err = scanProvider(tx.QueryRow(ctx, `UPDATE ai_providers SET name = $2, display_name = $3, base_url = $4,
 enabled = $5, byok_policy = $6, updated_at = now() WHERE id = $1 RETURNING `+providerCols,
 			id, p.Name, p.DisplayName, p.BaseURL, p.Enabled, string(p.BYOKPolicy)))
-		return classify(err)
+		if err != nil {
+			return nil, classify(err)
+		}
+		return providerDetails(out), nil
 	})
 	if err != nil {
 		return Provider{}, fmt.Errorf("update provider %s: %w", id, err)
@@ -51,15 +61,27 @@ enabled = $5, byok_policy = $6, updated_at = now() WHERE id = $1 RETURNING `+pro
 
 // DeleteProvider soft-deletes (and so disables) a live provider. Its name becomes free again.
 func (s *Store) DeleteProvider(ctx context.Context, id uuid.UUID) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE ai_providers SET deleted = true, enabled = false, updated_at = now()
+	err := s.change(ctx, "DeleteProvider", func(tx pgx.Tx) (map[string]string, error) {
+		tag, err := tx.Exec(ctx, `UPDATE ai_providers SET deleted = true, enabled = false, updated_at = now()
 WHERE id = $1 AND NOT deleted`, id)
+		if err != nil {
+			return nil, classify(err)
+		}
+		if tag.RowsAffected() == 0 {
+			return nil, errNotFound("provider", id)
+		}
+		return map[string]string{"provider_id": id.String()}, nil
+	})
 	if err != nil {
-		return fmt.Errorf("delete provider %s: %w", id, classify(err))
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("delete provider %s: %w", id, errNotFound("provider", id))
+		return fmt.Errorf("delete provider %s: %w", id, err)
 	}
 	return nil
+}
+
+// providerDetails is what the audit trail keeps of a provider change.
+func providerDetails(p Provider) map[string]string {
+	return map[string]string{"provider_id": p.ID.String(), "name": p.Name, "type": p.Type,
+		"enabled": fmt.Sprint(p.Enabled), "byok_policy": string(p.BYOKPolicy)}
 }
 
 // ListProviders returns the live providers by name.

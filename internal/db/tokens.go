@@ -3,29 +3,45 @@ package db
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 )
 
 // CreateToken stores a token by its hash.
 func (s *Store) CreateToken(ctx context.Context, id uuid.UUID, name string, scopes []string, hash []byte, expiresAt *time.Time) (Token, error) {
-	t, err := scanToken(s.pool.QueryRow(ctx, `INSERT INTO api_tokens (id, name, token_hash, scopes, expires_at)
+	var t Token
+	err := s.change(ctx, "CreateToken", func(tx pgx.Tx) (map[string]string, error) {
+		var err error
+		t, err = scanToken(tx.QueryRow(ctx, `INSERT INTO api_tokens (id, name, token_hash, scopes, expires_at)
 VALUES ($1, $2, $3, $4, $5) RETURNING `+tokenCols, id, name, hash, scopes, expiresAt))
+		if err != nil {
+			return nil, classify(err)
+		}
+		return map[string]string{"new_token_id": id.String(), "name": name, "scopes": strings.Join(scopes, " ")}, nil
+	})
 	if err != nil {
-		return Token{}, fmt.Errorf("create token %q: %w", name, classify(err))
+		return Token{}, fmt.Errorf("create token %q: %w", name, err)
 	}
 	return t, nil
 }
 
 // RevokeToken revokes token id; revoking it again keeps the first revocation time.
 func (s *Store) RevokeToken(ctx context.Context, id uuid.UUID) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1`, id)
+	err := s.change(ctx, "RevokeToken", func(tx pgx.Tx) (map[string]string, error) {
+		tag, err := tx.Exec(ctx, `UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1`, id)
+		if err != nil {
+			return nil, classify(err)
+		}
+		if tag.RowsAffected() == 0 {
+			return nil, errNotFound("token", id)
+		}
+		return map[string]string{"revoked_token_id": id.String()}, nil
+	})
 	if err != nil {
-		return fmt.Errorf("revoke token %s: %w", id, classify(err))
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("revoke token %s: %w", id, errNotFound("token", id))
+		return fmt.Errorf("revoke token %s: %w", id, err)
 	}
 	return nil
 }

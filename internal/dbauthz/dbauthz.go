@@ -47,6 +47,8 @@ type Querier interface {
 	CreateToken(ctx context.Context, id uuid.UUID, name string, scopes []string, hash []byte, expiresAt *time.Time) (db.Token, error)
 	RevokeToken(ctx context.Context, id uuid.UUID) error
 	ListTokens(ctx context.Context) ([]db.Token, error)
+
+	ListAuditEvents(ctx context.Context, f db.AuditFilter) ([]db.AuditEvent, error)
 }
 
 var _ Querier = (*db.Store)(nil)
@@ -239,4 +241,12 @@ func (s *Store) ListTokens(ctx context.Context) ([]db.Token, error) {
 		return nil, err
 	}
 	return s.q.ListTokens(ctx)
+}
+
+// ListAuditEvents reads audit_events.
+func (s *Store) ListAuditEvents(ctx context.Context, f db.AuditFilter) ([]db.AuditEvent, error) {
+	if err := rbac.Require(ctx, rbac.AuditRead); err != nil {
+		return nil, err
+	}
+	return s.q.ListAuditEvents(ctx, f)
 }

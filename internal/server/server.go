@@ -18,6 +18,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/resolverd/resolverd/internal/audit"
 	"github.com/resolverd/resolverd/internal/db"
 	"github.com/resolverd/resolverd/internal/dbauthz"
 	"github.com/resolverd/resolverd/internal/resolve"
@@ -32,6 +33,10 @@ type Config struct {
 	Logger     *slog.Logger
 	// HealthInterval is how often the database and schema are checked for the health service.
 	HealthInterval time.Duration
+	// AuditRetention is how long audit events are kept; 0 keeps them forever.
+	AuditRetention time.Duration
+	// Audit sizes the resolution audit writer.
+	Audit audit.Options
 }
 
 // MaxMessageBytes bounds a request: the largest legitimate one (a 10 KiB key, 64 KiB of options)
@@ -45,6 +50,10 @@ type Server struct {
 	pool   *pgxpool.Pool
 	log    *slog.Logger
 	every  time.Duration
+
+	audit     *audit.Writer
+	store     *db.Store
+	retention time.Duration
 
 	stopMonitor context.CancelFunc
 	monitorDone chan struct{}
@@ -72,14 +81,17 @@ func New(ctx context.Context, pool *pgxpool.Pool, sealer db.Sealer, cfg Config) 
 		grpc.ChainStreamInterceptor(stream...),
 		grpc.MaxRecvMsgSize(MaxMessageBytes),
 	)
-	resolverv1.RegisterResolverServiceServer(g, service.NewResolver(authz, resolve.Options{AllowBYOK: cfg.AllowBYOK}, fpKey, log))
+	auditWriter := audit.NewWriter(store, log, cfg.Audit)
+	resolverv1.RegisterResolverServiceServer(g, service.NewResolver(authz, resolve.Options{AllowBYOK: cfg.AllowBYOK}, fpKey, auditWriter, log))
 	resolverv1.RegisterAdminServiceServer(g, service.NewAdmin(authz, fpKey, log))
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(g, hs)
 	if cfg.Reflection {
 		reflection.Register(g)
 	}
-	s := &Server{GRPC: g, health: hs, pool: pool, log: log, every: cfg.HealthInterval}
+	s := &Server{GRPC: g, health: hs, pool: pool, log: log, every: cfg.HealthInterval,
+		audit: auditWriter, store: store, retention: cfg.AuditRetention}
+	auditWriter.Start()
 	s.checkHealth(ctx)
 	mctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.stopMonitor, s.monitorDone = cancel, make(chan struct{})
@@ -95,7 +107,8 @@ func (s *Server) Serve(lis net.Listener) error {
 	return nil
 }
 
-// Shutdown turns health to NOT_SERVING, lets in-flight calls finish until ctx ends, then stops.
+// Shutdown turns health to NOT_SERVING, lets in-flight calls finish until ctx ends, stops, and
+// then writes the audit records still buffered.
 func (s *Server) Shutdown(ctx context.Context) {
 	s.stopOnce.Do(func() {
 		s.stopMonitor()
@@ -109,23 +122,57 @@ func (s *Server) Shutdown(ctx context.Context) {
 			s.GRPC.Stop()
 			<-done
 		}
+		flush, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		s.audit.Close(flush)
 	})
 }
 
+// AuditDepth is the number of audit records waiting to be written.
+func (s *Server) AuditDepth() int { return s.audit.Depth() }
+
 // services are the names health reports on; "" is the whole server.
 var services = []string{"", resolverv1.ResolverService_ServiceDesc.ServiceName, resolverv1.AdminService_ServiceDesc.ServiceName}
+
+// retentionEvery is how often old audit events are removed.
+const retentionEvery = time.Hour
 
 func (s *Server) monitor(ctx context.Context) {
 	defer close(s.monitorDone)
 	t := time.NewTicker(s.every)
 	defer t.Stop()
+	nextRetention := time.Now()
 	for {
+		if s.retention > 0 && !time.Now().Before(nextRetention) {
+			s.expireAudit(ctx)
+			nextRetention = time.Now().Add(retentionEvery)
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 			s.checkHealth(ctx)
 		}
+	}
+}
+
+// expireAudit removes audit events older than the retention, a bounded batch at a time.
+func (s *Server) expireAudit(ctx context.Context) {
+	cutoff := time.Now().Add(-s.retention)
+	var total int64
+	for ctx.Err() == nil {
+		n, err := s.store.DeleteAuditEventsBefore(ctx, cutoff, 10_000)
+		if err != nil {
+			s.log.Warn("audit retention: deleting old events failed; will retry", "error", err)
+			return
+		}
+		total += n
+		if n < 10_000 {
+			break
+		}
+	}
+	if total > 0 {
+		s.log.Info("audit retention: deleted old events", "deleted", total, "older_than", cutoff.Format(time.RFC3339))
 	}
 }
 

@@ -252,6 +252,12 @@ func TestAuthzMethodCoverage(t *testing.T) {
 					t.Fatalf("with `*`: %s %s", st.Code(), st.Message())
 				}
 			})
+
+			t.Run("implemented", func(t *testing.T) {
+				if st := azStatus(t, azCall(e.AsAdmin(), e, m)); st.Code() == codes.Unimplemented {
+					t.Fatalf("%s is registered and has a scope rule but its handler is not implemented: %s", m.full, st.Message())
+				}
+			})
 		})
 	}
 	if authenticated != len(azSpecScopes) {

@@ -148,8 +148,9 @@ func badRequest(err error) *errdetails.BadRequest {
 // so a test can assert that a refused call changed nothing.
 func tablesSnapshot(t *testing.T, e *testenv.Env) string {
 	t.Helper()
-	tables := []string{"users", "chat_model_configs", "chats",
-		"ai_providers", "ai_provider_keys", "user_ai_provider_keys", "api_tokens", "resolver_settings"}
+	// audit_events is left out on purpose: a refused resolution is still recorded there.
+	tables := []string{"users", "chat_model_configs", "chats", "ai_providers", "ai_provider_keys",
+		"user_ai_provider_keys", "api_tokens", "resolver_settings", "encryption_keys"}
 	var b strings.Builder
 	for _, table := range tables {
 		rows, err := e.Pool.Query(context.Background(), "SELECT to_jsonb(x)::text FROM "+table+" x ORDER BY to_jsonb(x)::text")

@@ -2,13 +2,27 @@ package service
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"strconv"
+	"time"
 
+	"github.com/google/uuid"
+
+	"github.com/resolverd/resolverd/internal/db"
 	"github.com/resolverd/resolverd/internal/dbauthz"
+	"github.com/resolverd/resolverd/internal/errs"
+	"github.com/resolverd/resolverd/internal/rbac"
 	"github.com/resolverd/resolverd/internal/resolve"
 	"github.com/resolverd/resolverd/internal/secret"
 	resolverv1 "github.com/resolverd/resolverd/proto/resolver/v1"
 )
+
+// Recorder takes audit records without waiting; it refuses (DATABASE_UNAVAILABLE) when it cannot
+// keep up, and then the call fails rather than go unrecorded.
+type Recorder interface {
+	Record(db.AuditEvent) error
+}
 
 // Resolver serves resolver.v1.ResolverService.
 type Resolver struct {
@@ -16,12 +30,14 @@ type Resolver struct {
 	store *dbauthz.Store
 	opts  resolve.Options
 	fpKey []byte
+	audit Recorder
 	log   *slog.Logger
 }
 
-// NewResolver returns the ResolverService handler. fpKey keys the credential fingerprints.
-func NewResolver(store *dbauthz.Store, opts resolve.Options, fpKey []byte, log *slog.Logger) *Resolver {
-	return &Resolver{store: store, opts: opts, fpKey: fpKey, log: log}
+// NewResolver returns the ResolverService handler. fpKey keys the credential fingerprints; every
+// call is recorded with audit.
+func NewResolver(store *dbauthz.Store, opts resolve.Options, fpKey []byte, audit Recorder, log *slog.Logger) *Resolver {
+	return &Resolver{store: store, opts: opts, fpKey: fpKey, audit: audit, log: log}
 }
 
 // ResolveModel validates the request, applies the decision rules over the scope-checked store and
@@ -33,23 +49,78 @@ func (s *Resolver) ResolveModel(ctx context.Context, req *resolverv1.ResolveMode
 		ModelConfigID: v.optionalID("model_config_id", req.GetModelConfigId()),
 		Purpose:       purposeOf(&v, req.GetPurpose()),
 	}
-	if err := v.err(); err != nil {
-		return nil, ToStatus(ctx, s.log, err)
+	var (
+		res *resolve.Result
+		err = v.err()
+	)
+	if err == nil {
+		res, err = resolve.Resolve(ctx, s.store, s.opts, r)
 	}
-	res, err := resolve.Resolve(ctx, s.store, s.opts, r)
+	var cred *resolverv1.Credential
+	if err == nil {
+		cred = credentialProto(res.Credential, s.fpKey)
+	}
+	// No answer leaves without its record.
+	if aerr := s.audit.Record(resolutionEvent(ctx, r, res, cred, err)); aerr != nil {
+		return nil, ToStatus(ctx, s.log, aerr)
+	}
 	if err != nil {
 		return nil, ToStatus(ctx, s.log, err)
 	}
 	return &resolverv1.ResolveModelResponse{
 		ModelConfig: configProto(res.Config, timeZero, timeZero),
 		Provider:    providerProto(res.Provider, timeZero, timeZero),
-		Credential:  credentialProto(res.Credential, s.fpKey),
+		Credential:  cred,
 		Decision: &resolverv1.Decision{
 			RequestedModelConfigId: idString(res.RequestedConfigID),
 			Fallback:               res.Fallback,
 			FallbackReason:         string(res.FallbackReason),
 		},
 	}, nil
+}
+
+// resolutionEvent is the audit record of one call: who asked, for what, and what they got (the
+// key by id and fingerprint, never the key).
+func resolutionEvent(ctx context.Context, r resolve.Request, res *resolve.Result, cred *resolverv1.Credential, err error) db.AuditEvent {
+	e := db.AuditEvent{OccurredAt: time.Now(), Action: "ResolveModel", ChatID: r.ChatID, Outcome: outcomeOf(err),
+		Details: map[string]string{"purpose": r.Purpose.String(), "request_id": RequestID(ctx)}}
+	if p, ok := rbac.FromContext(ctx); ok {
+		e.TokenID = p.TokenID
+	}
+	if r.ModelConfigID != uuid.Nil {
+		e.Details["requested_model_config_id"] = r.ModelConfigID.String()
+	}
+	if res == nil {
+		return e
+	}
+	e.Details["requested_model_config_id"] = idString(res.RequestedConfigID)
+	e.Details["model_config_id"] = res.Config.ID.String()
+	e.Details["provider_id"] = res.Provider.ID.String()
+	e.Details["credential_source"] = res.Credential.Source.String()
+	e.Details["fallback"] = strconv.FormatBool(res.Fallback)
+	if res.Fallback {
+		e.Details["fallback_reason"] = string(res.FallbackReason)
+	}
+	if cred.GetKeyId() != "" {
+		e.Details["key_id"] = cred.GetKeyId()
+		e.Details["fingerprint"] = cred.GetFingerprint()
+	}
+	return e
+}
+
+// outcomeOf is OK or the reason a call failed with.
+func outcomeOf(err error) string {
+	switch {
+	case err == nil:
+		return db.OutcomeOK
+	case errs.ReasonOf(err) != "":
+		return string(errs.ReasonOf(err))
+	case errors.Is(err, context.Canceled):
+		return "CANCELLED"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "DEADLINE_EXCEEDED"
+	}
+	return string(errs.Internal)
 }
 
 func credentialProto(c resolve.Credential, fpKey []byte) *resolverv1.Credential {

@@ -33,6 +33,8 @@ type Options struct {
 	DenyBYOK bool
 	// DatabaseURL uses an existing database instead of a fresh one.
 	DatabaseURL string
+	// AuditRetention is the server's --audit-retention (0 keeps events forever).
+	AuditRetention time.Duration
 }
 
 // Env is a running server and clients for it.
@@ -63,6 +65,7 @@ func New(t testing.TB, opts Options) *Env {
 	ctx := context.Background()
 	srv, err := server.New(ctx, pool, pgtest.Keyring, server.Config{
 		AllowBYOK: !opts.DenyBYOK, Reflection: true, Logger: log, HealthInterval: 200 * time.Millisecond,
+		AuditRetention: opts.AuditRetention,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -708,14 +708,24 @@ func (x *Token) GetCreatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// AuditEvent is one record of the audit trail: a resolution or an admin change. It never holds a
+// secret; keys appear by id and fingerprint.
 type AuditEvent struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	Action        string                 `protobuf:"bytes,3,opt,name=action,proto3" json:"action,omitempty"`
-	TokenId       string                 `protobuf:"bytes,4,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
-	ChatId        string                 `protobuf:"bytes,5,opt,name=chat_id,json=chatId,proto3" json:"chat_id,omitempty"`
-	Details       map[string]string      `protobuf:"bytes,6,rep,name=details,proto3" json:"details,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// When the call happened.
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// ResolveModel, or the AdminService method of the change.
+	Action string `protobuf:"bytes,3,opt,name=action,proto3" json:"action,omitempty"`
+	// The caller's token; empty for changes made with the command line.
+	TokenId string `protobuf:"bytes,4,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	ChatId  string `protobuf:"bytes,5,opt,name=chat_id,json=chatId,proto3" json:"chat_id,omitempty"`
+	// For resolutions: requested/resolved config, provider, credential source, key id, fingerprint,
+	// fallback and fallback reason, purpose. For changes: the target ids, and the fingerprint of a
+	// secret that was set.
+	Details map[string]string `protobuf:"bytes,6,rep,name=details,proto3" json:"details,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// OK, or the reason the call failed with.
+	Outcome       string `protobuf:"bytes,7,opt,name=outcome,proto3" json:"outcome,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -790,6 +800,13 @@ func (x *AuditEvent) GetDetails() map[string]string {
 		return x.Details
 	}
 	return nil
+}
+
+func (x *AuditEvent) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
 }
 
 var File_resolver_v1_resources_proto protoreflect.FileDescriptor
@@ -869,7 +886,7 @@ const file_resolver_v1_resources_proto_rawDesc = "" +
 	"\n" +
 	"revoked_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\trevokedAt\x129\n" +
 	"\n" +
-	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\x9f\x02\n" +
+	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xb9\x02\n" +
 	"\n" +
 	"AuditEvent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x129\n" +
@@ -878,7 +895,8 @@ const file_resolver_v1_resources_proto_rawDesc = "" +
 	"\x06action\x18\x03 \x01(\tR\x06action\x12\x19\n" +
 	"\btoken_id\x18\x04 \x01(\tR\atokenId\x12\x17\n" +
 	"\achat_id\x18\x05 \x01(\tR\x06chatId\x12>\n" +
-	"\adetails\x18\x06 \x03(\v2$.resolver.v1.AuditEvent.DetailsEntryR\adetails\x1a:\n" +
+	"\adetails\x18\x06 \x03(\v2$.resolver.v1.AuditEvent.DetailsEntryR\adetails\x12\x18\n" +
+	"\aoutcome\x18\a \x01(\tR\aoutcome\x1a:\n" +
 	"\fDetailsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01*w\n" +

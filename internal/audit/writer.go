@@ -1,0 +1,191 @@
+// Package audit writes resolution records to the audit trail in batches: handlers hand a record to
+// Record, which never waits on the database; a background loop writes what has gathered in one
+// statement per batch. If the database cannot take records and the bounded buffer fills, Record
+// refuses, and the resolution fails with DATABASE_UNAVAILABLE rather than go unrecorded.
+//
+// Loss window: records still in the buffer when the process dies without a shutdown (SIGKILL, a
+// crash, the machine going down) are lost — at most FlushInterval's worth of resolutions when the
+// database is healthy, at most Capacity records when it is not. A graceful shutdown (SIGTERM)
+// flushes the buffer before exit.
+package audit
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/resolverd/resolverd/internal/db"
+	"github.com/resolverd/resolverd/internal/errs"
+)
+
+// Sink stores a batch of events in one transaction.
+type Sink interface {
+	InsertAuditEvents(ctx context.Context, events []db.AuditEvent) error
+}
+
+// Options size the writer.
+type Options struct {
+	// Capacity bounds the records waiting to be written (default 10,000).
+	Capacity int
+	// BatchSize is the most records one write takes (default 500).
+	BatchSize int
+	// FlushInterval is the longest a record waits for its batch to fill (default 100ms).
+	FlushInterval time.Duration
+	// RetryBackoff is the first wait after a failed write, doubling up to 5s (default 100ms).
+	RetryBackoff time.Duration
+}
+
+func (o *Options) defaults() {
+	if o.Capacity <= 0 {
+		o.Capacity = 10_000
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = 500
+	}
+	if o.FlushInterval <= 0 {
+		o.FlushInterval = 100 * time.Millisecond
+	}
+	if o.RetryBackoff <= 0 {
+		o.RetryBackoff = 100 * time.Millisecond
+	}
+}
+
+// Writer batches records into the audit trail.
+type Writer struct {
+	sink Sink
+	log  *slog.Logger
+	opts Options
+
+	ch      chan db.AuditEvent
+	stop    chan struct{}
+	done    chan struct{}
+	mu      sync.RWMutex // guards closed against Record racing Close
+	closed  bool
+	closing context.Context // Close's context: how long the final flush may take
+	dropped func(n int)     // called with the records a shutdown could not write (tests)
+}
+
+// NewWriter returns a writer; Start begins writing.
+func NewWriter(sink Sink, log *slog.Logger, opts Options) *Writer {
+	opts.defaults()
+	return &Writer{sink: sink, log: log, opts: opts, ch: make(chan db.AuditEvent, opts.Capacity),
+		stop: make(chan struct{}), done: make(chan struct{})}
+}
+
+// ErrFull is Record's refusal when records cannot be written fast enough (or at all).
+var ErrFull = errs.New(errs.DatabaseUnavailable, "the audit trail cannot record this call right now; try again")
+
+// Record queues an event without waiting. It fails with ErrFull (DATABASE_UNAVAILABLE) when the
+// buffer is full or the writer is shut down: callers must not answer a call that was not recorded.
+func (w *Writer) Record(e db.AuditEvent) error {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if w.closed {
+		return ErrFull
+	}
+	select {
+	case w.ch <- e:
+		return nil
+	default:
+		return ErrFull
+	}
+}
+
+// Depth is the number of records waiting to be written.
+func (w *Writer) Depth() int { return len(w.ch) }
+
+// Start runs the write loop until Close.
+func (w *Writer) Start() { go w.loop() }
+
+// Close stops taking records and writes what is buffered, giving up when ctx ends (the records
+// not written are logged as lost).
+func (w *Writer) Close(ctx context.Context) {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return
+	}
+	w.closed = true
+	w.closing = ctx
+	w.mu.Unlock()
+	close(w.stop)
+	<-w.done
+}
+
+func (w *Writer) loop() {
+	defer close(w.done)
+	batch := make([]db.AuditEvent, 0, w.opts.BatchSize)
+	tick := time.NewTicker(w.opts.FlushInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case e := <-w.ch:
+			batch = append(batch, e)
+			if len(batch) < w.opts.BatchSize {
+				continue
+			}
+		case <-tick.C:
+			if len(batch) == 0 {
+				continue
+			}
+		case <-w.stop:
+			w.drain(batch)
+			return
+		}
+		if !w.write(batch, w.stop) {
+			w.drain(batch)
+			return
+		}
+		batch = batch[:0]
+	}
+}
+
+// write stores batch, retrying with backoff until it succeeds (true) or stop closes (false).
+func (w *Writer) write(batch []db.AuditEvent, stop <-chan struct{}) bool {
+	backoff := w.opts.RetryBackoff
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := w.sink.InsertAuditEvents(ctx, batch)
+		cancel()
+		if err == nil {
+			return true
+		}
+		w.log.Error("audit: writing a batch failed; retrying (resolutions fail once the buffer is full)",
+			"records", len(batch), "buffered", len(w.ch), "retry_in", backoff.String(), "error", err)
+		select {
+		case <-stop:
+			return false
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// drain writes batch and everything still buffered, in batches, until Close's context ends: the
+// process is shutting down.
+func (w *Writer) drain(batch []db.AuditEvent) {
+	for {
+	fill:
+		for len(batch) < w.opts.BatchSize {
+			select {
+			case e := <-w.ch:
+				batch = append(batch, e)
+			default:
+				break fill
+			}
+		}
+		if len(batch) == 0 {
+			return
+		}
+		if ok := w.write(batch, w.closing.Done()); !ok {
+			lost := len(batch) + len(w.ch)
+			w.log.Error("audit: shutting down with records that could not be written", "lost", lost)
+			if w.dropped != nil {
+				w.dropped(lost)
+			}
+			return
+		}
+		batch = batch[:0]
+	}
+}
