@@ -32,6 +32,8 @@ commands:
                                  would stop the legacy cutover, changing nothing
   token create --name N --scope S [--scope S...] [--ttl D]
                                  create a bearer token and print it
+  keys rotate --encryption-keys NEW,OLD
+                                 re-encrypt every stored secret under the first key
   version                        print the version
 
 Run "resolverd <command> -h" for a command's flags. Every flag has a RESOLVER_* environment variable.
@@ -53,6 +55,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = runMigrate(ctx, args[1:], getenv, stdout, stderr)
 	case "token":
 		err = runToken(ctx, args[1:], getenv, stdout, stderr)
+	case "keys":
+		err = runKeys(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "resolverd %s (schema version %d)\n", version, latestSchema())
 		return 0
