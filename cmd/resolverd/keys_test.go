@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -99,6 +100,22 @@ func TestKeysRotateThenServeWithOnlyTheNewKey(t *testing.T) {
 	want[lchat.ID] = "sk-rotate-legacy-plain"
 
 	env := map[string]string{"RESOLVER_DATABASE_URL": url, "RESOLVER_ENCRYPTION_KEYS": b + "," + a}
+	fingerprints := func(s *db.Store) map[uuid.UUID]string {
+		keys, err := s.ListProviderKeys(ctx, uuid.Nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fpKey, err := s.FingerprintKey(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[uuid.UUID]string{}
+		for _, k := range keys {
+			out[k.ID] = secret.Fingerprint(fpKey, k.Secret)
+		}
+		return out
+	}
+	before := fingerprints(store)
 
 	// Interrupted after its first batch, then run again.
 	ictx, cancel := context.WithCancel(ctx)
@@ -121,6 +138,10 @@ func TestKeysRotateThenServeWithOnlyTheNewKey(t *testing.T) {
 	if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM ai_provider_keys WHERE api_key_key_id IS DISTINCT FROM $1) +
 		(SELECT count(*) FROM user_ai_provider_keys WHERE api_key_key_id IS DISTINCT FROM $1)`, ringB.IDs()[0]).Scan(&notB); err != nil || notB != 0 {
 		t.Fatalf("%d secrets not sealed by B (%v)", notB, err)
+	}
+	after := fingerprints(db.New(pool, ringB))
+	if len(after) != 11 || fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Fatalf("fingerprints changed with the encryption key:\n%v\n%v", before, after)
 	}
 	var plainLeft int
 	_ = pool.QueryRow(ctx, `SELECT count(*) FROM ai_provider_keys WHERE api_key LIKE 'sk-%'`).Scan(&plainLeft)
