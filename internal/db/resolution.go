@@ -18,7 +18,8 @@ const (
 )
 
 // The chat and every config a resolution may need (the requested one, the chat's own, the live
-// default), each joined with its provider, in one batch: one round trip.
+// default), each joined with its provider, and optionally the keys of those providers: one batch,
+// one round trip.
 const (
 	snapshotChatSQL    = `SELECT id, owner_id, last_model_config_id FROM chats WHERE id = $1`
 	snapshotConfigsSQL = `SELECT ` + configColumns + `, ` + providerColumns + `
@@ -26,13 +27,55 @@ FROM chat_model_configs m LEFT JOIN ai_providers p ON p.id = m.ai_provider_id
 WHERE m.id = $1
    OR m.id = (SELECT last_model_config_id FROM chats WHERE id = $2)
    OR (m.is_default AND NOT m.deleted)`
+	candidateProvidersCTE = `WITH cand AS (
+  SELECT DISTINCT m.ai_provider_id AS id FROM chat_model_configs m
+   WHERE (m.id = $1 OR m.id = (SELECT last_model_config_id FROM chats WHERE id = $2) OR (m.is_default AND NOT m.deleted))
+     AND m.ai_provider_id IS NOT NULL)
+`
+	snapshotCentralKeysSQL = candidateProvidersCTE + `SELECT DISTINCT ON (k.provider_id) k.provider_id, k.id, k.api_key, k.api_key_key_id
+FROM ai_provider_keys k JOIN cand ON cand.id = k.provider_id
+WHERE k.enabled ORDER BY k.provider_id, k.created_at, k.id`
+	snapshotUserKeysSQL = candidateProvidersCTE + `SELECT k.ai_provider_id, k.id, k.api_key, k.api_key_key_id
+FROM user_ai_provider_keys k JOIN cand ON cand.id = k.ai_provider_id
+WHERE k.user_id = (SELECT owner_id FROM chats WHERE id = $2)`
 )
 
-// ResolutionSnapshot reads what resolve.Resolve decides on. requestedConfigID may be uuid.Nil.
-func (s *Store) ResolutionSnapshot(ctx context.Context, chatID, requestedConfigID uuid.UUID) (*resolve.Snapshot, error) {
+// Prefetch says which key tables a resolution load also reads. The scope-checking layer sets
+// them only for tables the caller may read.
+type Prefetch struct {
+	UserKeys, CentralKeys bool
+}
+
+// Loaded is everything one resolution load read.
+type Loaded struct {
+	Snapshot *resolve.Snapshot
+	// UserKeys (the chat owner's) and CentralKeys (oldest enabled) hold, when prefetched, an entry
+	// for every provider of Snapshot.Configs; nil means that provider has no such key.
+	UserKeys, CentralKeys map[uuid.UUID]*resolve.Key
+}
+
+// ResolutionSnapshot reads what resolve.Resolve decides on. requestedConfigID may be uuid.Nil. The
+// store keeps nothing between calls, so it does not prefetch keys: the rules read the ones they
+// need. (internal/cachedstore prefetches into its cache.)
+func (s *Store) ResolutionSnapshot(ctx context.Context, chatID, requestedConfigID uuid.UUID, _ Prefetch) (*resolve.Snapshot, error) {
+	l, err := s.LoadResolution(ctx, chatID, requestedConfigID, Prefetch{})
+	if err != nil {
+		return nil, err
+	}
+	return l.Snapshot, nil
+}
+
+// LoadResolution reads the snapshot and the prefetched keys in one round trip.
+func (s *Store) LoadResolution(ctx context.Context, chatID, requestedConfigID uuid.UUID, pre Prefetch) (*Loaded, error) {
 	batch := &pgx.Batch{}
 	batch.Queue(snapshotChatSQL, chatID)
 	batch.Queue(snapshotConfigsSQL, nullUUID(requestedConfigID), chatID)
+	if pre.CentralKeys {
+		batch.Queue(snapshotCentralKeysSQL, nullUUID(requestedConfigID), chatID)
+	}
+	if pre.UserKeys {
+		batch.Queue(snapshotUserKeysSQL, nullUUID(requestedConfigID), chatID)
+	}
 	br := s.pool.SendBatch(ctx, batch)
 	defer br.Close()
 
@@ -66,10 +109,53 @@ func (s *Store) ResolutionSnapshot(ctx context.Context, chatID, requestedConfigI
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read the model configs of chat %s: %w", chatID, classify(err))
 	}
+	out := &Loaded{Snapshot: snap}
+	readKeys := func(table string) (map[uuid.UUID]*resolve.Key, error) {
+		keys := map[uuid.UUID]*resolve.Key{}
+		for _, c := range snap.Configs {
+			if c.ProviderID != uuid.Nil {
+				keys[c.ProviderID] = nil
+			}
+		}
+		rows, err := br.Query()
+		if err != nil {
+			return nil, fmt.Errorf("read the %s of chat %s: %w", table, chatID, classify(err))
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				providerID, id uuid.UUID
+				ciphertext     string
+				keyID          *string
+			)
+			if err := rows.Scan(&providerID, &id, &ciphertext, &keyID); err != nil {
+				return nil, fmt.Errorf("read the %s of chat %s: %w", table, chatID, classify(err))
+			}
+			v, err := s.open(table, id, ciphertext, keyID)
+			if err != nil {
+				return nil, err
+			}
+			keys[providerID] = &resolve.Key{ID: id, Secret: v}
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("read the %s of chat %s: %w", table, chatID, classify(err))
+		}
+		return keys, nil
+	}
+	if pre.CentralKeys {
+		if out.CentralKeys, err = readKeys("ai_provider_keys"); err != nil {
+			return nil, err
+		}
+	}
+	if pre.UserKeys {
+		if out.UserKeys, err = readKeys("user_ai_provider_keys"); err != nil {
+			return nil, err
+		}
+	}
 	if err := br.Close(); err != nil {
 		return nil, fmt.Errorf("read chat %s: %w", chatID, classify(err))
 	}
-	return snap, nil
+	return out, nil
 }
 
 // UserKey returns the user's own key for the provider, or nil when the user has none.

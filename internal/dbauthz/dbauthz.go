@@ -18,7 +18,7 @@ import (
 
 // Querier is the part of *db.Store the wrapper guards.
 type Querier interface {
-	ResolutionSnapshot(ctx context.Context, chatID, requestedConfigID uuid.UUID) (*resolve.Snapshot, error)
+	ResolutionSnapshot(ctx context.Context, chatID, requestedConfigID uuid.UUID, prefetch db.Prefetch) (*resolve.Snapshot, error)
 	UserKey(ctx context.Context, userID, providerID uuid.UUID) (*resolve.Key, error)
 	OldestEnabledCentralKey(ctx context.Context, providerID uuid.UUID) (*resolve.Key, error)
 
@@ -63,12 +63,16 @@ func New(q Querier) *Store { return &Store{q: q} }
 
 var _ resolve.Source = (*Store)(nil)
 
-// Snapshot reads chats, chat_model_configs and ai_providers.
+// Snapshot reads chats, chat_model_configs and ai_providers. It lets the store read ahead the key
+// tables the caller may read (so a cold resolution is one round trip); serving a key still goes
+// through UserKey or CentralKey and their scope checks.
 func (s *Store) Snapshot(ctx context.Context, chatID, requestedConfigID uuid.UUID) (*resolve.Snapshot, error) {
 	if err := rbac.Require(ctx, rbac.ChatRead, rbac.ModelConfigRead, rbac.AIProviderRead); err != nil {
 		return nil, err
 	}
-	return s.q.ResolutionSnapshot(ctx, chatID, requestedConfigID)
+	p, _ := rbac.FromContext(ctx)
+	pre := db.Prefetch{UserKeys: p.Has(rbac.UserAIProviderKeyRead), CentralKeys: p.Has(rbac.AIProviderKeyRead)}
+	return s.q.ResolutionSnapshot(ctx, chatID, requestedConfigID, pre)
 }
 
 // UserKey reads user_ai_provider_keys.

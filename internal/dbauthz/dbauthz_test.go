@@ -282,7 +282,7 @@ type recorder struct {
 
 func (r *recorder) note(name string) { r.calls = append(r.calls, name) }
 
-func (r *recorder) ResolutionSnapshot(context.Context, uuid.UUID, uuid.UUID) (*resolve.Snapshot, error) {
+func (r *recorder) ResolutionSnapshot(context.Context, uuid.UUID, uuid.UUID, db.Prefetch) (*resolve.Snapshot, error) {
 	r.note("ResolutionSnapshot")
 	return nil, nil
 }

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	"github.com/resolverd/resolverd/internal/audit"
+	"github.com/resolverd/resolverd/internal/cachedstore"
 	"github.com/resolverd/resolverd/internal/db"
 	"github.com/resolverd/resolverd/internal/dbauthz"
 	"github.com/resolverd/resolverd/internal/resolve"
@@ -37,6 +38,9 @@ type Config struct {
 	AuditRetention time.Duration
 	// Audit sizes the resolution audit writer.
 	Audit audit.Options
+	// Cache bounds the cache; Listener tunes how fast a broken change listener is noticed.
+	Cache    cachedstore.Options
+	Listener db.ListenerOptions
 }
 
 // MaxMessageBytes bounds a request: the largest legitimate one (a 10 KiB key, 64 KiB of options)
@@ -53,6 +57,8 @@ type Server struct {
 
 	audit     *audit.Writer
 	store     *db.Store
+	cached    *cachedstore.Store
+	listener  *db.Listener
 	retention time.Duration
 
 	stopMonitor context.CancelFunc
@@ -74,8 +80,10 @@ func New(ctx context.Context, pool *pgxpool.Pool, sealer db.Sealer, cfg Config) 
 	if err != nil {
 		return nil, err
 	}
-	authz := dbauthz.New(store)
-	unary, stream := service.Interceptors(log, service.NewAuthenticator(store, log))
+	cached := cachedstore.New(store, cfg.Cache)
+	listener := db.NewListener(pool, cached, log, cfg.Listener)
+	authz := dbauthz.New(cached)
+	unary, stream := service.Interceptors(log, service.NewAuthenticator(cached, log))
 	g := grpc.NewServer(
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
@@ -90,12 +98,14 @@ func New(ctx context.Context, pool *pgxpool.Pool, sealer db.Sealer, cfg Config) 
 		reflection.Register(g)
 	}
 	s := &Server{GRPC: g, health: hs, pool: pool, log: log, every: cfg.HealthInterval,
-		audit: auditWriter, store: store, retention: cfg.AuditRetention}
+		audit: auditWriter, store: store, cached: cached, listener: listener, retention: cfg.AuditRetention}
 	auditWriter.Start()
 	s.checkHealth(ctx)
 	mctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.stopMonitor, s.monitorDone = cancel, make(chan struct{})
-	go s.monitor(mctx)
+	listening := make(chan struct{})
+	go func() { listener.Run(mctx); close(listening) }()
+	go func() { s.monitor(mctx); <-listening; close(s.monitorDone) }()
 	return s, nil
 }
 
@@ -131,6 +141,15 @@ func (s *Server) Shutdown(ctx context.Context) {
 // AuditDepth is the number of audit records waiting to be written.
 func (s *Server) AuditDepth() int { return s.audit.Depth() }
 
+// CacheStats reports the cache's use.
+func (s *Server) CacheStats() cachedstore.Stats { return s.cached.Stats() }
+
+// LastBarrier is the last db.SendBarrier the change listener has applied.
+func (s *Server) LastBarrier() string { return s.listener.LastBarrier() }
+
+// ListenerPID is the PostgreSQL backend of the change listener (0 while it is reconnecting).
+func (s *Server) ListenerPID() uint32 { return s.listener.BackendPID() }
+
 // services are the names health reports on; "" is the whole server.
 var services = []string{"", resolverv1.ResolverService_ServiceDesc.ServiceName, resolverv1.AdminService_ServiceDesc.ServiceName}
 
@@ -138,7 +157,6 @@ var services = []string{"", resolverv1.ResolverService_ServiceDesc.ServiceName, 
 const retentionEvery = time.Hour
 
 func (s *Server) monitor(ctx context.Context) {
-	defer close(s.monitorDone)
 	t := time.NewTicker(s.every)
 	defer t.Stop()
 	nextRetention := time.Now()

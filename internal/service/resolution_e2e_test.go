@@ -163,6 +163,8 @@ func (w *reWorld) psql(sql string, args ...any) {
 	if _, err := w.e.Pool.Exec(context.Background(), sql, args...); err != nil {
 		w.t.Fatalf("psql %q: %v", sql, err)
 	}
+	// The server learns of another writer's change by notification, within 1s (SPEC 5).
+	w.e.Sync(w.t)
 }
 
 // call is ResolveModel with ctx; a returned error must not contain a seeded key.

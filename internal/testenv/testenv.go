@@ -89,6 +89,13 @@ func New(t testing.TB, opts Options) *Env {
 			t.Errorf("serve: %v", err)
 		}
 	})
+	// Tests write as "psql" and then Sync: the change listener must be listening first.
+	for start := time.Now(); !srv.CacheStats().Live; {
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("the server's change listener did not connect within 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	e := &Env{
 		Server: srv, Pool: pool, Addr: lis.Addr().String(), Conn: conn, Logs: logs,
 		Admin: resolverv1.NewAdminServiceClient(conn), Resolver: resolverv1.NewResolverServiceClient(conn),
@@ -129,6 +136,24 @@ func (e *Env) Token(t testing.TB, name string, scopes ...rbac.Scope) string {
 		t.Fatalf("create token %s: %v", name, err)
 	}
 	return resp.GetToken()
+}
+
+// Sync returns once the server has applied every change committed before the call: what a test
+// needs after writing with the pool as "psql" (the server learns of such changes by notification;
+// SPEC 5 gives it a second, which Sync also enforces).
+func (e *Env) Sync(t testing.TB) {
+	t.Helper()
+	id := uuid.NewString()
+	start := time.Now()
+	if err := db.SendBarrier(context.Background(), e.Pool, id); err != nil {
+		t.Fatal(err)
+	}
+	for e.Server.LastBarrier() != id {
+		if time.Since(start) > time.Second {
+			t.Fatalf("the server had not applied a change after 1s (SPEC 5)")
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // As returns a context that calls with token.

@@ -1,0 +1,347 @@
+// Package cachedstore serves what resolutions and authentication read from memory, and keeps it
+// fresh by push: PostgreSQL triggers publish every committed change (migration 7), db.Listener
+// delivers them, and the store drops the entries they name. It serves from memory only while the
+// listener is connected; when it is not, every read goes to the database (never an entry it cannot
+// prove fresh), and on (re)connection everything is dropped. A TTL bounds staleness even if
+// notifications stopped without the listener noticing.
+//
+// It wraps *db.Store with the same methods, so internal/dbauthz wraps it unchanged: scope checks
+// still happen where rows are read, whether they come from memory or from PostgreSQL.
+package cachedstore
+
+import (
+	"context"
+	"encoding/hex"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/resolverd/resolverd/internal/cache"
+	"github.com/resolverd/resolverd/internal/db"
+	"github.com/resolverd/resolverd/internal/resolve"
+)
+
+// Options bound the cache.
+type Options struct {
+	// MaxEntries bounds each of the large kinds (chats, model configs, user keys); providers,
+	// central keys and tokens get a tenth of it (at least 1,000). Default 100,000.
+	MaxEntries int
+	// TTL is the longest an entry is served without being read again (default 30s).
+	TTL time.Duration
+}
+
+// Stats counts cache use.
+type Stats struct {
+	Hits, Misses, Invalidations, Flushes uint64
+	Live                                 bool
+}
+
+type userProvider struct{ user, provider uuid.UUID }
+
+// keyEntry caches a key lookup; a nil key caches "there is none".
+type keyEntry struct{ key *resolve.Key }
+
+// configEntry caches a config without its provider (providers are cached on their own, so one
+// provider change drops one entry); a nil config caches "there is none".
+type configEntry struct{ cfg *resolve.ModelConfig }
+
+type providerEntry struct{ p *resolve.Provider }
+
+type tokenEntry struct{ t db.Token }
+
+// defaultEntry is the id of the live default config (uuid.Nil: there is none) and when it expires.
+type defaultEntry struct {
+	id      uuid.UUID
+	expires time.Time
+}
+
+// Store is the caching store.
+type Store struct {
+	*db.Store // every method not redefined here goes straight to the database
+
+	ttl       time.Duration
+	chats     *cache.LRU[uuid.UUID, resolve.Chat]
+	configs   *cache.LRU[uuid.UUID, configEntry]
+	providers *cache.LRU[uuid.UUID, providerEntry]
+	central   *cache.LRU[uuid.UUID, keyEntry]
+	userKeys  *cache.LRU[userProvider, keyEntry]
+	tokens    *cache.LRU[[32]byte, tokenEntry]
+	dflt      atomic.Pointer[defaultEntry]
+
+	// mu orders invalidations against the storing of loads: a load stores what it read only if no
+	// invalidation (gen) happened since it began, checked and stored under mu.
+	mu   sync.Mutex
+	gen  cache.Generation
+	live atomic.Bool
+
+	hits, misses, invalidations, flushes atomic.Uint64
+}
+
+// New wraps s. It serves from memory only once Connected is called (by the listener).
+func New(s *db.Store, o Options) *Store {
+	if o.MaxEntries <= 0 {
+		o.MaxEntries = 100_000
+	}
+	if o.TTL <= 0 {
+		o.TTL = 30 * time.Second
+	}
+	small := max(o.MaxEntries/10, 1000)
+	return &Store{
+		Store:     s,
+		ttl:       o.TTL,
+		chats:     cache.New[uuid.UUID, resolve.Chat](o.MaxEntries, o.TTL),
+		configs:   cache.New[uuid.UUID, configEntry](o.MaxEntries, o.TTL),
+		providers: cache.New[uuid.UUID, providerEntry](small, o.TTL),
+		central:   cache.New[uuid.UUID, keyEntry](small, o.TTL),
+		userKeys:  cache.New[userProvider, keyEntry](o.MaxEntries, o.TTL),
+		tokens:    cache.New[[32]byte, tokenEntry](small, o.TTL),
+	}
+}
+
+// Stats reports cache use.
+func (s *Store) Stats() Stats {
+	return Stats{Hits: s.hits.Load(), Misses: s.misses.Load(), Invalidations: s.invalidations.Load(),
+		Flushes: s.flushes.Load(), Live: s.live.Load()}
+}
+
+// --- keeping fresh (db.ChangeHandler) ---
+
+// Connected: the listener is listening again; whatever happened meanwhile is unknown.
+func (s *Store) Connected() {
+	s.flush()
+	s.live.Store(true)
+}
+
+// Disconnected: changes may be missed from now on, so stop serving from memory.
+func (s *Store) Disconnected(error) {
+	s.live.Store(false)
+	s.flush()
+}
+
+// Changed drops the entries a committed change names.
+func (s *Store) Changed(c db.Change) {
+	s.invalidate(c)
+}
+
+func (s *Store) flush() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.flushLocked()
+}
+
+func (s *Store) flushLocked() {
+	s.gen.Bump()
+	s.flushes.Add(1)
+	s.chats.Clear()
+	s.configs.Clear()
+	s.providers.Clear()
+	s.central.Clear()
+	s.userKeys.Clear()
+	s.tokens.Clear()
+	s.dflt.Store(nil)
+}
+
+// invalidate drops what c names. A change it cannot place drops everything.
+func (s *Store) invalidate(c db.Change) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.Flush {
+		s.flushLocked()
+		return
+	}
+	s.gen.Bump()
+	s.invalidations.Add(1)
+	id, _ := uuid.Parse(c.ID)
+	provider, providerErr := uuid.Parse(c.ProviderID)
+	switch c.Table {
+	case "ai_providers":
+		s.providers.Delete(id)
+	case "chat_model_configs":
+		s.configs.Delete(id)
+		s.dflt.Store(nil) // any config change can move the default flag
+	case "ai_provider_keys":
+		if providerErr == nil {
+			s.central.Delete(provider)
+		} else {
+			s.central.Clear()
+		}
+	case "user_ai_provider_keys":
+		if user, err := uuid.Parse(c.UserID); err == nil && providerErr == nil {
+			s.userKeys.Delete(userProvider{user, provider})
+		} else {
+			s.userKeys.Clear()
+		}
+	case "chats":
+		s.chats.Delete(id)
+	case "api_tokens":
+		if b, err := hex.DecodeString(c.TokenHash); err == nil && len(b) == 32 {
+			s.tokens.Delete([32]byte(b))
+		} else {
+			s.tokens.Clear()
+		}
+	default:
+		s.flushLocked()
+	}
+}
+
+// store runs put unless an invalidation happened since gen0 or the cache is not live.
+func (s *Store) store(gen0 uint64, put func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.live.Load() && s.gen.Current() == gen0 {
+		put()
+	}
+}
+
+// --- reads ---
+
+// ResolutionSnapshot serves the chat, its configs and their providers from memory when all are
+// there; otherwise it loads everything (and the prefetched keys) in one round trip and keeps it.
+func (s *Store) ResolutionSnapshot(ctx context.Context, chatID, requestedConfigID uuid.UUID, pre db.Prefetch) (*resolve.Snapshot, error) {
+	if s.live.Load() {
+		if snap, ok := s.snapshotFromMemory(chatID, requestedConfigID); ok {
+			s.hits.Add(1)
+			return snap, nil
+		}
+	}
+	s.misses.Add(1)
+	gen0 := s.gen.Current()
+	l, err := s.Store.LoadResolution(ctx, chatID, requestedConfigID, pre)
+	if err != nil {
+		return nil, err
+	}
+	s.store(gen0, func() { s.keep(l, requestedConfigID, pre) })
+	return l.Snapshot, nil
+}
+
+func (s *Store) snapshotFromMemory(chatID, requested uuid.UUID) (*resolve.Snapshot, bool) {
+	chat, ok := s.chats.Get(chatID)
+	if !ok {
+		return nil, false
+	}
+	d := s.dflt.Load()
+	if d == nil || !time.Now().Before(d.expires) {
+		return nil, false
+	}
+	snap := &resolve.Snapshot{Chat: chat, DefaultID: d.id, Configs: make(map[uuid.UUID]*resolve.ModelConfig, 3)}
+	for _, id := range [3]uuid.UUID{requested, chat.ModelConfigID, d.id} {
+		if id == uuid.Nil {
+			continue
+		}
+		if _, done := snap.Configs[id]; done {
+			continue
+		}
+		ce, ok := s.configs.Get(id)
+		if !ok {
+			return nil, false
+		}
+		if ce.cfg == nil {
+			continue // known not to exist
+		}
+		cfg := *ce.cfg
+		if cfg.ProviderID != uuid.Nil {
+			pe, ok := s.providers.Get(cfg.ProviderID)
+			if !ok {
+				return nil, false
+			}
+			cfg.Provider = pe.p
+		}
+		snap.Configs[id] = &cfg
+	}
+	return snap, true
+}
+
+// keep stores what a load read, including "does not exist" for configs and keys it looked for.
+func (s *Store) keep(l *db.Loaded, requested uuid.UUID, pre db.Prefetch) {
+	snap := l.Snapshot
+	s.chats.Put(snap.Chat.ID, snap.Chat)
+	for _, id := range []uuid.UUID{requested, snap.Chat.ModelConfigID} {
+		if id != uuid.Nil && snap.Configs[id] == nil {
+			s.configs.Put(id, configEntry{})
+		}
+	}
+	for id, c := range snap.Configs {
+		cfg := *c
+		cfg.Provider = nil
+		s.configs.Put(id, configEntry{cfg: &cfg})
+		if c.ProviderID != uuid.Nil {
+			s.providers.Put(c.ProviderID, providerEntry{p: c.Provider})
+		}
+	}
+	s.dflt.Store(&defaultEntry{id: snap.DefaultID, expires: time.Now().Add(s.ttl)})
+	if pre.CentralKeys {
+		for p, k := range l.CentralKeys {
+			s.central.Put(p, keyEntry{key: k})
+		}
+	}
+	if pre.UserKeys {
+		for p, k := range l.UserKeys {
+			s.userKeys.Put(userProvider{snap.Chat.OwnerID, p}, keyEntry{key: k})
+		}
+	}
+}
+
+// UserKey serves the user's key for a provider (or its absence) from memory when it can.
+func (s *Store) UserKey(ctx context.Context, userID, providerID uuid.UUID) (*resolve.Key, error) {
+	k := userProvider{userID, providerID}
+	if s.live.Load() {
+		if e, ok := s.userKeys.Get(k); ok {
+			s.hits.Add(1)
+			return e.key, nil
+		}
+	}
+	s.misses.Add(1)
+	gen0 := s.gen.Current()
+	key, err := s.Store.UserKey(ctx, userID, providerID)
+	if err != nil {
+		return nil, err
+	}
+	s.store(gen0, func() { s.userKeys.Put(k, keyEntry{key: key}) })
+	return key, nil
+}
+
+// OldestEnabledCentralKey serves the provider's central key (or its absence) from memory when it can.
+func (s *Store) OldestEnabledCentralKey(ctx context.Context, providerID uuid.UUID) (*resolve.Key, error) {
+	if s.live.Load() {
+		if e, ok := s.central.Get(providerID); ok {
+			s.hits.Add(1)
+			return e.key, nil
+		}
+	}
+	s.misses.Add(1)
+	gen0 := s.gen.Current()
+	key, err := s.Store.OldestEnabledCentralKey(ctx, providerID)
+	if err != nil {
+		return nil, err
+	}
+	s.store(gen0, func() { s.central.Put(providerID, keyEntry{key: key}) })
+	return key, nil
+}
+
+// ActiveToken serves an active token from memory when it can, honouring its expiry; unknown tokens
+// are not remembered (a stream of garbage tokens cannot fill the cache).
+func (s *Store) ActiveToken(ctx context.Context, hash []byte) (db.Token, bool, error) {
+	var h [32]byte
+	copy(h[:], hash)
+	if s.live.Load() && len(hash) == 32 {
+		if e, ok := s.tokens.Get(h); ok {
+			if e.t.ExpiresAt == nil || time.Now().Before(*e.t.ExpiresAt) {
+				s.hits.Add(1)
+				return e.t, true, nil
+			}
+			s.tokens.Delete(h)
+		}
+	}
+	s.misses.Add(1)
+	gen0 := s.gen.Current()
+	t, ok, err := s.Store.ActiveToken(ctx, hash)
+	if err != nil || !ok {
+		return t, ok, err
+	}
+	if len(hash) == 32 {
+		s.store(gen0, func() { s.tokens.Put(h, tokenEntry{t: t}) })
+	}
+	return t, true, nil
+}
