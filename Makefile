@@ -29,6 +29,10 @@ run: build $(BIN)/grpcurl ## run a zero-setup local resolverd (private PostgreSQ
 test: check-generated vet $(BIN)/grpcurl ## run every test (race detector on) after checking generated code and vet
 	RESOLVER_GRPCURL=$(CURDIR)/$(BIN)/grpcurl $(GO) test $(TESTFLAGS) ./...
 
+.PHONY: bench
+bench: ## self-contained benchmark: private PostgreSQL, seeded data, 3 replicas, load; prints the figures of docs/BENCHMARKS.md
+	$(GO) run ./cmd/resolverd-bench $(BENCHFLAGS)
+
 .PHONY: build
 build: ## build bin/resolverd
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/resolverd ./cmd/resolverd

@@ -53,6 +53,18 @@ func (f *flags) bool(name string, def bool, usage string) *bool {
 	return f.Bool(name, def, usage+" ("+envName(name)+")")
 }
 
+func (f *flags) int(name string, def int, usage string) *int {
+	if v := f.getenv(envName(name)); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			f.errs = append(f.errs, fmt.Sprintf("%s=%q is not a whole number", envName(name), v))
+		} else {
+			def = n
+		}
+	}
+	return f.Int(name, def, usage+" ("+envName(name)+")")
+}
+
 func (f *flags) duration(name string, def time.Duration, usage string) *time.Duration {
 	if v := f.getenv(envName(name)); v != "" {
 		d, err := time.ParseDuration(v)

@@ -1,10 +1,12 @@
-// Package cache is a bounded, sharded LRU with a time-to-live, and the generation counter that
+// Package cache is a bounded, sharded cache with a time-to-live, and the generation counter that
 // keeps a slow load from putting a stale value back after an invalidation. It knows nothing of
 // PostgreSQL or gRPC.
+//
+// Eviction is CLOCK (second chance), an approximation of LRU whose reads take only a shared lock
+// and set a flag: the warm path reads far more often than anything is stored.
 package cache
 
 import (
-	"container/list"
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
@@ -18,31 +20,33 @@ type LRU[K comparable, V any] struct {
 	seed   maphash.Seed
 	shards [shards]shard[K, V]
 	ttl    time.Duration
-	now    func() time.Time
 }
 
 type shard[K comparable, V any] struct {
-	mu    sync.Mutex
+	mu    sync.RWMutex
 	max   int
-	items map[K]*list.Element
-	order *list.List // front: most recently used
+	items map[K]*entry[K, V]
+	ring  []*entry[K, V] // insertion order; the clock hand sweeps it
+	hand  int
 }
 
 type entry[K comparable, V any] struct {
 	key     K
 	val     V
-	expires time.Time
+	expires int64 // unix nanoseconds
+	used    atomic.Bool
+	dead    bool // removed from items; its ring slot is reused
 }
 
-// New returns an LRU holding at most max entries (spread over shards), each for at most ttl.
+// New returns a cache holding at most max entries (spread over shards), each for at most ttl.
 func New[K comparable, V any](max int, ttl time.Duration) *LRU[K, V] {
-	c := &LRU[K, V]{seed: maphash.MakeSeed(), ttl: ttl, now: time.Now}
+	c := &LRU[K, V]{seed: maphash.MakeSeed(), ttl: ttl}
 	per := max / shards
 	if per < 1 {
 		per = 1
 	}
 	for i := range c.shards {
-		c.shards[i] = shard[K, V]{max: per, items: map[K]*list.Element{}, order: list.New()}
+		c.shards[i] = shard[K, V]{max: per, items: map[K]*entry[K, V]{}}
 	}
 	return c
 }
@@ -54,41 +58,49 @@ func (c *LRU[K, V]) shard(k K) *shard[K, V] {
 // Get returns the live value of k.
 func (c *LRU[K, V]) Get(k K) (V, bool) {
 	s := c.shard(k)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	el, ok := s.items[k]
-	if !ok {
+	s.mu.RLock()
+	e, ok := s.items[k]
+	s.mu.RUnlock()
+	if !ok || time.Now().UnixNano() >= e.expires {
 		var zero V
 		return zero, false
 	}
-	e := el.Value.(*entry[K, V])
-	if !c.now().Before(e.expires) {
-		s.order.Remove(el)
-		delete(s.items, k)
-		var zero V
-		return zero, false
+	if !e.used.Load() {
+		e.used.Store(true)
 	}
-	s.order.MoveToFront(el)
 	return e.val, true
 }
 
-// Put stores v under k, evicting the least recently used entry of its shard when full.
+// Put stores v under k, evicting an entry not used since the clock hand last passed when full.
 func (c *LRU[K, V]) Put(k K, v V) {
 	s := c.shard(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	exp := c.now().Add(c.ttl)
-	if el, ok := s.items[k]; ok {
-		e := el.Value.(*entry[K, V])
-		e.val, e.expires = v, exp
-		s.order.MoveToFront(el)
+	exp := time.Now().Add(c.ttl).UnixNano()
+	if old, ok := s.items[k]; ok {
+		old.dead = true // readers holding it see the old value until they finish; new ones see e
+	}
+	e := &entry[K, V]{key: k, val: v, expires: exp}
+	s.items[k] = e
+	if len(s.ring) < s.max {
+		s.ring = append(s.ring, e)
 		return
 	}
-	s.items[k] = s.order.PushFront(&entry[K, V]{key: k, val: v, expires: exp})
-	for s.order.Len() > s.max {
-		last := s.order.Back()
-		s.order.Remove(last)
-		delete(s.items, last.Value.(*entry[K, V]).key)
+	// Sweep for a victim: a dead slot, or an entry whose used flag is clear (clearing as we go).
+	for {
+		if s.hand >= len(s.ring) {
+			s.hand = 0
+		}
+		v := s.ring[s.hand]
+		if v.dead || !v.used.Swap(false) {
+			if !v.dead && s.items[v.key] == v {
+				delete(s.items, v.key)
+			}
+			s.ring[s.hand] = e
+			s.hand++
+			return
+		}
+		s.hand++
 	}
 }
 
@@ -97,20 +109,20 @@ func (c *LRU[K, V]) Delete(k K) {
 	s := c.shard(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if el, ok := s.items[k]; ok {
-		s.order.Remove(el)
+	if e, ok := s.items[k]; ok {
+		e.dead = true
 		delete(s.items, k)
 	}
 }
 
-// DeleteFunc removes every entry whose key matches.
-func (c *LRU[K, V]) DeleteFunc(match func(K) bool) {
+// DeleteFunc removes every entry for which match reports true.
+func (c *LRU[K, V]) DeleteFunc(match func(K, V) bool) {
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()
-		for k, el := range s.items {
-			if match(k) {
-				s.order.Remove(el)
+		for k, e := range s.items {
+			if match(k, e.val) {
+				e.dead = true
 				delete(s.items, k)
 			}
 		}
@@ -123,8 +135,8 @@ func (c *LRU[K, V]) Clear() {
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()
-		s.items = map[K]*list.Element{}
-		s.order.Init()
+		s.items = map[K]*entry[K, V]{}
+		s.ring, s.hand = nil, 0
 		s.mu.Unlock()
 	}
 }
@@ -134,9 +146,9 @@ func (c *LRU[K, V]) Len() int {
 	n := 0
 	for i := range c.shards {
 		s := &c.shards[i]
-		s.mu.Lock()
+		s.mu.RLock()
 		n += len(s.items)
-		s.mu.Unlock()
+		s.mu.RUnlock()
 	}
 	return n
 }

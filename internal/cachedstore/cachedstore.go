@@ -28,7 +28,8 @@ type Options struct {
 	// MaxEntries bounds each of the large kinds (chats, model configs, user keys); providers,
 	// central keys and tokens get a tenth of it (at least 1,000). Default 100,000.
 	MaxEntries int
-	// TTL is the longest an entry is served without being read again (default 30s).
+	// TTL is the longest an entry is served without being read again (default 60s): a backstop
+	// only, since changes are pushed and a silent listener is noticed within a second.
 	TTL time.Duration
 }
 
@@ -43,11 +44,10 @@ type userProvider struct{ user, provider uuid.UUID }
 // keyEntry caches a key lookup; a nil key caches "there is none".
 type keyEntry struct{ key *resolve.Key }
 
-// configEntry caches a config without its provider (providers are cached on their own, so one
-// provider change drops one entry); a nil config caches "there is none".
+// configEntry caches a config with its provider attached, as the rules read it (shared and never
+// changed: a change replaces the entry); a nil config caches "there is none". A provider change
+// drops the configs of that provider.
 type configEntry struct{ cfg *resolve.ModelConfig }
-
-type providerEntry struct{ p *resolve.Provider }
 
 type tokenEntry struct{ t db.Token }
 
@@ -64,7 +64,6 @@ type Store struct {
 	ttl       time.Duration
 	chats     *cache.LRU[uuid.UUID, resolve.Chat]
 	configs   *cache.LRU[uuid.UUID, configEntry]
-	providers *cache.LRU[uuid.UUID, providerEntry]
 	central   *cache.LRU[uuid.UUID, keyEntry]
 	userKeys  *cache.LRU[userProvider, keyEntry]
 	tokens    *cache.LRU[[32]byte, tokenEntry]
@@ -85,7 +84,7 @@ func New(s *db.Store, o Options) *Store {
 		o.MaxEntries = 100_000
 	}
 	if o.TTL <= 0 {
-		o.TTL = 30 * time.Second
+		o.TTL = 60 * time.Second
 	}
 	small := max(o.MaxEntries/10, 1000)
 	return &Store{
@@ -93,7 +92,6 @@ func New(s *db.Store, o Options) *Store {
 		ttl:       o.TTL,
 		chats:     cache.New[uuid.UUID, resolve.Chat](o.MaxEntries, o.TTL),
 		configs:   cache.New[uuid.UUID, configEntry](o.MaxEntries, o.TTL),
-		providers: cache.New[uuid.UUID, providerEntry](small, o.TTL),
 		central:   cache.New[uuid.UUID, keyEntry](small, o.TTL),
 		userKeys:  cache.New[userProvider, keyEntry](o.MaxEntries, o.TTL),
 		tokens:    cache.New[[32]byte, tokenEntry](small, o.TTL),
@@ -136,7 +134,6 @@ func (s *Store) flushLocked() {
 	s.flushes.Add(1)
 	s.chats.Clear()
 	s.configs.Clear()
-	s.providers.Clear()
 	s.central.Clear()
 	s.userKeys.Clear()
 	s.tokens.Clear()
@@ -157,7 +154,7 @@ func (s *Store) invalidate(c db.Change) {
 	provider, providerErr := uuid.Parse(c.ProviderID)
 	switch c.Table {
 	case "ai_providers":
-		s.providers.Delete(id)
+		s.configs.DeleteFunc(func(_ uuid.UUID, e configEntry) bool { return e.cfg != nil && e.cfg.ProviderID == id })
 	case "chat_model_configs":
 		s.configs.Delete(id)
 		s.dflt.Store(nil) // any config change can move the default flag
@@ -237,18 +234,9 @@ func (s *Store) snapshotFromMemory(chatID, requested uuid.UUID) (*resolve.Snapsh
 		if !ok {
 			return nil, false
 		}
-		if ce.cfg == nil {
-			continue // known not to exist
+		if ce.cfg != nil { // nil: known not to exist
+			snap.Configs[id] = ce.cfg
 		}
-		cfg := *ce.cfg
-		if cfg.ProviderID != uuid.Nil {
-			pe, ok := s.providers.Get(cfg.ProviderID)
-			if !ok {
-				return nil, false
-			}
-			cfg.Provider = pe.p
-		}
-		snap.Configs[id] = &cfg
 	}
 	return snap, true
 }
@@ -263,12 +251,7 @@ func (s *Store) keep(l *db.Loaded, requested uuid.UUID, pre db.Prefetch) {
 		}
 	}
 	for id, c := range snap.Configs {
-		cfg := *c
-		cfg.Provider = nil
-		s.configs.Put(id, configEntry{cfg: &cfg})
-		if c.ProviderID != uuid.Nil {
-			s.providers.Put(c.ProviderID, providerEntry{p: c.Provider})
-		}
+		s.configs.Put(id, configEntry{cfg: c})
 	}
 	s.dflt.Store(&defaultEntry{id: snap.DefaultID, expires: time.Now().Add(s.ttl)})
 	if pre.CentralKeys {

@@ -3,16 +3,19 @@ package db
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/resolverd/resolverd/internal/rbac"
 )
 
 // AuditEvent is one audit_events row. Details never hold a secret: keys appear by id and
-// fingerprint.
+// fingerprint. A resolution's details come as Resolution (a struct, cheap to fill on the hot
+// path) and are stored as the same JSON object Details would make.
 type AuditEvent struct {
 	ID         int64
 	OccurredAt time.Time
@@ -21,6 +24,23 @@ type AuditEvent struct {
 	ChatID     uuid.UUID // uuid.Nil: no chat
 	Outcome    string
 	Details    map[string]string
+	Resolution *ResolutionDetails
+}
+
+// ResolutionDetails is what a resolution's audit record keeps beyond the columns.
+type ResolutionDetails struct {
+	Purpose           string
+	RequestID         string
+	RequestedConfigID uuid.UUID
+	// The rest is set when the call resolved.
+	Resolved         bool
+	ConfigID         uuid.UUID
+	ProviderID       uuid.UUID
+	CredentialSource string
+	KeyID            uuid.UUID // uuid.Nil for ambient credentials
+	Fingerprint      string
+	Fallback         bool
+	FallbackReason   string
 }
 
 // OutcomeOK is the outcome of a call that succeeded.
@@ -29,20 +49,70 @@ const OutcomeOK = "OK"
 // InsertAuditEvents writes a batch in one statement (COPY): one transaction per batch, never one
 // insert per resolution.
 func (s *Store) InsertAuditEvents(ctx context.Context, events []AuditEvent) error {
-	_, err := s.pool.CopyFrom(ctx, pgx.Identifier{"audit_events"},
-		[]string{"occurred_at", "action", "token_id", "chat_id", "outcome", "details"},
+	_, err := s.pool.CopyFrom(ctx, pgx.Identifier{"audit_events"}, auditColumns,
 		pgx.CopyFromSlice(len(events), func(i int) ([]any, error) {
-			e := events[i]
-			details := e.Details
-			if details == nil {
-				details = map[string]string{}
+			e := &events[i]
+			row := []any{e.OccurredAt, e.Action, pgUUID(e.TokenID), pgUUID(e.ChatID), e.Outcome,
+				nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil}
+			if r := e.Resolution; r != nil {
+				row[5], row[6], row[7] = r.Purpose, r.RequestID, pgUUID(r.RequestedConfigID)
+				if r.Resolved {
+					row[8], row[9], row[10] = pgUUID(r.ConfigID), pgUUID(r.ProviderID), r.CredentialSource
+					row[11], row[12], row[13] = pgUUID(r.KeyID), nullString(r.Fingerprint), r.Fallback
+					row[14] = nullString(r.FallbackReason)
+				}
 			}
-			return []any{e.OccurredAt, e.Action, nullUUID(e.TokenID), nullUUID(e.ChatID), e.Outcome, details}, nil
+			if len(e.Details) > 0 {
+				row[15] = appendDetails(nil, e.Details)
+			}
+			return row, nil
 		}))
 	if err != nil {
 		return fmt.Errorf("write %d audit events: %w", len(events), classify(err))
 	}
 	return nil
+}
+
+var auditColumns = []string{"occurred_at", "action", "token_id", "chat_id", "outcome",
+	"purpose", "request_id", "requested_model_config_id", "model_config_id", "provider_id", "credential_source",
+	"key_id", "fingerprint", "fallback", "fallback_reason", "details"}
+
+// pgUUID hands pgx a UUID it encodes directly (uuid.UUID would go through driver.Valuer and text).
+func pgUUID(id uuid.UUID) pgtype.UUID { return pgtype.UUID{Bytes: id, Valid: id != uuid.Nil} }
+
+func nullString(s string) pgtype.Text { return pgtype.Text{String: s, Valid: s != ""} }
+
+// appendDetails writes a details map as a JSON object of strings.
+func appendDetails(b []byte, details map[string]string) []byte {
+	b = append(b, '{')
+	first := true
+	for k, v := range details {
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = appendJSONString(b, k)
+		b = append(b, ':')
+		b = appendJSONString(b, v)
+	}
+	return append(b, '}')
+}
+
+// appendJSONString appends s as a JSON string.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c < 0x20:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		default:
+			b = append(b, c)
+		}
+	}
+	return append(b, '"')
 }
 
 // AuditFilter selects audit events; zero fields do not filter. BeforeID pages: only events with a
@@ -65,25 +135,17 @@ func (s *Store) ListAuditEvents(ctx context.Context, f AuditFilter) ([]AuditEven
 	if f.Action != "" {
 		action = &f.Action
 	}
-	rows, err := s.pool.Query(ctx, `SELECT id, occurred_at, action, token_id, chat_id, outcome, details FROM audit_events
+	rows, err := s.pool.Query(ctx, `SELECT id, occurred_at, action, token_id, chat_id, outcome, purpose, request_id,
+  requested_model_config_id, model_config_id, provider_id, credential_source, key_id, fingerprint, fallback,
+  fallback_reason, details
+FROM audit_events
 WHERE ($1::bigint IS NULL OR id < $1) AND ($2::uuid IS NULL OR chat_id = $2) AND ($3::uuid IS NULL OR token_id = $3)
   AND ($4::text IS NULL OR action = $4)
 ORDER BY id DESC LIMIT $5`, before, nullUUID(f.ChatID), nullUUID(f.TokenID), action, f.Limit)
 	if err != nil {
 		return nil, fmt.Errorf("list audit events: %w", classify(err))
 	}
-	out, err := collect(rows, func(row pgx.Row) (AuditEvent, error) {
-		var e AuditEvent
-		var token, chat *uuid.UUID
-		err := row.Scan(&e.ID, &e.OccurredAt, &e.Action, &token, &chat, &e.Outcome, &e.Details)
-		if token != nil {
-			e.TokenID = *token
-		}
-		if chat != nil {
-			e.ChatID = *chat
-		}
-		return e, err
-	})
+	out, err := collect(rows, scanAuditEvent)
 	if err != nil {
 		return nil, fmt.Errorf("list audit events: %w", classify(err))
 	}
@@ -128,4 +190,52 @@ VALUES (clock_timestamp(), $1, $2, $3, $4, $5)`, action, token, chat, OutcomeOK,
 		}
 		return nil
 	})
+}
+
+// scanAuditEvent reads a row, folding a resolution's columns into Details under the names the
+// API shows.
+func scanAuditEvent(row pgx.Row) (AuditEvent, error) {
+	var (
+		e                                      AuditEvent
+		token, chat, requested, config, prov   *uuid.UUID
+		keyID                                  *uuid.UUID
+		purpose, requestID, source, fp, reason *string
+		fallback                               *bool
+	)
+	if err := row.Scan(&e.ID, &e.OccurredAt, &e.Action, &token, &chat, &e.Outcome, &purpose, &requestID,
+		&requested, &config, &prov, &source, &keyID, &fp, &fallback, &reason, &e.Details); err != nil {
+		return e, err
+	}
+	if token != nil {
+		e.TokenID = *token
+	}
+	if chat != nil {
+		e.ChatID = *chat
+	}
+	if e.Details == nil {
+		e.Details = map[string]string{}
+	}
+	put := func(k string, v *string) {
+		if v != nil && *v != "" {
+			e.Details[k] = *v
+		}
+	}
+	putID := func(k string, v *uuid.UUID) {
+		if v != nil {
+			e.Details[k] = v.String()
+		}
+	}
+	put("purpose", purpose)
+	put("request_id", requestID)
+	putID("requested_model_config_id", requested)
+	putID("model_config_id", config)
+	putID("provider_id", prov)
+	put("credential_source", source)
+	putID("key_id", keyID)
+	put("fingerprint", fp)
+	if fallback != nil {
+		e.Details["fallback"] = strconv.FormatBool(*fallback)
+	}
+	put("fallback_reason", reason)
+	return e, nil
 }

@@ -25,9 +25,9 @@ func BenchmarkAuditInsert(b *testing.B) {
 	events := make([]db.AuditEvent, batch)
 	for i := range events {
 		events[i] = db.AuditEvent{OccurredAt: time.Now(), Action: "ResolveModel", TokenID: token, ChatID: uuid.New(), Outcome: db.OutcomeOK,
-			Details: map[string]string{"purpose": "chat", "model_config_id": uuid.NewString(), "provider_id": uuid.NewString(),
-				"credential_source": "central", "key_id": uuid.NewString(), "fingerprint": fmt.Sprintf("%016x", i), "fallback": "false",
-				"requested_model_config_id": uuid.NewString(), "request_id": uuid.NewString()}}
+			Resolution: &db.ResolutionDetails{Purpose: "chat", RequestID: fmt.Sprintf("0123456789ab-%d", i), RequestedConfigID: uuid.New(),
+				Resolved: true, ConfigID: uuid.New(), ProviderID: uuid.New(), CredentialSource: "central", KeyID: uuid.New(),
+				Fingerprint: fmt.Sprintf("%016x", i)}}
 	}
 	b.ResetTimer()
 	start := time.Now()

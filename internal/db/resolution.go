@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -131,11 +132,11 @@ func (s *Store) LoadResolution(ctx context.Context, chatID, requestedConfigID uu
 			if err := rows.Scan(&providerID, &id, &ciphertext, &keyID); err != nil {
 				return nil, fmt.Errorf("read the %s of chat %s: %w", table, chatID, classify(err))
 			}
-			v, err := s.open(table, id, ciphertext, keyID)
+			k, err := s.openKey(ctx, table, id, ciphertext, keyID)
 			if err != nil {
 				return nil, err
 			}
-			keys[providerID] = &resolve.Key{ID: id, Secret: v}
+			keys[providerID] = k
 		}
 		if err := rows.Err(); err != nil {
 			return nil, fmt.Errorf("read the %s of chat %s: %w", table, chatID, classify(err))
@@ -173,11 +174,7 @@ WHERE user_id = $1 AND ai_provider_id = $2`, userID, providerID).Scan(&id, &ciph
 	if err != nil {
 		return nil, fmt.Errorf("read the key of user %s for provider %s: %w", userID, providerID, classify(err))
 	}
-	v, err := s.open("user_ai_provider_keys", id, ciphertext, keyID)
-	if err != nil {
-		return nil, err
-	}
-	return &resolve.Key{ID: id, Secret: v}, nil
+	return s.openKey(ctx, "user_ai_provider_keys", id, ciphertext, keyID)
 }
 
 // OldestEnabledCentralKey returns the provider's oldest enabled central key (by created_at, then
@@ -196,11 +193,7 @@ WHERE provider_id = $1 AND enabled ORDER BY created_at, id LIMIT 1`, providerID)
 	if err != nil {
 		return nil, fmt.Errorf("read the central key of provider %s: %w", providerID, classify(err))
 	}
-	v, err := s.open("ai_provider_keys", id, ciphertext, keyID)
-	if err != nil {
-		return nil, err
-	}
-	return &resolve.Key{ID: id, Secret: v}, nil
+	return s.openKey(ctx, "ai_provider_keys", id, ciphertext, keyID)
 }
 
 func nullUUID(id uuid.UUID) *uuid.UUID {
@@ -208,4 +201,45 @@ func nullUUID(id uuid.UUID) *uuid.UUID {
 		return nil
 	}
 	return &id
+}
+
+// ResolutionLoadPlans shows how PostgreSQL runs LoadResolution's batch for chatID (EXPLAIN, no
+// costs): for `make bench` to show that the cold path uses indexes on large tables.
+func ResolutionLoadPlans(ctx context.Context, conn *pgx.Conn, chatID uuid.UUID) ([]string, error) {
+	queries := []struct {
+		name string
+		sql  string
+		args []any
+	}{
+		{"chat", snapshotChatSQL, []any{chatID}},
+		{"configs and providers", snapshotConfigsSQL, []any{nil, chatID}},
+		{"oldest enabled central keys", snapshotCentralKeysSQL, []any{nil, chatID}},
+		{"the owner's keys", snapshotUserKeysSQL, []any{nil, chatID}},
+	}
+	var out []string
+	for _, q := range queries {
+		rows, err := conn.Query(ctx, "EXPLAIN (COSTS OFF) "+q.sql, q.args...)
+		if err != nil {
+			return nil, fmt.Errorf("explain %s: %w", q.name, err)
+		}
+		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return nil, fmt.Errorf("explain %s: %w", q.name, err)
+		}
+		out = append(out, q.name+":\n    "+strings.Join(lines, "\n    "))
+	}
+	return out, nil
+}
+
+// openKey decrypts a key row and fingerprints it.
+func (s *Store) openKey(ctx context.Context, table string, id uuid.UUID, ciphertext string, keyID *string) (*resolve.Key, error) {
+	v, err := s.open(table, id, ciphertext, keyID)
+	if err != nil {
+		return nil, err
+	}
+	fp, err := s.fingerprint(ctx, v)
+	if err != nil {
+		return nil, err
+	}
+	return &resolve.Key{ID: id, Secret: v, Fingerprint: fp}, nil
 }

@@ -51,7 +51,12 @@ func TestResolutionRoundTrips(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer traced.Close()
-	src := dbauthz.New(db.New(traced, pgtest.Keyring))
+	tracedStore := db.New(traced, pgtest.Keyring)
+	// The fingerprint key is read once per process (the server reads it at start).
+	if _, err := tracedStore.FingerprintKey(ctx); err != nil {
+		t.Fatal(err)
+	}
+	src := dbauthz.New(tracedStore)
 
 	provider := func(name string, policy resolve.BYOKPolicy) uuid.UUID {
 		p, err := setup.CreateProvider(ctx, resolve.Provider{ID: uuid.New(), Type: "openai", Name: name, Enabled: true, BYOKPolicy: policy})

@@ -62,10 +62,12 @@ type Chat struct {
 	ModelConfigID uuid.UUID
 }
 
-// Key is a central or user key with its plaintext.
+// Key is a central or user key with its plaintext and its fingerprint (computed once, when the key
+// is read).
 type Key struct {
-	ID     uuid.UUID
-	Secret secret.String
+	ID          uuid.UUID
+	Secret      secret.String
+	Fingerprint string
 }
 
 // CredentialSource says where a credential came from.
@@ -89,11 +91,13 @@ func (s CredentialSource) String() string {
 	return "unknown"
 }
 
-// Credential is the one credential a resolution answers with. KeyID and Secret are empty for ambient.
+// Credential is the one credential a resolution answers with. KeyID, Secret and Fingerprint are
+// empty for ambient.
 type Credential struct {
-	Source CredentialSource
-	KeyID  uuid.UUID
-	Secret secret.String
+	Source      CredentialSource
+	KeyID       uuid.UUID
+	Secret      secret.String
+	Fingerprint string
 }
 
 // Purpose says why a worker needs a model.

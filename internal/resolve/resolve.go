@@ -65,8 +65,7 @@ func Resolve(ctx context.Context, src Source, opts Options, req Request) (*Resul
 	if err != nil {
 		return nil, err
 	}
-	r := &resolution{ctx: ctx, src: src, opts: opts, snap: snap,
-		userKeys: map[uuid.UUID]*Key{}, centralKeys: map[uuid.UUID]*Key{}}
+	r := &resolution{ctx: ctx, src: src, opts: opts, snap: snap}
 
 	requested, purpose := req.ModelConfigID, req.Purpose
 	if requested == uuid.Nil {
@@ -99,8 +98,22 @@ type resolution struct {
 	src         Source
 	opts        Options
 	snap        *Snapshot
-	userKeys    map[uuid.UUID]*Key
-	centralKeys map[uuid.UUID]*Key
+	userKeys    []keyMemo // a resolution touches at most three providers
+	centralKeys []keyMemo
+}
+
+type keyMemo struct {
+	provider uuid.UUID
+	key      *Key
+}
+
+func recall(m []keyMemo, provider uuid.UUID) (*Key, bool) {
+	for _, e := range m {
+		if e.provider == provider {
+			return e.key, true
+		}
+	}
+	return nil, false
 }
 
 // chat resolves id with PURPOSE_CHAT's rule: an unusable config is replaced by the default; a
@@ -169,28 +182,28 @@ func (r *resolution) lookup(id uuid.UUID) *ModelConfig {
 
 func (r *resolution) userKey(providerID uuid.UUID) KeyLoader {
 	return func() (*Key, error) {
-		if k, ok := r.userKeys[providerID]; ok {
+		if k, ok := recall(r.userKeys, providerID); ok {
 			return k, nil
 		}
 		k, err := r.src.UserKey(r.ctx, r.snap.Chat.OwnerID, providerID)
 		if err != nil {
 			return nil, hardError{fmt.Errorf("read the chat owner's key for provider %s: %w", providerID, err)}
 		}
-		r.userKeys[providerID] = k
+		r.userKeys = append(r.userKeys, keyMemo{providerID, k})
 		return k, nil
 	}
 }
 
 func (r *resolution) centralKey(providerID uuid.UUID) KeyLoader {
 	return func() (*Key, error) {
-		if k, ok := r.centralKeys[providerID]; ok {
+		if k, ok := recall(r.centralKeys, providerID); ok {
 			return k, nil
 		}
 		k, err := r.src.CentralKey(r.ctx, providerID)
 		if err != nil {
 			return nil, hardError{fmt.Errorf("read the central key of provider %s: %w", providerID, err)}
 		}
-		r.centralKeys[providerID] = k
+		r.centralKeys = append(r.centralKeys, keyMemo{providerID, k})
 		return k, nil
 	}
 }

@@ -52,7 +52,7 @@ func ChooseCredential(p *Provider, allowBYOK bool, userKey, centralKey KeyLoader
 			return Credential{}, err
 		}
 		if k != nil {
-			return Credential{Source: SourceUser, KeyID: k.ID, Secret: k.Secret}, nil
+			return Credential{Source: SourceUser, KeyID: k.ID, Secret: k.Secret, Fingerprint: k.Fingerprint}, nil
 		}
 		if p.BYOKPolicy == BYOKRequired {
 			return Credential{}, errs.New(errs.UserKeyRequired,
@@ -65,7 +65,7 @@ func ChooseCredential(p *Provider, allowBYOK bool, userKey, centralKey KeyLoader
 		return Credential{}, err
 	}
 	if k != nil {
-		return Credential{Source: SourceCentral, KeyID: k.ID, Secret: k.Secret}, nil
+		return Credential{Source: SourceCentral, KeyID: k.ID, Secret: k.Secret, Fingerprint: k.Fingerprint}, nil
 	}
 	if p.Type == TypeBedrock {
 		return Credential{Source: SourceAmbient}, nil

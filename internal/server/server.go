@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"time"
 
@@ -88,6 +89,9 @@ func New(ctx context.Context, pool *pgxpool.Pool, sealer db.Sealer, cfg Config) 
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
 		grpc.MaxRecvMsgSize(MaxMessageBytes),
+		// Reused workers keep their grown stacks: a fresh goroutine per call spends a visible share
+		// of a warm resolution growing its stack through the interceptor chain.
+		grpc.NumStreamWorkers(uint32(4*runtime.GOMAXPROCS(0))),
 	)
 	auditWriter := audit.NewWriter(store, log, cfg.Audit)
 	resolverv1.RegisterResolverServiceServer(g, service.NewResolver(authz, resolve.Options{AllowBYOK: cfg.AllowBYOK}, fpKey, auditWriter, log))

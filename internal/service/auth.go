@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
+	"github.com/google/uuid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/resolverd/resolverd/internal/apitoken"
+	"github.com/resolverd/resolverd/internal/cache"
 	"github.com/resolverd/resolverd/internal/db"
 	"github.com/resolverd/resolverd/internal/errs"
 	"github.com/resolverd/resolverd/internal/rbac"
@@ -69,11 +72,14 @@ type TokenLookup interface {
 type Authenticator struct {
 	tokens TokenLookup
 	log    *slog.Logger
+	// principals keeps the caller built from a token row: a token's id, name and scopes never
+	// change (whether it is still active is asked of tokens on every call).
+	principals *cache.LRU[uuid.UUID, rbac.Principal]
 }
 
 // NewAuthenticator returns an authenticator over tokens.
 func NewAuthenticator(tokens TokenLookup, log *slog.Logger) *Authenticator {
-	return &Authenticator{tokens: tokens, log: log}
+	return &Authenticator{tokens: tokens, log: log, principals: cache.New[uuid.UUID, rbac.Principal](10_000, time.Hour)}
 }
 
 // Unary authenticates unary calls.
@@ -114,8 +120,7 @@ func (a *Authenticator) authorize(ctx context.Context, method string) (context.C
 }
 
 func (a *Authenticator) authenticate(ctx context.Context) (rbac.Principal, error) {
-	md, _ := metadata.FromIncomingContext(ctx)
-	values := md.Get("authorization")
+	values := metadata.ValueFromIncomingContext(ctx, "authorization")
 	if len(values) == 0 {
 		return rbac.Principal{}, errs.New(errs.Unauthenticated, `missing "authorization: Bearer <token>" metadata`)
 	}
@@ -133,11 +138,16 @@ func (a *Authenticator) authenticate(ctx context.Context) (rbac.Principal, error
 	if !ok {
 		return rbac.Principal{}, errs.New(errs.Unauthenticated, "the token is unknown, expired or revoked")
 	}
+	if p, ok := a.principals.Get(t.ID); ok {
+		return p, nil
+	}
 	scopes := make([]rbac.Scope, len(t.Scopes))
 	for i, s := range t.Scopes {
 		scopes[i] = rbac.Scope(s)
 	}
-	return rbac.Principal{TokenID: t.ID, Name: t.Name, Scopes: scopes}, nil
+	p := rbac.Principal{TokenID: t.ID, Name: t.Name, Scopes: scopes}
+	a.principals.Put(t.ID, p)
+	return p, nil
 }
 
 // serviceOf returns "pkg.Service" of "/pkg.Service/Method".

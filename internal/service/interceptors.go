@@ -4,7 +4,9 @@ import (
 	"context"
 	"log/slog"
 	"runtime/debug"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -27,18 +29,26 @@ func RequestID(ctx context.Context) string {
 	return id
 }
 
-func withRequestID(ctx context.Context) context.Context {
-	id := ""
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if v := md.Get(RequestIDHeader); len(v) > 0 && saneRequestID(v[0]) {
-			id = v[0]
-		}
+// withRequestID names the call: the caller's x-request-id when it sent a sane one (echoed back),
+// else a new id, sent back only when the call fails (see unaryRequestID) — the id is what an
+// operator needs to find a failure in the log.
+func withRequestID(ctx context.Context) (context.Context, bool) {
+	if v := metadata.ValueFromIncomingContext(ctx, RequestIDHeader); len(v) > 0 && saneRequestID(v[0]) {
+		_ = grpc.SetHeader(ctx, metadata.Pairs(RequestIDHeader, v[0]))
+		return context.WithValue(ctx, requestIDKey{}, v[0]), true
 	}
-	if id == "" {
-		id = uuid.NewString()
-	}
-	_ = grpc.SetHeader(ctx, metadata.Pairs(RequestIDHeader, id))
-	return context.WithValue(ctx, requestIDKey{}, id)
+	return context.WithValue(ctx, requestIDKey{}, newRequestID()), false
+}
+
+// requestIDPrefix makes this process's ids unique across replicas and restarts; a counter makes
+// them unique within it, without a system call per request (uuid.New reads crypto/rand).
+var (
+	requestIDPrefix = strings.ReplaceAll(uuid.NewString(), "-", "")[:12]
+	requestIDSeq    atomic.Uint64
+)
+
+func newRequestID() string {
+	return requestIDPrefix + "-" + strconv.FormatUint(requestIDSeq.Add(1), 36)
 }
 
 func saneRequestID(s string) bool {
@@ -67,7 +77,12 @@ func Interceptors(log *slog.Logger, auth *Authenticator) ([]grpc.UnaryServerInte
 			return h(ctx, req)
 		},
 		func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-			return h(withRequestID(ctx), req)
+			ctx, echoed := withRequestID(ctx)
+			resp, err := h(ctx, req)
+			if err != nil && !echoed {
+				_ = grpc.SetHeader(ctx, metadata.Pairs(RequestIDHeader, RequestID(ctx)))
+			}
+			return resp, err
 		},
 		func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 			start := time.Now()
@@ -88,7 +103,8 @@ func Interceptors(log *slog.Logger, auth *Authenticator) ([]grpc.UnaryServerInte
 			return h(srv, ss)
 		},
 		func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-			return h(srv, &contextStream{ServerStream: ss, ctx: withRequestID(ss.Context())})
+			ctx, _ := withRequestID(ss.Context())
+			return h(srv, &contextStream{ServerStream: ss, ctx: ctx})
 		},
 		func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 			start := time.Now()
@@ -101,19 +117,26 @@ func Interceptors(log *slog.Logger, auth *Authenticator) ([]grpc.UnaryServerInte
 	return unary, stream
 }
 
-// logCall logs one line per call; health checks only when they fail, so probes do not flood the log.
+// logCall logs one line per call: failures at warn or error, successes at debug; health checks
+// only when they fail, so probes do not flood the log.
 func logCall(ctx context.Context, log *slog.Logger, method string, start time.Time, err error) {
-	st := status.Convert(err)
-	if err == nil && strings.HasPrefix(method, "/grpc.health.v1.Health/") {
+	if err == nil && (strings.HasPrefix(method, "/grpc.health.v1.Health/") || !log.Enabled(ctx, slog.LevelDebug)) {
 		return
 	}
-	level := slog.LevelInfo
+	st := status.Convert(err)
+	// Successful calls are the audit trail's to record; the log keeps what needs attention.
+	level := slog.LevelDebug
 	switch st.Code() {
-	case codes.OK, codes.Canceled:
+	case codes.OK:
+	case codes.Canceled:
+		level = slog.LevelInfo
 	case codes.Internal, codes.Unavailable, codes.Unknown, codes.DataLoss:
 		level = slog.LevelError
 	default:
 		level = slog.LevelWarn
+	}
+	if !log.Enabled(ctx, level) {
+		return
 	}
 	attrs := []slog.Attr{
 		slog.String("request_id", RequestID(ctx)),

@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"strconv"
 	"time"
-
-	"github.com/google/uuid"
 
 	"github.com/resolverd/resolverd/internal/db"
 	"github.com/resolverd/resolverd/internal/dbauthz"
@@ -32,12 +29,14 @@ type Resolver struct {
 	fpKey []byte
 	audit Recorder
 	log   *slog.Logger
+	// renders keeps the messages of configs and providers across answers.
+	renders *renders
 }
 
 // NewResolver returns the ResolverService handler. fpKey keys the credential fingerprints; every
 // call is recorded with audit.
 func NewResolver(store *dbauthz.Store, opts resolve.Options, fpKey []byte, audit Recorder, log *slog.Logger) *Resolver {
-	return &Resolver{store: store, opts: opts, fpKey: fpKey, audit: audit, log: log}
+	return &Resolver{store: store, opts: opts, fpKey: fpKey, audit: audit, log: log, renders: newRenders()}
 }
 
 // ResolveModel validates the request, applies the decision rules over the scope-checked store and
@@ -67,44 +66,30 @@ func (s *Resolver) ResolveModel(ctx context.Context, req *resolverv1.ResolveMode
 	if err != nil {
 		return nil, ToStatus(ctx, s.log, err)
 	}
-	return &resolverv1.ResolveModelResponse{
-		ModelConfig: configProto(res.Config, timeZero, timeZero),
-		Provider:    providerProto(res.Provider, timeZero, timeZero),
-		Credential:  cred,
-		Decision: &resolverv1.Decision{
-			RequestedModelConfigId: idString(res.RequestedConfigID),
-			Fallback:               res.Fallback,
-			FallbackReason:         string(res.FallbackReason),
-		},
-	}, nil
+	return s.renders.answer(res.Config, res.Provider, cred, &resolverv1.Decision{
+		RequestedModelConfigId: idString(res.RequestedConfigID),
+		Fallback:               res.Fallback,
+		FallbackReason:         string(res.FallbackReason),
+	}), nil
 }
 
 // resolutionEvent is the audit record of one call: who asked, for what, and what they got (the
 // key by id and fingerprint, never the key).
 func resolutionEvent(ctx context.Context, r resolve.Request, res *resolve.Result, cred *resolverv1.Credential, err error) db.AuditEvent {
-	e := db.AuditEvent{OccurredAt: time.Now(), Action: "ResolveModel", ChatID: r.ChatID, Outcome: outcomeOf(err),
-		Details: map[string]string{"purpose": r.Purpose.String(), "request_id": RequestID(ctx)}}
+	d := &db.ResolutionDetails{Purpose: r.Purpose.String(), RequestID: RequestID(ctx), RequestedConfigID: r.ModelConfigID}
+	e := db.AuditEvent{OccurredAt: time.Now(), Action: "ResolveModel", ChatID: r.ChatID, Outcome: outcomeOf(err), Resolution: d}
 	if p, ok := rbac.FromContext(ctx); ok {
 		e.TokenID = p.TokenID
-	}
-	if r.ModelConfigID != uuid.Nil {
-		e.Details["requested_model_config_id"] = r.ModelConfigID.String()
 	}
 	if res == nil {
 		return e
 	}
-	e.Details["requested_model_config_id"] = idString(res.RequestedConfigID)
-	e.Details["model_config_id"] = res.Config.ID.String()
-	e.Details["provider_id"] = res.Provider.ID.String()
-	e.Details["credential_source"] = res.Credential.Source.String()
-	e.Details["fallback"] = strconv.FormatBool(res.Fallback)
-	if res.Fallback {
-		e.Details["fallback_reason"] = string(res.FallbackReason)
-	}
-	if cred.GetKeyId() != "" {
-		e.Details["key_id"] = cred.GetKeyId()
-		e.Details["fingerprint"] = cred.GetFingerprint()
-	}
+	d.Resolved = true
+	d.RequestedConfigID = res.RequestedConfigID
+	d.ConfigID, d.ProviderID = res.Config.ID, res.Provider.ID
+	d.CredentialSource = res.Credential.Source.String()
+	d.Fallback, d.FallbackReason = res.Fallback, string(res.FallbackReason)
+	d.KeyID, d.Fingerprint = res.Credential.KeyID, cred.GetFingerprint()
 	return e
 }
 
@@ -137,6 +122,9 @@ func credentialProto(c resolve.Credential, fpKey []byte) *resolverv1.Credential 
 	out.KeyId = c.KeyID.String()
 	// The one response field that carries a secret.
 	out.ApiKey = c.Secret.Reveal()
-	out.Fingerprint = secret.Fingerprint(fpKey, c.Secret)
+	out.Fingerprint = c.Fingerprint
+	if out.Fingerprint == "" {
+		out.Fingerprint = secret.Fingerprint(fpKey, c.Secret)
+	}
 	return out
 }
