@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"runtime/debug"
 	"time"
 
 	"github.com/resolverd/resolverd/internal/cachedstore"
@@ -50,11 +49,6 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("--cache-max-entries must be at least 1")
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
-	if getenv("GOGC") == "" {
-		// The live heap is small (the cache's entries), so the default GOGC of 100 collects very
-		// often under load; 400 trades a few MiB for less collector CPU. GOGC still overrides it.
-		debug.SetGCPercent(400)
-	}
 
 	pool, err := db.Connect(ctx, *dbURL)
 	if err != nil {
