@@ -61,13 +61,13 @@ type defaultEntry struct {
 type Store struct {
 	*db.Store // every method not redefined here goes straight to the database
 
-	ttl       time.Duration
-	chats     *cache.LRU[uuid.UUID, resolve.Chat]
-	configs   *cache.LRU[uuid.UUID, configEntry]
-	central   *cache.LRU[uuid.UUID, keyEntry]
-	userKeys  *cache.LRU[userProvider, keyEntry]
-	tokens    *cache.LRU[[32]byte, tokenEntry]
-	dflt      atomic.Pointer[defaultEntry]
+	ttl      time.Duration
+	chats    *cache.LRU[uuid.UUID, resolve.Chat]
+	configs  *cache.LRU[uuid.UUID, configEntry]
+	central  *cache.LRU[uuid.UUID, keyEntry]
+	userKeys *cache.LRU[userProvider, keyEntry]
+	tokens   *cache.LRU[[32]byte, tokenEntry]
+	dflt     atomic.Pointer[defaultEntry]
 
 	// mu orders invalidations against the storing of loads: a load stores what it read only if no
 	// invalidation (gen) happened since it began, checked and stored under mu.
@@ -88,13 +88,13 @@ func New(s *db.Store, o Options) *Store {
 	}
 	small := max(o.MaxEntries/10, 1000)
 	return &Store{
-		Store:     s,
-		ttl:       o.TTL,
-		chats:     cache.New[uuid.UUID, resolve.Chat](o.MaxEntries, o.TTL),
-		configs:   cache.New[uuid.UUID, configEntry](o.MaxEntries, o.TTL),
-		central:   cache.New[uuid.UUID, keyEntry](small, o.TTL),
-		userKeys:  cache.New[userProvider, keyEntry](o.MaxEntries, o.TTL),
-		tokens:    cache.New[[32]byte, tokenEntry](small, o.TTL),
+		Store:    s,
+		ttl:      o.TTL,
+		chats:    cache.New[uuid.UUID, resolve.Chat](o.MaxEntries, o.TTL),
+		configs:  cache.New[uuid.UUID, configEntry](o.MaxEntries, o.TTL),
+		central:  cache.New[uuid.UUID, keyEntry](small, o.TTL),
+		userKeys: cache.New[userProvider, keyEntry](o.MaxEntries, o.TTL),
+		tokens:   cache.New[[32]byte, tokenEntry](small, o.TTL),
 	}
 }
 
