@@ -11,11 +11,12 @@ LDFLAGS := -X main.version=$(VERSION)
 TESTFLAGS ?= -race -count=1 -timeout 15m
 
 # Code generators and grpcurl, pinned in tools/go.mod and built from the Go module proxy.
-TOOLS := $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/grpcurl
+TOOLS := $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/grpcurl $(BIN)/grpc-health-probe
 TOOL_PKG_buf                := github.com/bufbuild/buf/cmd/buf
 TOOL_PKG_protoc-gen-go      := google.golang.org/protobuf/cmd/protoc-gen-go
 TOOL_PKG_protoc-gen-go-grpc := google.golang.org/grpc/cmd/protoc-gen-go-grpc
 TOOL_PKG_grpcurl            := github.com/fullstorydev/grpcurl/cmd/grpcurl
+TOOL_PKG_grpc-health-probe  := github.com/grpc-ecosystem/grpc-health-probe
 
 .PHONY: help
 help: ## list the targets
@@ -26,8 +27,9 @@ run: build $(BIN)/grpcurl ## run a zero-setup local resolverd (private PostgreSQ
 	$(BIN)/resolverd dev
 
 .PHONY: test
-test: check-generated vet $(BIN)/grpcurl ## run every test (race detector on) after checking generated code and vet
-	RESOLVER_GRPCURL=$(CURDIR)/$(BIN)/grpcurl $(GO) test $(TESTFLAGS) ./...
+test: check-generated vet $(BIN)/grpcurl $(BIN)/grpc-health-probe ## run every test (race detector on) after checking generated code and vet
+	RESOLVER_GRPCURL=$(CURDIR)/$(BIN)/grpcurl RESOLVER_GRPC_HEALTH_PROBE=$(CURDIR)/$(BIN)/grpc-health-probe \
+		$(GO) test $(TESTFLAGS) ./...
 
 .PHONY: bench
 bench: ## self-contained benchmark: private PostgreSQL, seeded data, 3 replicas, load; prints the figures of docs/BENCHMARKS.md

@@ -98,7 +98,7 @@ func startReplicas(ctx context.Context, bin, url, encKey string, o options, dir 
 		if err != nil {
 			return out, err
 		}
-		args := []string{"serve", "--listen", addr, "--cache-max-entries", strconv.Itoa(o.cacheMax), "--log-level", "warn"}
+		args := []string{"serve", "--plaintext", "--rate-limit", "0", "--listen", addr, "--cache-max-entries", strconv.Itoa(o.cacheMax), "--log-level", "warn"}
 		var debug string
 		if i == 0 && o.profile != "" {
 			if debug, err = freePort(); err != nil {

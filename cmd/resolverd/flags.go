@@ -65,6 +65,18 @@ func (f *flags) int(name string, def int, usage string) *int {
 	return f.Int(name, def, usage+" ("+envName(name)+")")
 }
 
+func (f *flags) float(name string, def float64, usage string) *float64 {
+	if v := f.getenv(envName(name)); v != "" {
+		n, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			f.errs = append(f.errs, fmt.Sprintf("%s=%q is not a number", envName(name), v))
+		} else {
+			def = n
+		}
+	}
+	return f.Float64(name, def, usage+" ("+envName(name)+")")
+}
+
 func (f *flags) duration(name string, def time.Duration, usage string) *time.Duration {
 	if v := f.getenv(envName(name)); v != "" {
 		d, err := time.ParseDuration(v)

@@ -159,7 +159,7 @@ func TestKeysRotateThenServeWithOnlyTheNewKey(t *testing.T) {
 	done := make(chan int, 1)
 	var serveErr string
 	go func() {
-		c, _, e := cli(sctx, map[string]string{"RESOLVER_DATABASE_URL": url, "RESOLVER_ENCRYPTION_KEYS": b}, "serve", "--listen", addr)
+		c, _, e := cli(sctx, map[string]string{"RESOLVER_DATABASE_URL": url, "RESOLVER_ENCRYPTION_KEYS": b}, "serve", "--plaintext", "--listen", addr)
 		serveErr = e
 		done <- c
 	}()

@@ -186,11 +186,18 @@ func TestServeRefusesWhatItCannotServe(t *testing.T) {
 		{"malformed key", map[string]string{"RESOLVER_DATABASE_URL": current, "RESOLVER_ENCRYPTION_KEYS": "c2hvcnQ="}, nil, "32"},
 		{"key not given", map[string]string{"RESOLVER_DATABASE_URL": sealedElsewhere, "RESOLVER_ENCRYPTION_KEYS": key}, nil, other.IDs()[0]},
 		{"bad bool env", map[string]string{"RESOLVER_DATABASE_URL": current, "RESOLVER_ENCRYPTION_KEYS": key, "RESOLVER_ALLOW_BYOK": "maybe"}, nil, "RESOLVER_ALLOW_BYOK"},
+		{"neither TLS nor plaintext", map[string]string{"RESOLVER_DATABASE_URL": current, "RESOLVER_ENCRYPTION_KEYS": key, "RESOLVER_PLAINTEXT": "false"}, nil, "--plaintext"},
+		{"a client CA without a certificate", map[string]string{"RESOLVER_DATABASE_URL": current, "RESOLVER_ENCRYPTION_KEYS": key}, []string{"--tls-client-ca", "/nonexistent"}, "--tls-client-ca"},
+		{"a certificate that does not load", map[string]string{"RESOLVER_DATABASE_URL": current, "RESOLVER_ENCRYPTION_KEYS": key}, []string{"--tls-cert", "/nonexistent.pem", "--tls-key", "/nonexistent.key"}, "/nonexistent.pem"},
 		{"unreachable database", map[string]string{"RESOLVER_DATABASE_URL": "postgres://x:y@" + freeAddr(t) + "/db?connect_timeout=2", "RESOLVER_ENCRYPTION_KEYS": key}, nil, "connect"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			code, _, errOut := cli(ctx, c.env, append([]string{"serve", "--listen", freeAddr(t)}, c.args...)...)
+			args := []string{"serve", "--listen", freeAddr(t)}
+			if c.env["RESOLVER_PLAINTEXT"] == "" && len(c.args) == 0 {
+				args = append(args, "--plaintext")
+			}
+			code, _, errOut := cli(ctx, c.env, append(args, c.args...)...)
 			if code != 1 || !strings.Contains(errOut, c.want) || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
 				t.Fatalf("code %d, stderr %q; want exit 1 and one line mentioning %q", code, errOut, c.want)
 			}
@@ -208,7 +215,7 @@ func TestServeServesAndStopsOnSignal(t *testing.T) {
 	done := make(chan int, 1)
 	var errOut string
 	go func() {
-		code, _, e := cli(ctx, map[string]string{"RESOLVER_DATABASE_URL": url, "RESOLVER_ENCRYPTION_KEYS": keyring.Generate()}, "serve", "--listen", addr)
+		code, _, e := cli(ctx, map[string]string{"RESOLVER_DATABASE_URL": url, "RESOLVER_ENCRYPTION_KEYS": keyring.Generate()}, "serve", "--plaintext", "--listen", addr)
 		errOut = e
 		done <- code
 	}()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,7 +14,11 @@ import (
 	"github.com/resolverd/resolverd/internal/cachedstore"
 	"github.com/resolverd/resolverd/internal/db"
 	"github.com/resolverd/resolverd/internal/keyring"
+	"github.com/resolverd/resolverd/internal/metrics"
 	"github.com/resolverd/resolverd/internal/server"
+	"github.com/resolverd/resolverd/internal/service"
+	"github.com/resolverd/resolverd/internal/telemetry"
+	"github.com/resolverd/resolverd/internal/tlsconfig"
 )
 
 // shutdownGrace is how long in-flight calls may take after SIGTERM.
@@ -26,6 +31,17 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	allowBYOK := f.bool("allow-byok", true, "let providers whose byok_policy allows it use the chat owner's own key")
 	encKeys := f.string("encryption-keys", "", "comma-separated base64 of 32 random bytes each; the first seals, all open")
 	reflect := f.bool("reflection", true, "serve gRPC reflection (for grpcurl)")
+	tlsCert := f.string("tls-cert", "", "PEM certificate of the gRPC listener (reloaded when the file changes)")
+	tlsKey := f.string("tls-key", "", "PEM private key of --tls-cert")
+	tlsClientCA := f.string("tls-client-ca", "", "PEM CA that callers' certificates must chain to (mutual TLS)")
+	plaintext := f.bool("plaintext", false, "accept unencrypted gRPC connections (without --tls-cert, serve refuses to start unless this is set)")
+	healthListen := f.string("health-listen", "", "also serve grpc.health.v1 alone, without TLS, here (for probes that cannot speak TLS, such as Kubernetes' gRPC probes)")
+	metricsListen := f.string("metrics-listen", "", "serve Prometheus /metrics on this address (off when empty)")
+	otlpEndpoint := f.string("otlp-endpoint", "", "send OpenTelemetry traces to this OTLP/gRPC collector, e.g. otel-collector:4317 (off when empty)")
+	otlpInsecure := f.bool("otlp-insecure", false, "send traces to --otlp-endpoint without TLS")
+	rateLimit := f.float("rate-limit", 0, "requests per second each token may make, 0 for no limit")
+	rateBurst := f.int("rate-burst", 0, "bursts above --rate-limit a token may make (default twice the rate)")
+	callTimeout := f.duration("call-timeout", 3*time.Second, "the longest a call may wait on PostgreSQL before failing with DATABASE_UNAVAILABLE")
 	retention := f.duration("audit-retention", 90*24*time.Hour, "how long audit events are kept; 0 keeps them forever")
 	cacheMax := f.int("cache-max-entries", 100_000, "bound on each large cache (chats, model configs, user keys); providers, central keys and tokens get a tenth")
 	cacheTTL := f.duration("cache-ttl", 60*time.Second, "the longest a cached entry is served without being read again (changes are pushed sooner)")
@@ -45,10 +61,46 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return fmt.Errorf("--log-level %q: use debug, info, warn or error", *logLevel)
 	}
-	if *cacheMax < 1 {
-		return fmt.Errorf("--cache-max-entries must be at least 1")
+	switch {
+	case *cacheMax < 1:
+		return errors.New("--cache-max-entries must be at least 1")
+	case *rateLimit < 0 || *rateBurst < 0:
+		return errors.New("--rate-limit and --rate-burst must not be negative")
+	case *callTimeout <= 0:
+		return errors.New("--call-timeout must be positive")
+	}
+	cfg := server.Config{AllowBYOK: *allowBYOK, Reflection: *reflect, AuditRetention: *retention,
+		Cache:       cachedstore.Options{MaxEntries: *cacheMax, TTL: *cacheTTL},
+		CallTimeout: *callTimeout, RateLimit: service.RateLimit{PerSecond: *rateLimit, Burst: *rateBurst}}
+	switch {
+	case *tlsCert != "" || *tlsKey != "":
+		if cfg.TLS, err = tlsconfig.Load(tlsconfig.Files{Cert: *tlsCert, Key: *tlsKey, ClientCA: *tlsClientCA}); err != nil {
+			return err
+		}
+	case *tlsClientCA != "":
+		return errors.New("--tls-client-ca needs --tls-cert and --tls-key")
+	case !*plaintext:
+		return errors.New("no TLS configured: give --tls-cert and --tls-key, or --plaintext=true to accept unencrypted connections")
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	cfg.Logger = log
+	if *otlpEndpoint != "" {
+		tr, err := telemetry.Setup(ctx, telemetry.Options{Endpoint: *otlpEndpoint, Insecure: *otlpInsecure, Version: version})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := tr.Shutdown(sctx); err != nil {
+				log.Warn("flushing traces failed", "error", err)
+			}
+		}()
+		cfg.StatsHandler = tr.Handler
+	}
+	if *metricsListen != "" {
+		cfg.Metrics = metrics.New()
+	}
 
 	pool, err := db.Connect(ctx, *dbURL)
 	if err != nil {
@@ -62,28 +114,51 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err := server.CheckKeys(ctx, pool, kr); err != nil {
 		return err
 	}
-	srv, err := server.New(ctx, pool, kr, server.Config{AllowBYOK: *allowBYOK, Reflection: *reflect, Logger: log, AuditRetention: *retention,
-		Cache: cachedstore.Options{MaxEntries: *cacheMax, TTL: *cacheTTL}})
+	srv, err := server.New(ctx, pool, kr, cfg)
 	if err != nil {
 		return err
 	}
 	if *debugListen != "" {
-		stopDebug, err := serveDebug(*debugListen, log)
+		stop, err := serveHTTP(*debugListen, "--debug-listen", pprofMux(), log)
 		if err != nil {
 			return err
 		}
-		defer stopDebug()
+		defer stop()
+	}
+	if cfg.Metrics != nil {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", cfg.Metrics.Handler())
+		stop, err := serveHTTP(*metricsListen, "--metrics-listen", mux, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	lis, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", *listen, err)
 	}
-	log.Info("serving", "listen", lis.Addr().String(), "allow_byok", *allowBYOK, "reflection", *reflect,
-		"schema_version", db.LatestVersion(), "encryption_key_ids", kr.IDs(), "version", version)
-	served := make(chan error, 1)
+	served := make(chan error, 2)
+	if *healthListen != "" {
+		hl, err := net.Listen("tcp", *healthListen)
+		if err != nil {
+			lis.Close()
+			return fmt.Errorf("listen on %s for --health-listen: %w", *healthListen, err)
+		}
+		go func() {
+			if err := srv.ServeHealth(hl); err != nil {
+				served <- err
+			}
+		}()
+	}
+	log.Info("serving", "listen", lis.Addr().String(), "tls", cfg.TLS != nil, "mutual_tls", *tlsClientCA != "",
+		"health_listen", *healthListen, "metrics_listen", *metricsListen, "tracing", *otlpEndpoint != "",
+		"allow_byok", *allowBYOK, "reflection", *reflect, "rate_limit", *rateLimit, "schema_version", db.LatestVersion(),
+		"encryption_key_ids", kr.IDs(), "version", version)
 	go func() { served <- srv.Serve(lis) }()
 	select {
 	case err := <-served:
+		srv.Shutdown(context.Background())
 		return err
 	case <-ctx.Done():
 	}
@@ -94,21 +169,25 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	return <-served
 }
 
-// serveDebug serves net/http/pprof on addr until the returned stop is called.
-func serveDebug(addr string, log *slog.Logger) (func(), error) {
-	lis, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s for --debug-listen: %w", addr, err)
-	}
+func pprofMux() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	return mux
+}
+
+// serveHTTP serves h on addr until the returned stop is called.
+func serveHTTP(addr, flag string, h http.Handler, log *slog.Logger) (func(), error) {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s for %s: %w", addr, flag, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(lis); err != nil && err != http.ErrServerClosed {
-			log.Error("debug listener stopped", "error", err)
+			log.Error("HTTP listener stopped", "flag", flag, "error", err)
 		}
 	}()
 	return func() { _ = srv.Close() }, nil

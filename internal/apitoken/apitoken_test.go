@@ -194,10 +194,21 @@ func TestTokenIsRedacted(t *testing.T) {
 // accepted again in the canonical "Bearer <token>" form; a refused one yields ErrMalformed.
 func FuzzFromAuthorization(f *testing.F) {
 	body := strings.TrimPrefix(sample, apitoken.Prefix)
+	// The last character of a 43-character body carries 4 bits and 2 padding bits: its neighbour
+	// in the alphabet differs only in a padding bit, which a lenient decoder ignores.
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	nonCanonical := apitoken.Prefix + body[:42] + string(alphabet[strings.IndexByte(alphabet, body[42])^1])
 	for _, seed := range []string{
 		"Bearer " + sample, "bearer " + sample, "  Bearer   " + sample + " ", "Bearer", "Bearer ", "",
 		"Basic xyz", sample, "Bearer rsv_" + strings.Repeat("!", 43), "Bearer rsk_" + body,
 		"Bearer " + sample + "=", "Bearer " + sample[:len(sample)-1], "Bearer\t" + sample, "Bearer " + sample + " x",
+		// Scheme spellings and the white space around and inside the value.
+		"BeArEr " + sample, "Bearer \t " + sample, "Bearer\u00a0" + sample, "Bearer " + sample + "\r\n",
+		"\u2003Bearer " + sample, "Bearer: " + sample, "Bearer " + sample + "\x00",
+		// Bodies of the right length that are not what New mints.
+		"Bearer rsv_" + body[:20] + "\n" + body[21:], "Bearer " + nonCanonical, "Bearer rsv_" + strings.Repeat("A", 43),
+		"Bearer rsv_" + strings.Repeat("_", 43), "Bearer rsv_" + strings.Repeat("=", 43), "Bearer rsv_" + body[:41] + "é",
+		"Bearer RSV_" + body, "Bearer rsv_rsv_" + body[4:], "Bearer " + strings.Repeat("rsv_", 1000),
 	} {
 		f.Add(seed)
 	}

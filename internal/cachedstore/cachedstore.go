@@ -36,7 +36,9 @@ type Options struct {
 // Stats counts cache use.
 type Stats struct {
 	Hits, Misses, Invalidations, Flushes uint64
-	Live                                 bool
+	// Reconnects counts the listener's connections after its first.
+	Reconnects uint64
+	Live       bool
 }
 
 type userProvider struct{ user, provider uuid.UUID }
@@ -76,6 +78,7 @@ type Store struct {
 	live atomic.Bool
 
 	hits, misses, invalidations, flushes atomic.Uint64
+	connects                             atomic.Uint64
 }
 
 // New wraps s. It serves from memory only once Connected is called (by the listener).
@@ -101,13 +104,14 @@ func New(s *db.Store, o Options) *Store {
 // Stats reports cache use.
 func (s *Store) Stats() Stats {
 	return Stats{Hits: s.hits.Load(), Misses: s.misses.Load(), Invalidations: s.invalidations.Load(),
-		Flushes: s.flushes.Load(), Live: s.live.Load()}
+		Flushes: s.flushes.Load(), Reconnects: max(s.connects.Load(), 1) - 1, Live: s.live.Load()}
 }
 
 // --- keeping fresh (db.ChangeHandler) ---
 
 // Connected: the listener is listening again; whatever happened meanwhile is unknown.
 func (s *Store) Connected() {
+	s.connects.Add(1)
 	s.flush()
 	s.live.Store(true)
 }

@@ -11,6 +11,7 @@ import (
 	"maps"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Reason is an ErrorInfo.reason of SPEC section 4.
@@ -34,6 +35,9 @@ const (
 	AlreadyExists       Reason = "ALREADY_EXISTS"
 	DatabaseUnavailable Reason = "DATABASE_UNAVAILABLE"
 	Internal            Reason = "INTERNAL"
+	// RateLimited is not in SPEC section 4's table: a caller over its token's request rate gets
+	// RESOURCE_EXHAUSTED with this reason and a google.rpc.RetryInfo.
+	RateLimited Reason = "RATE_LIMITED"
 )
 
 // FieldViolation names a request field and what is wrong with it (google.rpc.BadRequest).
@@ -49,6 +53,8 @@ type Error struct {
 	Message    string
 	Metadata   map[string]string
 	Violations []FieldViolation
+	// RetryAfter, when set, tells the caller when to try again (google.rpc.RetryInfo).
+	RetryAfter time.Duration
 	cause      error
 }
 

@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,16 +14,20 @@ import (
 	"sync"
 	"time"
 
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/stats"
 
 	"github.com/resolverd/resolverd/internal/audit"
 	"github.com/resolverd/resolverd/internal/cachedstore"
 	"github.com/resolverd/resolverd/internal/db"
 	"github.com/resolverd/resolverd/internal/dbauthz"
+	"github.com/resolverd/resolverd/internal/metrics"
 	"github.com/resolverd/resolverd/internal/resolve"
 	"github.com/resolverd/resolverd/internal/service"
 	resolverv1 "github.com/resolverd/resolverd/proto/resolver/v1"
@@ -42,6 +47,16 @@ type Config struct {
 	// Cache bounds the cache; Listener tunes how fast a broken change listener is noticed.
 	Cache    cachedstore.Options
 	Listener db.ListenerOptions
+	// CallTimeout bounds every authenticated call's work (see service.ChainOptions).
+	CallTimeout time.Duration
+	// RateLimit is each token's request rate (zero: none).
+	RateLimit service.RateLimit
+	// TLS, when set, is the gRPC listener's TLS configuration (client certificates included).
+	TLS *tls.Config
+	// Metrics, when set, receives the server's metrics.
+	Metrics *metrics.Metrics
+	// StatsHandler, when set, observes RPCs (otelgrpc's tracing handler).
+	StatsHandler stats.Handler
 }
 
 // MaxMessageBytes bounds a request: the largest legitimate one (a 10 KiB key, 64 KiB of options)
@@ -50,11 +65,14 @@ const MaxMessageBytes = 1 << 20
 
 // Server is a built gRPC server, ready to Serve.
 type Server struct {
-	GRPC   *grpc.Server
-	health *health.Server
-	pool   *pgxpool.Pool
-	log    *slog.Logger
-	every  time.Duration
+	GRPC *grpc.Server
+	// HealthOnly serves grpc.health.v1 alone, without TLS, for probes that cannot speak TLS
+	// (Kubernetes' native gRPC probes): see ServeHealth.
+	HealthOnly *grpc.Server
+	health     *health.Server
+	pool       *pgxpool.Pool
+	log        *slog.Logger
+	every      time.Duration
 
 	audit     *audit.Writer
 	store     *db.Store
@@ -84,24 +102,53 @@ func New(ctx context.Context, pool *pgxpool.Pool, sealer db.Sealer, cfg Config) 
 	cached := cachedstore.New(store, cfg.Cache)
 	listener := db.NewListener(pool, cached, log, cfg.Listener)
 	authz := dbauthz.New(cached)
-	unary, stream := service.Interceptors(log, service.NewAuthenticator(cached, log))
-	g := grpc.NewServer(
+	auditWriter := audit.NewWriter(store, log, cfg.Audit)
+	var (
+		obs         service.Observer
+		grpcMetrics *grpcprom.ServerMetrics
+	)
+	if m := cfg.Metrics; m != nil {
+		obs, grpcMetrics = m, m.GRPC
+		m.WatchCache(func() metrics.CacheStats {
+			st := cached.Stats()
+			return metrics.CacheStats{Hits: st.Hits, Misses: st.Misses, Invalidations: st.Invalidations,
+				Flushes: st.Flushes, Reconnects: st.Reconnects, Live: st.Live}
+		})
+		m.WatchAudit(auditWriter.Depth)
+		m.WatchPool(pool)
+	}
+	unary, stream := service.Interceptors(service.ChainOptions{
+		Log: log, Auth: service.NewAuthenticator(cached, log, cfg.RateLimit, obs),
+		Metrics: grpcMetrics, Observer: obs, CallTimeout: cfg.CallTimeout,
+	})
+	opts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
 		grpc.MaxRecvMsgSize(MaxMessageBytes),
 		// Reused workers keep their grown stacks: a fresh goroutine per call spends a visible share
 		// of a warm resolution growing its stack through the interceptor chain.
-		grpc.NumStreamWorkers(uint32(4*runtime.GOMAXPROCS(0))),
-	)
-	auditWriter := audit.NewWriter(store, log, cfg.Audit)
-	resolverv1.RegisterResolverServiceServer(g, service.NewResolver(authz, resolve.Options{AllowBYOK: cfg.AllowBYOK}, fpKey, auditWriter, log))
+		grpc.NumStreamWorkers(uint32(4 * runtime.GOMAXPROCS(0))),
+	}
+	if cfg.TLS != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
+	}
+	if cfg.StatsHandler != nil {
+		opts = append(opts, grpc.StatsHandler(cfg.StatsHandler))
+	}
+	g := grpc.NewServer(opts...)
+	resolverv1.RegisterResolverServiceServer(g, service.NewResolver(authz, resolve.Options{AllowBYOK: cfg.AllowBYOK}, fpKey, auditWriter, log, obs))
 	resolverv1.RegisterAdminServiceServer(g, service.NewAdmin(authz, fpKey, log))
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(g, hs)
 	if cfg.Reflection {
 		reflection.Register(g)
 	}
-	s := &Server{GRPC: g, health: hs, pool: pool, log: log, every: cfg.HealthInterval,
+	if grpcMetrics != nil {
+		grpcMetrics.InitializeMetrics(g)
+	}
+	healthOnly := grpc.NewServer()
+	healthpb.RegisterHealthServer(healthOnly, hs)
+	s := &Server{GRPC: g, HealthOnly: healthOnly, health: hs, pool: pool, log: log, every: cfg.HealthInterval,
 		audit: auditWriter, store: store, cached: cached, listener: listener, retention: cfg.AuditRetention}
 	auditWriter.Start()
 	s.checkHealth(ctx)
@@ -121,6 +168,14 @@ func (s *Server) Serve(lis net.Listener) error {
 	return nil
 }
 
+// ServeHealth serves the health service alone on lis, without TLS, until Shutdown.
+func (s *Server) ServeHealth(lis net.Listener) error {
+	if err := s.HealthOnly.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		return fmt.Errorf("serve health on %s: %w", lis.Addr(), err)
+	}
+	return nil
+}
+
 // Shutdown turns health to NOT_SERVING, lets in-flight calls finish until ctx ends, stops, and
 // then writes the audit records still buffered.
 func (s *Server) Shutdown(ctx context.Context) {
@@ -136,6 +191,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 			s.GRPC.Stop()
 			<-done
 		}
+		s.HealthOnly.Stop()
 		flush, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
 		s.audit.Close(flush)

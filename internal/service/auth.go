@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
@@ -68,18 +69,58 @@ type TokenLookup interface {
 	ActiveToken(ctx context.Context, hash []byte) (db.Token, bool, error)
 }
 
-// Authenticator turns "authorization: Bearer <token>" into an rbac.Principal.
+// Authenticator turns "authorization: Bearer <token>" into an rbac.Principal, and holds each
+// token to its request rate.
 type Authenticator struct {
 	tokens TokenLookup
 	log    *slog.Logger
 	// principals keeps the caller built from a token row: a token's id, name and scopes never
 	// change (whether it is still active is asked of tokens on every call).
 	principals *cache.LRU[uuid.UUID, rbac.Principal]
+	limit      RateLimit
+	limiters   *cache.LRU[uuid.UUID, *rate.Limiter]
+	obs        Observer
 }
 
-// NewAuthenticator returns an authenticator over tokens.
-func NewAuthenticator(tokens TokenLookup, log *slog.Logger) *Authenticator {
-	return &Authenticator{tokens: tokens, log: log, principals: cache.New[uuid.UUID, rbac.Principal](10_000, time.Hour)}
+// RateLimit is the request rate each token may use: PerSecond with bursts of Burst. Zero
+// PerSecond means no limit.
+type RateLimit struct {
+	PerSecond float64
+	Burst     int
+}
+
+// NewAuthenticator returns an authenticator over tokens; obs may be nil.
+func NewAuthenticator(tokens TokenLookup, log *slog.Logger, limit RateLimit, obs Observer) *Authenticator {
+	if obs == nil {
+		obs = nopObserver{}
+	}
+	if limit.Burst <= 0 {
+		limit.Burst = max(1, int(2*limit.PerSecond))
+	}
+	return &Authenticator{tokens: tokens, log: log, limit: limit, obs: obs,
+		principals: cache.New[uuid.UUID, rbac.Principal](10_000, time.Hour),
+		limiters:   cache.New[uuid.UUID, *rate.Limiter](10_000, time.Hour)}
+}
+
+// allow takes one request from the token's budget, or says how long until there is one.
+func (a *Authenticator) allow(token uuid.UUID) error {
+	if a.limit.PerSecond <= 0 {
+		return nil
+	}
+	l, ok := a.limiters.Get(token)
+	if !ok {
+		l = rate.NewLimiter(rate.Limit(a.limit.PerSecond), a.limit.Burst)
+		a.limiters.Put(token, l)
+	}
+	if l.Allow() {
+		return nil
+	}
+	a.obs.Limited()
+	wait := time.Duration(float64(time.Second) / a.limit.PerSecond)
+	e := errs.New(errs.RateLimited, fmt.Sprintf("the token is over its rate of %g requests per second; retry after %s", a.limit.PerSecond, wait.Round(time.Millisecond)),
+		"token_id", token.String())
+	e.RetryAfter = wait
+	return e
 }
 
 // Unary authenticates unary calls.
@@ -113,6 +154,9 @@ func (a *Authenticator) authorize(ctx context.Context, method string) (context.C
 		return ctx, errs.New(errs.MissingScope, fmt.Sprintf("method %s has no scope rule and cannot be called", method), "method", method)
 	}
 	ctx = rbac.WithPrincipal(ctx, p)
+	if err := a.allow(p.TokenID); err != nil {
+		return ctx, err
+	}
 	if err := rbac.Require(ctx, scopes...); err != nil {
 		return ctx, err
 	}

@@ -400,7 +400,7 @@ func TestAuthzAuthenticatorPaths(t *testing.T) {
 
 	for kind, call := range calls {
 		t.Run(kind, func(t *testing.T) {
-			a := service.NewAuthenticator(star, log)
+			a := service.NewAuthenticator(star, log, service.RateLimit{}, nil)
 
 			t.Run("method without a rule, star token", func(t *testing.T) {
 				reached, _, err := call(a, incoming(bearer), "/resolver.v1.AdminService/NoRuleYet")
@@ -445,7 +445,7 @@ func TestAuthzAuthenticatorPaths(t *testing.T) {
 				}
 			})
 			t.Run("token store down", func(t *testing.T) {
-				reached, _, err := call(service.NewAuthenticator(azFailingLookup{}, log), incoming(bearer), listProviders)
+				reached, _, err := call(service.NewAuthenticator(azFailingLookup{}, log, service.RateLimit{}, nil), incoming(bearer), listProviders)
 				if reached || err == nil {
 					t.Fatalf("reached=%v err=%v with the token store down", reached, err)
 				}

@@ -12,6 +12,8 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/resolverd/resolverd/internal/errs"
 )
@@ -37,6 +39,7 @@ var codeOf = map[errs.Reason]codes.Code{
 	errs.AlreadyExists:       codes.AlreadyExists,
 	errs.DatabaseUnavailable: codes.Unavailable,
 	errs.Internal:            codes.Internal,
+	errs.RateLimited:         codes.ResourceExhausted,
 }
 
 // CodeOf returns the gRPC code of a reason (Internal for an unknown one).
@@ -85,18 +88,18 @@ func hasDomainError(err error) bool {
 
 func statusOf(e *errs.Error) error {
 	st := status.New(CodeOf(e.Reason), e.Message)
-	info := &errdetails.ErrorInfo{Reason: string(e.Reason), Domain: Domain, Metadata: e.Metadata}
-	var withDetails *status.Status
-	var err error
+	details := []protoadapt.MessageV1{&errdetails.ErrorInfo{Reason: string(e.Reason), Domain: Domain, Metadata: e.Metadata}}
 	if len(e.Violations) > 0 {
 		br := &errdetails.BadRequest{}
 		for _, v := range e.Violations {
 			br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: v.Field, Description: v.Description})
 		}
-		withDetails, err = st.WithDetails(info, br)
-	} else {
-		withDetails, err = st.WithDetails(info)
+		details = append(details, br)
 	}
+	if e.RetryAfter > 0 {
+		details = append(details, &errdetails.RetryInfo{RetryDelay: durationpb.New(e.RetryAfter)})
+	}
+	withDetails, err := st.WithDetails(details...)
 	if err != nil {
 		return st.Err()
 	}

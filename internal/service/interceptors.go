@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"runtime/debug"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -63,13 +65,45 @@ func saneRequestID(s string) bool {
 	return true
 }
 
+// Observer is told what happened, for metrics. Its methods must be cheap and never block.
+type Observer interface {
+	Resolved(purpose, source, outcome string, fallback bool, fallbackReason string)
+	Panicked()
+	Limited()
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Resolved(string, string, string, bool, string) {}
+func (nopObserver) Panicked()                                     {}
+func (nopObserver) Limited()                                      {}
+
+// ChainOptions configures the interceptor chain.
+type ChainOptions struct {
+	Log  *slog.Logger
+	Auth *Authenticator
+	// Metrics, when set, counts and times every RPC (go-grpc-middleware's Prometheus provider).
+	Metrics *grpcprom.ServerMetrics
+	// Observer receives panics; nil observes nothing.
+	Observer Observer
+	// CallTimeout bounds a call's work on the server (0: no bound beyond the caller's deadline).
+	// A call that runs out of it waiting on PostgreSQL fails with DATABASE_UNAVAILABLE instead of
+	// hanging: see timeoutError.
+	CallTimeout time.Duration
+}
+
 // Interceptors returns the chain in the order of STYLE.md: recovery (outermost) → request id →
-// logging → authentication → handler.
-func Interceptors(log *slog.Logger, auth *Authenticator) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
+// logging → metrics → deadline → authentication → handler.
+func Interceptors(o ChainOptions) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
+	log, obs := o.Log, o.Observer
+	if obs == nil {
+		obs = nopObserver{}
+	}
 	unary := []grpc.UnaryServerInterceptor{
 		func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
 			defer func() {
 				if r := recover(); r != nil {
+					obs.Panicked()
 					log.ErrorContext(ctx, "panic in handler", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
 					err = ToStatus(ctx, log, errs.New(errs.Internal, "panic"))
 				}
@@ -90,12 +124,12 @@ func Interceptors(log *slog.Logger, auth *Authenticator) ([]grpc.UnaryServerInte
 			logCall(ctx, log, info.FullMethod, start, err)
 			return resp, err
 		},
-		auth.Unary,
 	}
 	stream := []grpc.StreamServerInterceptor{
 		func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) (err error) {
 			defer func() {
 				if r := recover(); r != nil {
+					obs.Panicked()
 					log.ErrorContext(ss.Context(), "panic in handler", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
 					err = status.Error(codes.Internal, "internal error")
 				}
@@ -112,9 +146,37 @@ func Interceptors(log *slog.Logger, auth *Authenticator) ([]grpc.UnaryServerInte
 			logCall(ss.Context(), log, info.FullMethod, start, err)
 			return err
 		},
-		auth.Stream,
 	}
+	if o.Metrics != nil {
+		unary = append(unary, o.Metrics.UnaryServerInterceptor())
+		stream = append(stream, o.Metrics.StreamServerInterceptor())
+	}
+	if o.CallTimeout > 0 {
+		unary = append(unary, func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			if PublicServices[serviceOf(info.FullMethod)] {
+				return h(ctx, req)
+			}
+			tctx, cancel := context.WithTimeout(ctx, o.CallTimeout)
+			defer cancel()
+			resp, err := h(tctx, req)
+			return resp, timeoutError(ctx, tctx, log, err)
+		})
+	}
+	unary = append(unary, o.Auth.Unary)
+	stream = append(stream, o.Auth.Stream)
 	return unary, stream
+}
+
+// timeoutError turns a call that ran out of the server's own time bound (not the caller's) into
+// DATABASE_UNAVAILABLE: the only thing a warm or cold resolution waits on is PostgreSQL.
+func timeoutError(caller, bounded context.Context, log *slog.Logger, err error) error {
+	if err == nil || caller.Err() != nil || !errors.Is(bounded.Err(), context.DeadlineExceeded) {
+		return err
+	}
+	if c := status.Code(err); c != codes.DeadlineExceeded && c != codes.Unavailable && c != codes.Canceled {
+		return err
+	}
+	return ToStatus(caller, log, errs.Wrap(err, errs.DatabaseUnavailable, "the database did not answer in time; try again"))
 }
 
 // logCall logs one line per call: failures at warn or error, successes at debug; health checks

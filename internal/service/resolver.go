@@ -31,12 +31,16 @@ type Resolver struct {
 	log   *slog.Logger
 	// renders keeps the messages of configs and providers across answers.
 	renders *renders
+	obs     Observer
 }
 
 // NewResolver returns the ResolverService handler. fpKey keys the credential fingerprints; every
 // call is recorded with audit.
-func NewResolver(store *dbauthz.Store, opts resolve.Options, fpKey []byte, audit Recorder, log *slog.Logger) *Resolver {
-	return &Resolver{store: store, opts: opts, fpKey: fpKey, audit: audit, log: log, renders: newRenders()}
+func NewResolver(store *dbauthz.Store, opts resolve.Options, fpKey []byte, audit Recorder, log *slog.Logger, obs Observer) *Resolver {
+	if obs == nil {
+		obs = nopObserver{}
+	}
+	return &Resolver{store: store, opts: opts, fpKey: fpKey, audit: audit, log: log, renders: newRenders(), obs: obs}
 }
 
 // ResolveModel validates the request, applies the decision rules over the scope-checked store and
@@ -60,8 +64,15 @@ func (s *Resolver) ResolveModel(ctx context.Context, req *resolverv1.ResolveMode
 		cred = credentialProto(res.Credential, s.fpKey)
 	}
 	// No answer leaves without its record.
-	if aerr := s.audit.Record(resolutionEvent(ctx, r, res, cred, err)); aerr != nil {
+	ev := resolutionEvent(ctx, r, res, cred, err)
+	if aerr := s.audit.Record(ev); aerr != nil {
+		s.obs.Resolved(r.Purpose.String(), "", string(errs.DatabaseUnavailable), false, "")
 		return nil, ToStatus(ctx, s.log, aerr)
+	}
+	if res != nil {
+		s.obs.Resolved(r.Purpose.String(), res.Credential.Source.String(), ev.Outcome, res.Fallback, string(res.FallbackReason))
+	} else {
+		s.obs.Resolved(r.Purpose.String(), "", ev.Outcome, false, "")
 	}
 	if err != nil {
 		return nil, ToStatus(ctx, s.log, err)

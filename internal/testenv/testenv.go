@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
@@ -35,6 +36,10 @@ type Options struct {
 	DatabaseURL string
 	// AuditRetention is the server's --audit-retention (0 keeps events forever).
 	AuditRetention time.Duration
+	// Configure, when set, changes the server's configuration before it is built.
+	Configure func(*server.Config)
+	// ClientCreds are the test client's transport credentials (default: plaintext).
+	ClientCreds credentials.TransportCredentials
 }
 
 // Env is a running server and clients for it.
@@ -63,10 +68,14 @@ func New(t testing.TB, opts Options) *Env {
 	logs := &SyncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx := context.Background()
-	srv, err := server.New(ctx, pool, pgtest.Keyring, server.Config{
+	cfg := server.Config{
 		AllowBYOK: !opts.DenyBYOK, Reflection: true, Logger: log, HealthInterval: 200 * time.Millisecond,
 		AuditRetention: opts.AuditRetention,
-	})
+	}
+	if opts.Configure != nil {
+		opts.Configure(&cfg)
+	}
+	srv, err := server.New(ctx, pool, pgtest.Keyring, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +85,11 @@ func New(t testing.TB, opts Options) *Env {
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	creds := opts.ClientCreds
+	if creds == nil {
+		creds = insecure.NewCredentials()
+	}
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(creds))
 	if err != nil {
 		t.Fatal(err)
 	}

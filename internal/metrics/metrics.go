@@ -1,0 +1,127 @@
+// Package metrics exposes resolverd's Prometheus metrics: the gRPC server's own (from
+// go-grpc-middleware's Prometheus provider) and the resolverd_ series — resolutions, fallbacks,
+// cache, change listener, audit queue, database pool. Labels carry purposes, sources, outcomes and
+// reasons only: never an id, never a secret.
+package metrics
+
+import (
+	"net/http"
+
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics is one server's registry.
+type Metrics struct {
+	Registry *prometheus.Registry
+	// GRPC provides the interceptors that count and time every RPC.
+	GRPC *grpcprom.ServerMetrics
+
+	resolutions *prometheus.CounterVec
+	fallbacks   *prometheus.CounterVec
+	panics      prometheus.Counter
+	rateLimited prometheus.Counter
+}
+
+// New builds a registry with the Go runtime and process collectors.
+func New() *Metrics {
+	r := prometheus.NewRegistry()
+	m := &Metrics{
+		Registry: r,
+		GRPC: grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
+			grpcprom.WithHistogramBuckets([]float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}))),
+		resolutions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "resolverd_resolutions_total",
+			Help: "ResolveModel calls by purpose, credential source (empty when the call failed) and outcome (OK or the error reason).",
+		}, []string{"purpose", "credential_source", "outcome"}),
+		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "resolverd_fallbacks_total",
+			Help: "Resolutions answered with another config than the requested one, by the reason the requested one was unusable.",
+		}, []string{"reason"}),
+		panics: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "resolverd_panics_total", Help: "Handler panics recovered (each answered INTERNAL).",
+		}),
+		rateLimited: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "resolverd_rate_limited_total", Help: "Calls refused because their token was over its request rate.",
+		}),
+	}
+	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.GRPC, m.resolutions, m.fallbacks, m.panics, m.rateLimited)
+	return m
+}
+
+// Resolved counts one ResolveModel call.
+func (m *Metrics) Resolved(purpose, source, outcome string, fallback bool, fallbackReason string) {
+	m.resolutions.WithLabelValues(purpose, source, outcome).Inc()
+	if fallback {
+		m.fallbacks.WithLabelValues(fallbackReason).Inc()
+	}
+}
+
+// Panicked counts a recovered panic.
+func (m *Metrics) Panicked() { m.panics.Inc() }
+
+// Limited counts a call refused by rate limiting.
+func (m *Metrics) Limited() { m.rateLimited.Inc() }
+
+// CacheStats is what the cache reports.
+type CacheStats struct {
+	Hits, Misses, Invalidations, Flushes, Reconnects uint64
+	Live                                             bool
+}
+
+// WatchCache exports the cache's counters, read at scrape time.
+func (m *Metrics) WatchCache(stats func() CacheStats) {
+	counter := func(name, help string, get func(CacheStats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(get(stats())) })
+	}
+	m.Registry.MustRegister(
+		counter("resolverd_cache_hits_total", "Reads served from memory.", func(s CacheStats) uint64 { return s.Hits }),
+		counter("resolverd_cache_misses_total", "Reads that went to PostgreSQL.", func(s CacheStats) uint64 { return s.Misses }),
+		counter("resolverd_cache_invalidations_total", "Committed changes applied to the cache.", func(s CacheStats) uint64 { return s.Invalidations }),
+		counter("resolverd_cache_flushes_total", "Times the whole cache was dropped (listener lost or reconnected, TRUNCATE).", func(s CacheStats) uint64 { return s.Flushes }),
+		counter("resolverd_listener_reconnects_total", "Times the change listener connected again after losing its connection.", func(s CacheStats) uint64 { return s.Reconnects }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "resolverd_cache_live", Help: "1 while the change listener is connected and the cache serves from memory."},
+			func() float64 {
+				if stats().Live {
+					return 1
+				}
+				return 0
+			}),
+	)
+}
+
+// WatchAudit exports the audit writer's queue depth.
+func (m *Metrics) WatchAudit(depth func() int) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "resolverd_audit_queue_depth", Help: "Resolution records waiting to be written to the audit trail.",
+	}, func() float64 { return float64(depth()) }))
+}
+
+// WatchPool exports the database pool's state.
+func (m *Metrics) WatchPool(pool *pgxpool.Pool) {
+	gauge := func(name, help string, get func(*pgxpool.Stat) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return get(pool.Stat()) })
+	}
+	counter := func(name, help string, get func(*pgxpool.Stat) float64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return get(pool.Stat()) })
+	}
+	m.Registry.MustRegister(
+		gauge("resolverd_db_pool_connections", "Open connections in the pool.", func(s *pgxpool.Stat) float64 { return float64(s.TotalConns()) }),
+		gauge("resolverd_db_pool_acquired_connections", "Connections in use.", func(s *pgxpool.Stat) float64 { return float64(s.AcquiredConns()) }),
+		gauge("resolverd_db_pool_idle_connections", "Idle connections.", func(s *pgxpool.Stat) float64 { return float64(s.IdleConns()) }),
+		gauge("resolverd_db_pool_max_connections", "The pool's size limit.", func(s *pgxpool.Stat) float64 { return float64(s.MaxConns()) }),
+		counter("resolverd_db_pool_acquires_total", "Connections acquired from the pool.", func(s *pgxpool.Stat) float64 { return float64(s.AcquireCount()) }),
+		counter("resolverd_db_pool_empty_acquires_total", "Acquires that had to wait for a connection.", func(s *pgxpool.Stat) float64 { return float64(s.EmptyAcquireCount()) }),
+		counter("resolverd_db_pool_canceled_acquires_total", "Acquires cancelled before a connection came.", func(s *pgxpool.Stat) float64 { return float64(s.CanceledAcquireCount()) }),
+		counter("resolverd_db_pool_acquire_seconds_total", "Time spent acquiring connections.", func(s *pgxpool.Stat) float64 { return s.AcquireDuration().Seconds() }),
+	)
+}
+
+// Handler serves the registry in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+}
