@@ -30,10 +30,15 @@ run: build $(BIN)/grpcurl ## run a zero-setup local resolverd (private PostgreSQ
 test: check-generated vet $(BIN)/grpcurl $(BIN)/grpc-health-probe ## run every test (race detector on) after checking generated code and vet
 	RESOLVER_GRPCURL=$(CURDIR)/$(BIN)/grpcurl RESOLVER_GRPC_HEALTH_PROBE=$(CURDIR)/$(BIN)/grpc-health-probe \
 		$(GO) test $(TESTFLAGS) ./...
+	cd deploy/validate && $(GO) test -count=1 ./...
 
 .PHONY: bench
 bench: ## self-contained benchmark: private PostgreSQL, seeded data, 3 replicas, load; prints the figures of docs/BENCHMARKS.md
 	$(GO) run ./cmd/resolverd-bench $(BENCHFLAGS)
+
+.PHONY: soak
+soak: ## hold a steady ResolveModel rate for 10 minutes and report errors, latency and memory per minute
+	$(GO) run ./cmd/resolverd-bench -soak 10m -replicas 1 $(SOAKFLAGS)
 
 .PHONY: build
 build: ## build bin/resolverd

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/stats"
 
@@ -128,6 +129,9 @@ func New(ctx context.Context, pool *pgxpool.Pool, sealer db.Sealer, cfg Config) 
 		// Reused workers keep their grown stacks: a fresh goroutine per call spends a visible share
 		// of a warm resolution growing its stack through the interceptor chain.
 		grpc.NumStreamWorkers(uint32(4 * runtime.GOMAXPROCS(0))),
+		// Clients keep connections for long; closing them now and then makes them resolve the
+		// headless Service again and spread over replicas added since.
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionAge: 5 * time.Minute, MaxConnectionAgeGrace: 30 * time.Second}),
 	}
 	if cfg.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
@@ -151,6 +155,7 @@ func New(ctx context.Context, pool *pgxpool.Pool, sealer db.Sealer, cfg Config) 
 	s := &Server{GRPC: g, HealthOnly: healthOnly, health: hs, pool: pool, log: log, every: cfg.HealthInterval,
 		audit: auditWriter, store: store, cached: cached, listener: listener, retention: cfg.AuditRetention}
 	auditWriter.Start()
+	hs.SetServingStatus(LivenessService, healthpb.HealthCheckResponse_SERVING)
 	s.checkHealth(ctx)
 	mctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.stopMonitor, s.monitorDone = cancel, make(chan struct{})
@@ -209,6 +214,11 @@ func (s *Server) LastBarrier() string { return s.listener.LastBarrier() }
 
 // ListenerPID is the PostgreSQL backend of the change listener (0 while it is reconnecting).
 func (s *Server) ListenerPID() uint32 { return s.listener.BackendPID() }
+
+// LivenessService is a health service name that is SERVING for as long as the server serves,
+// whatever the database does: for liveness probes, which must not restart a replica that is only
+// waiting for PostgreSQL (readiness, on "", takes it out of rotation meanwhile).
+const LivenessService = "resolverd.liveness"
 
 // services are the names health reports on; "" is the whole server.
 var services = []string{"", resolverv1.ResolverService_ServiceDesc.ServiceName, resolverv1.AdminService_ServiceDesc.ServiceName}
