@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/resolverd/resolverd/internal/apitoken"
 	"github.com/resolverd/resolverd/internal/db"
@@ -20,6 +21,7 @@ import (
 	"github.com/resolverd/resolverd/internal/pgtest"
 	"github.com/resolverd/resolverd/internal/resolve"
 	"github.com/resolverd/resolverd/internal/secret"
+	resolverv1 "github.com/resolverd/resolverd/proto/resolver/v1"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -237,6 +239,37 @@ func TestServeServesAndStopsOnSignal(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// Resolutions right before the signal: their audit records are still in the writer's buffer
+	// (flushed every 100 ms) and must reach the database before serve exits.
+	pool := pgtest.Connect(t, url)
+	store := db.New(pool, nil)
+	p, err := store.CreateProvider(context.Background(), resolve.Provider{ID: uuid.New(), Type: "bedrock", Name: "b", Enabled: true, BYOKPolicy: resolve.BYOKDisabled})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := store.CreateModelConfig(context.Background(), resolve.ModelConfig{ID: uuid.New(), ProviderID: p.ID, Model: "m", Enabled: true, IsDefault: true, ContextLimit: 10, Options: []byte("{}")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := uuid.New()
+	if _, err := store.PutUser(context.Background(), u, "u"); err != nil {
+		t.Fatal(err)
+	}
+	chat, err := store.PutChat(context.Background(), uuid.New(), u, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, hash := apitoken.New()
+	if _, err := store.CreateToken(context.Background(), uuid.New(), "w", []string{"*"}, hash, nil); err != nil {
+		t.Fatal(err)
+	}
+	rctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+tok.Reveal())
+	const n = 25
+	for range n {
+		if _, err := resolverv1.NewResolverServiceClient(conn).ResolveModel(rctx, &resolverv1.ResolveModelRequest{ChatId: chat.ID.String(), Purpose: resolverv1.Purpose_PURPOSE_CHAT}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	cancel() // what SIGTERM does through signal.NotifyContext
 	select {
 	case code := <-done:
@@ -248,6 +281,10 @@ func TestServeServesAndStopsOnSignal(t *testing.T) {
 	}
 	if !strings.Contains(errOut, `"msg":"serving"`) || !strings.Contains(errOut, `"msg":"shutting down"`) {
 		t.Fatalf("serve's log lacks its start and stop lines:\n%s", errOut)
+	}
+	var recorded int
+	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM audit_events WHERE action = 'ResolveModel'`).Scan(&recorded); err != nil || recorded != n {
+		t.Fatalf("%d of %d resolutions were recorded by the time serve exited (%v)", recorded, n, err)
 	}
 }
 
