@@ -31,6 +31,16 @@ test: check-generated vet $(BIN)/grpcurl $(BIN)/grpc-health-probe ## run every t
 	RESOLVER_GRPCURL=$(CURDIR)/$(BIN)/grpcurl RESOLVER_GRPC_HEALTH_PROBE=$(CURDIR)/$(BIN)/grpc-health-probe \
 		$(GO) test $(TESTFLAGS) ./...
 	cd deploy/validate && $(GO) test -count=1 ./...
+	FUZZTIME=$(FUZZTIME) bash scripts/fuzz-short.sh
+
+# A short fuzz of every target inside make test, counted in executions: a short -fuzztime in
+# seconds can end while the workers still gather coverage, which go test reports as a failure
+# ("context deadline exceeded"). Longer runs: make fuzz FUZZTIME=5m.
+FUZZTIME ?= 2000x
+
+.PHONY: fuzz
+fuzz: ## fuzz every target for FUZZTIME each (default 2000 executions; try FUZZTIME=1m)
+	FUZZTIME=$(FUZZTIME) bash scripts/fuzz-short.sh
 
 .PHONY: bench
 bench: ## self-contained benchmark: private PostgreSQL, seeded data, 3 replicas, load; prints the figures of docs/BENCHMARKS.md

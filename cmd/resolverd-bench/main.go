@@ -32,6 +32,8 @@ type options struct {
 	trials      int
 	cacheMax    int
 	profile     string
+	soak        time.Duration
+	rate        int
 }
 
 func main() {
@@ -42,6 +44,8 @@ func main() {
 	flag.IntVar(&o.replicas, "replicas", 3, "resolverd processes for the propagation measurement")
 	flag.IntVar(&o.trials, "trials", 20, "propagation trials")
 	flag.IntVar(&o.cacheMax, "cache-max-entries", 100_000, "the servers' --cache-max-entries")
+	flag.DurationVar(&o.soak, "soak", 0, "instead of the benchmark, hold -rate resolutions per second for this long (make soak)")
+	flag.IntVar(&o.rate, "rate", 2000, "the soak's resolutions per second")
 	flag.StringVar(&o.profile, "profile", "", "write a CPU profile of the serving replica during an extra ResolveModel phase to this file")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -100,6 +104,9 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	defer stopAll(servers)
 	if err != nil {
 		return err
+	}
+	if o.soak > 0 {
+		return soak(ctx, o, url, set, servers, out, logf)
 	}
 	if err := measure(ctx, o, url, set, servers, r, logf); err != nil {
 		return err

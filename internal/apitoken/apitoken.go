@@ -55,9 +55,10 @@ func FromAuthorization(value string) (secret.String, error) {
 // Valid reports whether t has the shape of a token.
 func Valid(t string) bool {
 	body, ok := strings.CutPrefix(t, Prefix)
-	if !ok || len(body) != bodyLen {
+	if !ok || len(body) != bodyLen || strings.ContainsAny(body, "\r\n") {
 		return false
 	}
-	_, err := base64.RawURLEncoding.DecodeString(body)
+	// Strict: the unused low bits of the last character must be zero, as New makes them.
+	_, err := base64.RawURLEncoding.Strict().DecodeString(body)
 	return err == nil
 }

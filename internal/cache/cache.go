@@ -8,6 +8,7 @@ package cache
 
 import (
 	"hash/maphash"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +35,7 @@ type entry[K comparable, V any] struct {
 	key     K
 	val     V
 	expires int64 // unix nanoseconds
+	slot    int   // its place in the ring
 	used    atomic.Bool
 	dead    bool // removed from items; its ring slot is reused
 }
@@ -76,13 +78,22 @@ func (c *LRU[K, V]) Put(k K, v V) {
 	s := c.shard(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	exp := time.Now().Add(c.ttl).UnixNano()
-	if old, ok := s.items[k]; ok {
-		old.dead = true // readers holding it see the old value until they finish; new ones see e
-	}
+	// Up to a quarter off the TTL, at random: entries stored together (a warm-up, a flush) do not
+	// all expire and reload in the same instant.
+	exp := time.Now().Add(c.ttl - time.Duration(rand.Int64N(int64(c.ttl)/4+1))).UnixNano()
 	e := &entry[K, V]{key: k, val: v, expires: exp}
+	if old, ok := s.items[k]; ok {
+		// A new value takes the old one's place: readers holding the old entry finish with it, new
+		// readers see e, and the ring does not fill with stale copies (a reload after the TTL).
+		old.dead = true
+		e.slot = old.slot
+		s.ring[e.slot] = e
+		s.items[k] = e
+		return
+	}
 	s.items[k] = e
 	if len(s.ring) < s.max {
+		e.slot = len(s.ring)
 		s.ring = append(s.ring, e)
 		return
 	}
@@ -96,6 +107,7 @@ func (c *LRU[K, V]) Put(k K, v V) {
 			if !v.dead && s.items[v.key] == v {
 				delete(s.items, v.key)
 			}
+			e.slot = s.hand
 			s.ring[s.hand] = e
 			s.hand++
 			return

@@ -99,3 +99,26 @@ func TestConcurrent(t *testing.T) {
 		t.Fatalf("Len %d over the bound", c.Len())
 	}
 }
+
+// TestReplacingKeepsTheRingSmall: storing a key again reuses its slot, so a cache whose entries are
+// all reloaded (after their TTL) does not fill its ring with stale copies.
+func TestReplacingKeepsTheRingSmall(t *testing.T) {
+	c := New[int, int](16*1000, time.Hour)
+	for round := range 50 {
+		for k := range 100 {
+			c.Put(k, round)
+		}
+	}
+	ring := 0
+	for i := range c.shards {
+		ring += len(c.shards[i].ring)
+	}
+	if ring != 100 || c.Len() != 100 {
+		t.Fatalf("100 keys stored 50 times each: ring %d, entries %d", ring, c.Len())
+	}
+	for k := range 100 {
+		if v, ok := c.Get(k); !ok || v != 49 {
+			t.Fatalf("Get(%d) = %d, %v", k, v, ok)
+		}
+	}
+}

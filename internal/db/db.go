@@ -7,6 +7,8 @@ package db
 import (
 	"context"
 	"fmt"
+	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -48,6 +50,11 @@ func Connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
 		return nil, fmt.Errorf("parse the database URL: it must look like postgres://user:password@host:5432/dbname")
 	}
 	cfg.ConnConfig.RuntimeParams["application_name"] = "resolverd"
+	// pgxpool's default (4 connections on a small machine) queues cold resolutions, admin calls,
+	// the audit writer and the health check behind each other; a URL's pool_max_conns still wins.
+	if !strings.Contains(url, "pool_max_conns") {
+		cfg.MaxConns = int32(max(16, 4*runtime.GOMAXPROCS(0)))
+	}
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = 5 * time.Second
 	}

@@ -56,9 +56,10 @@ func classify(err error) error {
 			return errs.Wrap(err, c.reason, c.msg, "field", c.field)
 		}
 		switch {
-		case pgErr.Code == "23514", pgErr.Code == "22P02", pgErr.Code == "22001":
-			// check_violation, invalid_text_representation, string_data_right_truncation: a value the
-			// validators let through. Say which constraint, not the SQL.
+		case pgErr.Code == "23514", pgErr.Code == "22P02", pgErr.Code == "22001", pgErr.Code == "22P05", pgErr.Code == "22021":
+			// check_violation, invalid_text_representation, string_data_right_truncation,
+			// untranslatable_character (a NUL in jsonb), character_not_in_repertoire (a NUL in
+			// text): a value the validators let through. Say which constraint, not the SQL.
 			return errs.Wrap(err, errs.InvalidArgument, "a value breaks the constraint "+pgErr.ConstraintName,
 				"constraint", pgErr.ConstraintName)
 		case strings.HasPrefix(pgErr.Code, "08"), // connection_exception

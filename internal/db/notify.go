@@ -43,8 +43,8 @@ type ChangeHandler interface {
 
 // ListenerOptions tune how fast a broken listener is noticed.
 type ListenerOptions struct {
-	// CanaryEvery is how often the listener sends itself a notification through another
-	// connection (default 200ms); CanaryTimeout is how long it may take to arrive before the
+	// CanaryEvery is how often the listener sends itself a notification on its own connection
+	// (default 200ms); CanaryTimeout is how long it may take to arrive before the
 	// listener is declared broken (default 600ms). A listener whose connection died silently is
 	// noticed within about CanaryEvery + CanaryTimeout: the 1 second of SPEC 5.
 	CanaryEvery, CanaryTimeout time.Duration
@@ -157,9 +157,11 @@ func (l *Listener) listen(ctx context.Context) error {
 			if pending == "" {
 				pending = l.name + ":" + strconv.FormatUint(l.seq.Add(1), 10)
 				sentAt = time.Now()
-				if err := l.sendCanary(ctx, pending); err != nil {
-					// The pool failing is the database failing; the canary timeout will decide.
-					l.log.Debug("change listener: sending the canary failed", "error", err)
+				// On the listening connection itself: a busy pool must not delay the canary into a
+				// false alarm, and a session receives its own notifications like everyone else's
+				// (pgx keeps those that arrive during the statement for WaitForNotification).
+				if err := l.sendCanary(ctx, conn, pending); err != nil {
+					return fmt.Errorf("send the canary: %w", err)
 				}
 			}
 			nextCheck = time.Now().Add(l.opts.CanaryEvery)
@@ -196,10 +198,10 @@ func (l *Listener) listen(ctx context.Context) error {
 	}
 }
 
-func (l *Listener) sendCanary(ctx context.Context, id string) error {
+func (l *Listener) sendCanary(ctx context.Context, conn *pgx.Conn, id string) error {
 	payload, _ := json.Marshal(Change{Canary: id})
 	sctx, cancel := context.WithTimeout(ctx, l.opts.CanaryTimeout)
 	defer cancel()
-	_, err := l.pool.Exec(sctx, `SELECT pg_notify($1, $2)`, ChangesChannel, string(payload))
+	_, err := conn.Exec(sctx, `SELECT pg_notify($1, $2)`, ChangesChannel, string(payload))
 	return err
 }

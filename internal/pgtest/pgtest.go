@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -25,10 +26,17 @@ import (
 const templateDB = "resolverd_template"
 
 var (
-	cluster *pgcluster.Cluster
 	counter atomic.Int64
 	// Keyring is the encryption keyring of every test database.
 	Keyring = mustKeyring()
+
+	// The cluster starts with the first test that asks for a database: a run of unit tests or a
+	// fuzz worker in the same package does not pay for it.
+	once       sync.Once
+	startErr   error
+	cluster    *pgcluster.Cluster
+	clusterDir string
+	mainCalled bool
 )
 
 func mustKeyring() *keyring.Keyring {
@@ -39,13 +47,18 @@ func mustKeyring() *keyring.Keyring {
 	return kr
 }
 
-// Main starts the cluster, prepares the template, runs the tests, stops the cluster and then checks
-// that no goroutine leaked. Use it as: func TestMain(m *testing.M) { pgtest.Main(m) }.
+// Main runs the tests, stops the cluster if one started, and then checks that no goroutine
+// leaked. Use it as: func TestMain(m *testing.M) { pgtest.Main(m) }.
 func Main(m *testing.M) {
-	code, err := run(m)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "pgtest:", err)
-		os.Exit(1)
+	mainCalled = true
+	code := m.Run()
+	if cluster != nil {
+		if err := cluster.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "pgtest: stop the cluster:", err)
+		}
+	}
+	if clusterDir != "" {
+		os.RemoveAll(clusterDir)
 	}
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
@@ -56,23 +69,22 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
-func run(m *testing.M) (int, error) {
-	dir, err := os.MkdirTemp("", "resolverd-pgtest-*")
-	if err != nil {
-		return 0, err
-	}
-	defer os.RemoveAll(dir)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cluster, err = pgcluster.Start(ctx, pgcluster.Options{DataDir: dir})
-	if err != nil {
-		return 0, err
-	}
-	defer cluster.Stop()
-	if err := prepareTemplate(ctx); err != nil {
-		return 0, err
-	}
-	return m.Run(), nil
+func start() error {
+	once.Do(func() {
+		dir, err := os.MkdirTemp("", "resolverd-pgtest-*")
+		if err != nil {
+			startErr = err
+			return
+		}
+		clusterDir = dir
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if cluster, startErr = pgcluster.Start(ctx, pgcluster.Options{DataDir: dir}); startErr != nil {
+			return
+		}
+		startErr = prepareTemplate(ctx)
+	})
+	return startErr
 }
 
 func prepareTemplate(ctx context.Context) error {
@@ -120,8 +132,11 @@ func NewEmptyDatabase(t testing.TB) string {
 
 func newDatabase(t testing.TB, clause string) string {
 	t.Helper()
-	if cluster == nil {
+	if !mainCalled {
 		t.Fatal("pgtest: the package's TestMain must call pgtest.Main")
+	}
+	if err := start(); err != nil {
+		t.Fatalf("pgtest: start PostgreSQL: %v", err)
 	}
 	name := fmt.Sprintf("t%d_%s", counter.Add(1), sanitize(t.Name()))
 	ctx := context.Background()

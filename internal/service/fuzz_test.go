@@ -28,6 +28,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -451,6 +452,9 @@ var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[
 // uuidOK: the canonical hyphenated form, either case, not the nil UUID.
 func uuidOK(s string) bool { return uuidRE.MatchString(s) && s != nilUUID }
 
+// specNameRE is SPEC section 1's pattern of provider names.
+var specNameRE = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
+
 // nameOK: SPEC section 1's ^[a-z0-9]+(-[a-z0-9]+)*$, at most 63 bytes, checked by hand.
 func nameOK(n string) bool {
 	if n == "" || len(n) > maxNameLen {
@@ -472,7 +476,8 @@ func nameOK(n string) bool {
 // baseURLProblem says why s is not an acceptable base_url ("" when it is): empty (the SDK
 // default), or at most 2048 characters of an absolute http(s) URL with a host name, no user
 // info, no query and no fragment (not even an empty "?" or "#": a base URL is a prefix the SDK
-// appends paths to), no white space.
+// appends paths to), no white space or invisible formatting characters, and a port, if any, in
+// 1..65535 written without leading zeros.
 func baseURLProblem(s string) string {
 	if s == "" {
 		return ""
@@ -480,8 +485,8 @@ func baseURLProblem(s string) string {
 	if len(s) > maxURLLen {
 		return "is longer than 2048"
 	}
-	if strings.ContainsAny(s, " \t\r\n") {
-		return "has white space"
+	if strings.IndexFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) }) >= 0 {
+		return "has white space, a control or an invisible formatting character"
 	}
 	u, err := url.Parse(s)
 	switch {
@@ -496,11 +501,18 @@ func baseURLProblem(s string) string {
 	case strings.ContainsAny(s, "?#"):
 		return fmt.Sprintf("has a query or fragment (query %q, fragment %q)", u.RawQuery, u.Fragment)
 	}
+	if p := u.Port(); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != p {
+			return fmt.Sprintf("has port %q", p)
+		}
+	}
 	return ""
 }
 
 // apiKeyProblem says why raw is not an acceptable api_key ("" when it is), by SPEC section 3: it is
-// trimmed, then must be non-empty, at most 10 KiB, valid UTF-8 without control characters.
+// trimmed, then must be non-empty, at most 10 KiB, valid UTF-8 without control characters,
+// invisible formatting characters or line and paragraph separators (it goes into HTTP headers).
 func apiKeyProblem(raw string) string {
 	k := strings.TrimSpace(raw)
 	switch {
@@ -510,8 +522,10 @@ func apiKeyProblem(raw string) string {
 		return fmt.Sprintf("is %d bytes trimmed, more than 10 KiB", len(k))
 	case !utf8.ValidString(k):
 		return "is not valid UTF-8"
-	case strings.IndexFunc(k, unicode.IsControl) >= 0:
-		return "has a control character"
+	case strings.IndexFunc(k, func(r rune) bool {
+		return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || unicode.In(r, unicode.Zl, unicode.Zp)
+	}) >= 0:
+		return "has a control, invisible or line-separating character"
 	}
 	return ""
 }
@@ -525,8 +539,8 @@ func textProblem(s string, required bool) string {
 		return "is not valid UTF-8"
 	case utf8.RuneCountInString(s) > 200:
 		return "has more than 200 characters"
-	case strings.IndexFunc(s, unicode.IsControl) >= 0:
-		return "has a control character"
+	case strings.IndexFunc(s, func(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) }) >= 0:
+		return "has a control or invisible formatting character"
 	case s != strings.TrimSpace(s):
 		return "starts or ends with white space"
 	}
@@ -592,7 +606,7 @@ func FuzzValidateProviderName(f *testing.F) {
 		if want := nameOK(n); accepted != want {
 			t.Fatalf("providerName(%q) accepted=%v, want %v (^[a-z0-9]+(-[a-z0-9]+)*$, at most 63 bytes)", n, accepted, want)
 		}
-		if accepted && (len(n) > 63 || !regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`).MatchString(n)) {
+		if accepted && (len(n) > 63 || !specNameRE.MatchString(n)) {
 			t.Fatalf("accepted provider name %q", n)
 		}
 		if !accepted && (len(v) != 1 || v[0].Field != "name") {
@@ -1470,7 +1484,9 @@ func FuzzCreateTokenRequest(f *testing.F) {
 }
 
 // FuzzListAuditEventsRequest: ListAuditEvents refuses exactly a bad chat_id or token_id, a limit
-// outside 0..500, an action over 200 bytes and a page token parsePageToken refuses; a valid request
+// outside 0..500, an action that is not short printable text (at most 200 characters, valid UTF-8,
+// no control or invisible formatting characters, no surrounding white space) and a page token
+// parsePageToken refuses; a valid request
 // hands the store the filter (limit+1 rows, 50 for 0). An accepted action goes into a text query
 // parameter, so it must be something PostgreSQL takes: no NUL (the gRPC transport already refuses
 // invalid UTF-8 in a string field).
@@ -1495,8 +1511,9 @@ func FuzzListAuditEventsRequest(f *testing.F) {
 		case limit < 0 || limit > 500:
 			v.add("limit", "out of range")
 		}
-		if len(action) > 200 {
-			v.add("action", "too long")
+		if !utf8.ValidString(action) || utf8.RuneCountInString(action) > 200 || action != strings.TrimSpace(action) ||
+			strings.IndexFunc(action, func(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) }) >= 0 {
+			v.add("action", "not short printable text")
 		}
 		before, ok := int64(0), true
 		if tok != "" {

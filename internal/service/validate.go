@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -92,8 +93,8 @@ func (v *violations) text(field, s string, required bool) {
 		v.add(field, "must be valid UTF-8")
 	case utf8.RuneCountInString(s) > maxTextLen:
 		v.add(field, "must be at most %d characters", maxTextLen)
-	case strings.IndexFunc(s, unicode.IsControl) >= 0:
-		v.add(field, "must not contain control characters")
+	case strings.IndexFunc(s, invisible) >= 0:
+		v.add(field, "must not contain control or invisible formatting characters")
 	case s != strings.TrimSpace(s):
 		v.add(field, "must not start or end with white space")
 	}
@@ -107,12 +108,16 @@ func (v *violations) baseURL(field, s string) {
 	switch {
 	case len(s) > maxURLLen:
 		v.add(field, "must be at most %d characters", maxURLLen)
-	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.ContainsAny(s, " \t\r\n"):
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" ||
+		strings.IndexFunc(s, func(r rune) bool { return unicode.IsSpace(r) || invisible(r) }) >= 0:
 		v.add(field, "must be empty (the SDK's default) or an absolute http(s) URL such as https://api.example.com/v1")
 	case u.User != nil:
 		v.add(field, "must not carry credentials; add them as a provider key")
-	case u.RawQuery != "" || u.Fragment != "":
+	case strings.ContainsAny(s, "?#"):
+		// Even an empty one: an SDK appends paths, and ".../v1?/chat/completions" is no endpoint.
 		v.add(field, "must not have a query or fragment")
+	case u.Port() != "" && !validPort(u.Port()):
+		v.add(field, "has a port outside 1-65535")
 	}
 }
 
@@ -137,7 +142,7 @@ func (v *violations) apiKey(field, raw string) secret.String {
 		v.add(field, "is required")
 	case len(k) > MaxAPIKeyBytes:
 		v.add(field, "must be at most %d bytes (10 KiB); got %d", MaxAPIKeyBytes, len(k))
-	case !utf8.ValidString(k) || strings.IndexFunc(k, unicode.IsControl) >= 0:
+	case !utf8.ValidString(k) || strings.IndexFunc(k, func(r rune) bool { return invisible(r) || unicode.In(r, unicode.Zl, unicode.Zp) }) >= 0:
 		v.add(field, "must be printable text without control characters or line breaks")
 	default:
 		return secret.New(k)
@@ -161,6 +166,11 @@ func (v *violations) compressionThreshold(field string, n int32) {
 func (v *violations) options(field string, s *structpb.Struct) []byte {
 	if s == nil {
 		return []byte("{}")
+	}
+	if hasNUL(structpb.NewStructValue(s)) {
+		// PostgreSQL's jsonb cannot hold U+0000.
+		v.add(field, "must not contain the NUL character (U+0000)")
+		return nil
 	}
 	b, err := protojson.Marshal(s)
 	if err != nil {
@@ -188,4 +198,35 @@ func purposeOf(v *violations, p resolverv1.Purpose) resolve.Purpose {
 	}
 	v.add("purpose", "must be one of PURPOSE_CHAT, PURPOSE_SUBAGENT, PURPOSE_PERSONAL_OVERRIDE, PURPOSE_TITLE, PURPOSE_COMPACTION")
 	return resolve.PurposeUnspecified
+}
+
+// invisible reports control characters and invisible formatting characters (U+200B, U+202E, ...):
+// names that look alike but differ, or text that reorders itself, have no place in identifiers
+// and display names.
+func invisible(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) }
+
+func validPort(p string) bool {
+	n, err := strconv.Atoi(p)
+	return err == nil && n >= 1 && n <= 65535 && strconv.Itoa(n) == p
+}
+
+// hasNUL reports a U+0000 anywhere in a value's keys or strings.
+func hasNUL(v *structpb.Value) bool {
+	switch k := v.GetKind().(type) {
+	case *structpb.Value_StringValue:
+		return strings.ContainsRune(k.StringValue, 0)
+	case *structpb.Value_StructValue:
+		for key, f := range k.StructValue.GetFields() {
+			if strings.ContainsRune(key, 0) || hasNUL(f) {
+				return true
+			}
+		}
+	case *structpb.Value_ListValue:
+		for _, e := range k.ListValue.GetValues() {
+			if hasNUL(e) {
+				return true
+			}
+		}
+	}
+	return false
 }
