@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/stats"
 )
 
@@ -46,10 +47,15 @@ func Setup(ctx context.Context, o Options) (*Tracing, error) {
 	}
 	res := resource.NewSchemaless(attribute.String("service.name", "resolverd"), attribute.String("service.version", o.Version))
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
-	h := otelgrpc.NewServerHandler(
+	return &Tracing{Handler: ServerHandler(tp), Shutdown: tp.Shutdown}, nil
+}
+
+// ServerHandler is the gRPC stats handler that traces every RPC but health checks into tp,
+// continuing the caller's trace (W3C trace context).
+func ServerHandler(tp trace.TracerProvider) stats.Handler {
+	return otelgrpc.NewServerHandler(
 		otelgrpc.WithTracerProvider(tp),
 		otelgrpc.WithPropagators(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})),
 		otelgrpc.WithFilter(filters.Not(filters.HealthCheck())),
 	)
-	return &Tracing{Handler: h, Shutdown: tp.Shutdown}, nil
 }
