@@ -11,7 +11,7 @@ import (
 	"github.com/resolverd/resolverd/internal/db"
 	"github.com/resolverd/resolverd/internal/keyring"
 	"github.com/resolverd/resolverd/internal/resolve"
-	"github.com/resolverd/resolverd/internal/secret"
+	"github.com/resolverd/resolverd/pkg/secret"
 )
 
 // seedSet is what the phases resolve.

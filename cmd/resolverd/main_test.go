@@ -20,7 +20,7 @@ import (
 	"github.com/resolverd/resolverd/internal/keyring"
 	"github.com/resolverd/resolverd/internal/pgtest"
 	"github.com/resolverd/resolverd/internal/resolve"
-	"github.com/resolverd/resolverd/internal/secret"
+	"github.com/resolverd/resolverd/pkg/secret"
 	resolverv1 "github.com/resolverd/resolverd/proto/resolver/v1"
 )
 

@@ -11,7 +11,7 @@ import (
 	"errors"
 	"strings"
 
-	"github.com/resolverd/resolverd/internal/secret"
+	"github.com/resolverd/resolverd/pkg/secret"
 )
 
 // Prefix starts every token, so that secret scanners and people can recognise one.

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/resolverd/resolverd/internal/apitoken"
-	"github.com/resolverd/resolverd/internal/secret"
+	"github.com/resolverd/resolverd/pkg/secret"
 )
 
 // sample is a well-formed token (32 bytes of 0x01..0x20), fixed so failures are reproducible.

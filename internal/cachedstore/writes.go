@@ -7,7 +7,7 @@ import (
 
 	"github.com/resolverd/resolverd/internal/db"
 	"github.com/resolverd/resolverd/internal/resolve"
-	"github.com/resolverd/resolverd/internal/secret"
+	"github.com/resolverd/resolverd/pkg/secret"
 )
 
 // Writes go to the database and then drop what they changed from this replica's memory at once,

@@ -13,7 +13,7 @@ import (
 	"github.com/resolverd/resolverd/internal/errs"
 	"github.com/resolverd/resolverd/internal/pgtest"
 	"github.com/resolverd/resolverd/internal/resolve"
-	"github.com/resolverd/resolverd/internal/secret"
+	"github.com/resolverd/resolverd/pkg/secret"
 )
 
 // TestConstraintsHoldForEveryWriter checks the database's own backstops, which also bind writers

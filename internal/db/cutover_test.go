@@ -11,7 +11,7 @@ import (
 
 	"github.com/resolverd/resolverd/internal/db"
 	"github.com/resolverd/resolverd/internal/pgtest"
-	"github.com/resolverd/resolverd/internal/secret"
+	"github.com/resolverd/resolverd/pkg/secret"
 )
 
 // legacyFlags is one combination of the legacy policy flags and the byok_policy it maps to.

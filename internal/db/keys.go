@@ -8,7 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/resolverd/resolverd/internal/errs"
-	"github.com/resolverd/resolverd/internal/secret"
+	"github.com/resolverd/resolverd/pkg/secret"
 )
 
 const providerKeyCols = `id, provider_id, api_key, api_key_key_id, enabled, created_at, updated_at`

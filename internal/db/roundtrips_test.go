@@ -15,7 +15,7 @@ import (
 	"github.com/resolverd/resolverd/internal/pgtest"
 	"github.com/resolverd/resolverd/internal/rbac"
 	"github.com/resolverd/resolverd/internal/resolve"
-	"github.com/resolverd/resolverd/internal/secret"
+	"github.com/resolverd/resolverd/pkg/secret"
 )
 
 // roundTrips counts what a pool sends: single queries and batches (a batch is one round trip).

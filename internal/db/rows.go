@@ -7,7 +7,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/resolverd/resolverd/internal/resolve"
-	"github.com/resolverd/resolverd/internal/secret"
+	"github.com/resolverd/resolverd/pkg/secret"
 )
 
 // Provider is an ai_providers row.

@@ -17,7 +17,7 @@ import (
 	"github.com/resolverd/resolverd/internal/errs"
 	"github.com/resolverd/resolverd/internal/rbac"
 	"github.com/resolverd/resolverd/internal/resolve"
-	"github.com/resolverd/resolverd/internal/secret"
+	"github.com/resolverd/resolverd/pkg/secret"
 )
 
 // rule is what a method of *dbauthz.Store needs (SPEC section 3) and the Querier method it must

@@ -7,7 +7,7 @@ import (
 
 	"github.com/resolverd/resolverd/internal/db"
 	"github.com/resolverd/resolverd/internal/resolve"
-	"github.com/resolverd/resolverd/internal/secret"
+	"github.com/resolverd/resolverd/pkg/secret"
 )
 
 // The demo's ids are fixed so that the printed commands (and the README's) work on every machine.

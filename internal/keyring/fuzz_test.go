@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/resolverd/resolverd/internal/secret"
+	"github.com/resolverd/resolverd/pkg/secret"
 )
 
 // parseErrorText is every fixed word Parse's errors are made of (numbers are compared as 0). A part of the input

@@ -14,7 +14,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/resolverd/resolverd/internal/secret"
+	"github.com/resolverd/resolverd/pkg/secret"
 )
 
 // KeySize is the size of an encryption key: AES-256.

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/resolverd/resolverd/internal/keyring"
-	"github.com/resolverd/resolverd/internal/secret"
+	"github.com/resolverd/resolverd/pkg/secret"
 )
 
 func TestSealOpenRotate(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/resolverd/resolverd/internal/errs"
-	"github.com/resolverd/resolverd/internal/secret"
+	"github.com/resolverd/resolverd/pkg/secret"
 )
 
 // This file holds the test fixtures of package resolve: an in-memory Source that counts what it is

@@ -6,7 +6,7 @@ package resolve
 import (
 	"github.com/google/uuid"
 
-	"github.com/resolverd/resolverd/internal/secret"
+	"github.com/resolverd/resolverd/pkg/secret"
 )
 
 // BYOKPolicy is a provider's bring-your-own-key policy.

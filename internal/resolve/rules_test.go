@@ -9,7 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/resolverd/resolverd/internal/errs"
-	"github.com/resolverd/resolverd/internal/secret"
+	"github.com/resolverd/resolverd/pkg/secret"
 )
 
 // SPEC 2.1 with literal expectations, including the order in which the checks run.

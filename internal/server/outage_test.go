@@ -29,8 +29,8 @@ import (
 	"github.com/resolverd/resolverd/internal/pgcluster"
 	"github.com/resolverd/resolverd/internal/pgtest"
 	"github.com/resolverd/resolverd/internal/resolve"
-	"github.com/resolverd/resolverd/internal/secret"
 	"github.com/resolverd/resolverd/internal/server"
+	"github.com/resolverd/resolverd/pkg/secret"
 	resolverv1 "github.com/resolverd/resolverd/proto/resolver/v1"
 )
 

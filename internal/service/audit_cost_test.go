@@ -13,7 +13,7 @@ import (
 	"github.com/resolverd/resolverd/internal/db"
 	"github.com/resolverd/resolverd/internal/rbac"
 	"github.com/resolverd/resolverd/internal/resolve"
-	"github.com/resolverd/resolverd/internal/secret"
+	"github.com/resolverd/resolverd/pkg/secret"
 )
 
 type discardSink struct{}

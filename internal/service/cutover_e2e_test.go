@@ -8,8 +8,8 @@ import (
 
 	"github.com/resolverd/resolverd/internal/db"
 	"github.com/resolverd/resolverd/internal/pgtest"
-	"github.com/resolverd/resolverd/internal/secret"
 	"github.com/resolverd/resolverd/internal/testenv"
+	"github.com/resolverd/resolverd/pkg/secret"
 	resolverv1 "github.com/resolverd/resolverd/proto/resolver/v1"
 )
 

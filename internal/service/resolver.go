@@ -11,7 +11,7 @@ import (
 	"github.com/resolverd/resolverd/internal/errs"
 	"github.com/resolverd/resolverd/internal/rbac"
 	"github.com/resolverd/resolverd/internal/resolve"
-	"github.com/resolverd/resolverd/internal/secret"
+	"github.com/resolverd/resolverd/pkg/secret"
 	resolverv1 "github.com/resolverd/resolverd/proto/resolver/v1"
 )
 

@@ -16,7 +16,7 @@ import (
 
 	"github.com/resolverd/resolverd/internal/errs"
 	"github.com/resolverd/resolverd/internal/resolve"
-	"github.com/resolverd/resolverd/internal/secret"
+	"github.com/resolverd/resolverd/pkg/secret"
 	resolverv1 "github.com/resolverd/resolverd/proto/resolver/v1"
 )
 

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/resolverd/resolverd/internal/secret"
+	"github.com/resolverd/resolverd/pkg/secret"
 )
 
 const plaintext = "sk-very-secret-0123456789"
