@@ -48,18 +48,26 @@ func txCount(ctx context.Context, conn *pgx.Conn) (int64, error) {
 	return n, err
 }
 
-func measure(ctx context.Context, o options, url string, set *seedSet, servers []*replica, r *report, logf func(string, ...any)) error {
-	bin := servers[0].cmd.Path
-	token, err := createToken(ctx, bin, url, "bench-worker", "chat:read", "model_config:read", "ai_provider:read", "ai_provider_key:read", "user_ai_provider_key:read")
+// workerClient mints a token with the worker scopes and opens four connections to r.
+func workerClient(ctx context.Context, url string, r *replica, name string) (context.Context, []*grpc.ClientConn, error) {
+	token, err := createToken(ctx, r.cmd.Path, url, name, "chat:read", "model_config:read", "ai_provider:read", "ai_provider_key:read", "user_ai_provider_key:read")
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	auth := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
-	conns, err := dial(servers[0].addr, 4)
+	conns, err := dial(r.addr, 4)
+	if err != nil {
+		return nil, nil, err
+	}
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token), conns, nil
+}
+
+func measure(ctx context.Context, o options, url string, set *seedSet, servers []*replica, r *report, logf func(string, ...any)) error {
+	auth, conns, err := workerClient(ctx, url, servers[0], "bench-worker")
 	if err != nil {
 		return err
 	}
 	defer closeAll(conns)
+	bin := servers[0].cmd.Path
 	resolveChat := func(chats []uuid.UUID) func(context.Context, *grpc.ClientConn, int) error {
 		return func(_ context.Context, c *grpc.ClientConn, i int) error {
 			_, err := resolverv1.NewResolverServiceClient(c).ResolveModel(auth, &resolverv1.ResolveModelRequest{

@@ -11,21 +11,13 @@ import (
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/grpc/metadata"
-
 	resolverv1 "github.com/resolverd/resolverd/proto/resolver/v1"
 )
 
 // soak holds a steady request rate against one replica for o.soak and reports, minute by minute,
 // throughput, errors, latency and resident memory.
 func soak(ctx context.Context, o options, url string, set *seedSet, servers []*replica, out io.Writer, logf func(string, ...any)) error {
-	bin := servers[0].cmd.Path
-	token, err := createToken(ctx, bin, url, "soak-worker", "chat:read", "model_config:read", "ai_provider:read", "ai_provider_key:read", "user_ai_provider_key:read")
-	if err != nil {
-		return err
-	}
-	auth := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
-	conns, err := dial(servers[0].addr, 4)
+	auth, conns, err := workerClient(ctx, url, servers[0], "soak-worker")
 	if err != nil {
 		return err
 	}
