@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -32,6 +33,16 @@ func TestTracing(t *testing.T) {
 	for range 3 {
 		if _, err := healthpb.NewHealthClient(e.Conn).Check(context.Background(), &healthpb.HealthCheckRequest{}); err != nil {
 			t.Fatal(err)
+		}
+	}
+	// A server span ends after the response is on its way: the client can see the answer first.
+	for start := time.Now(); time.Since(start) < 5*time.Second; time.Sleep(10 * time.Millisecond) {
+		done := false
+		for _, s := range rec.Ended() {
+			done = done || s.Name() == "resolver.v1.ResolverService/ResolveModel"
+		}
+		if done {
+			break
 		}
 	}
 	names := map[string]int{}
