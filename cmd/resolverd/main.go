@@ -34,6 +34,7 @@ commands:
                                  create a bearer token and print it
   keys rotate --encryption-keys NEW,OLD
                                  re-encrypt every stored secret under the first key
+  resolve --chat ID --purpose P  what a worker would get (the key only with --show-secret)
   version                        print the version
 
 Run "resolverd <command> -h" for a command's flags. Every flag has a RESOLVER_* environment variable.
@@ -57,6 +58,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = runToken(ctx, args[1:], getenv, stdout, stderr)
 	case "keys":
 		err = runKeys(ctx, args[1:], getenv, stdout, stderr)
+	case "resolve":
+		err = runResolve(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "resolverd %s (schema version %d)\n", version, latestSchema())
 		return 0

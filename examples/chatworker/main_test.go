@@ -1,0 +1,100 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/resolverd/resolverd/internal/db"
+	"github.com/resolverd/resolverd/internal/devmode"
+	"github.com/resolverd/resolverd/internal/pgtest"
+	"github.com/resolverd/resolverd/internal/testenv"
+	"github.com/resolverd/resolverd/pkg/resolverclient"
+	resolverv1 "github.com/resolverd/resolverd/proto/resolver/v1"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// The demo's fake secrets (internal/devmode/demo.go).
+const (
+	demoCentralKey = "sk-demo-openai-central-0001"
+	demoAliceKey   = "sk-ant-demo-alice-0001"
+)
+
+// TestResolvesTheDemo runs the example against a real resolverd seeded with exactly the demo of
+// `make run`, with its defaults (the demo chat, its own model).
+func TestResolvesTheDemo(t *testing.T) {
+	ctx := context.Background()
+	e := testenv.New(t, testenv.Options{})
+	if _, err := devmode.SeedDemo(ctx, db.New(e.Pool, pgtest.Keyring)); err != nil {
+		t.Fatal(err)
+	}
+	e.Sync(t)
+	if demoChat != devmode.DemoChat.String() {
+		t.Fatalf("the example's default chat %s is not the demo's %s", demoChat, devmode.DemoChat)
+	}
+	tokenFile := filepath.Join(t.TempDir(), "worker.token")
+	if err := os.WriteFile(tokenFile, []byte(e.WorkerToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := e.Admin.ListProviderKeys(e.AsAdmin(), &resolverv1.ListProviderKeysRequest{ProviderId: devmode.DemoOpenAI.String()})
+	if err != nil || len(keys.GetKeys()) != 1 {
+		t.Fatalf("the demo's central key: %v %v", keys, err)
+	}
+	central := keys.GetKeys()[0]
+	base := []string{"-addr", e.Addr, "-token-file", tokenFile, "-insecure"}
+
+	cases := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"the chat's own model", nil, []string{
+			"provider:     openai (type openai, id " + devmode.DemoOpenAI.String() + ")\n",
+			"model:        gpt-4o (config " + devmode.DemoGPT.String() + ", context 128000 tokens, compact at 70%)\n",
+			"credential:   central\n",
+			"key id:       " + central.GetId() + "\n",
+			"fingerprint:  " + central.GetFingerprint() + "\n",
+		}},
+		{"title with alice's own key", []string{"-purpose", "PURPOSE_TITLE", "-model-config", devmode.DemoClaude.String()}, []string{
+			"provider:     anthropic (type anthropic", "model:        claude-sonnet-4-5", "credential:   user\n", "fingerprint:  ",
+		}},
+		{"bedrock ambient", []string{"-purpose", "title", "-model-config", devmode.DemoBedrockModel.String()}, []string{
+			"provider:     bedrock-us-east-1 (type bedrock", "credential:   ambient\n",
+		}},
+		{"a subagent on the retired config falls back", []string{"-purpose", "subagent", "-model-config", devmode.DemoRetired.String()}, []string{
+			"model:        gpt-4o", "fallback:     yes, " + devmode.DemoRetired.String() + " was unusable (MODEL_CONFIG_DISABLED)\n",
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var out bytes.Buffer
+			if err := run(ctx, append(append([]string{}, base...), c.args...), &out); err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("output lacks %q:\n%s", w, out.String())
+				}
+			}
+			if strings.Contains(out.String(), demoCentralKey) || strings.Contains(out.String(), demoAliceKey) {
+				t.Fatalf("the key was printed:\n%s", out.String())
+			}
+		})
+	}
+
+	t.Run("errors", func(t *testing.T) {
+		var out bytes.Buffer
+		err := run(ctx, append(append([]string{}, base...), "-chat", devmode.DemoAlice.String()), &out)
+		if !errors.Is(err, resolverclient.ErrChatNotFound) || out.Len() != 0 {
+			t.Fatalf("unknown chat: %v, %q", err, out.String())
+		}
+		if err := run(ctx, append(append([]string{}, base...), "-purpose", "summary"), &out); err == nil || !strings.Contains(err.Error(), "unknown purpose") {
+			t.Fatalf("bad purpose: %v", err)
+		}
+	})
+}
