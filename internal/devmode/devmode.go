@@ -123,7 +123,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 
-	srv, err := server.New(ctx, pool, kr, server.Config{AllowBYOK: o.AllowBYOK, Reflection: true, Logger: log})
+	srv, err := server.New(ctx, pool, kr, server.Config{AllowBYOK: o.AllowBYOK, Reflection: true, Logger: log, CallTimeout: 3 * time.Second})
 	if err != nil {
 		return err
 	}
