@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -120,6 +121,25 @@ func healthOK(ctx context.Context, addr string, creds credentials.TransportCrede
 	return err
 }
 
+// livenessServing asks for the liveness service the Kubernetes liveness probe asks for.
+func livenessServing(ctx context.Context, addr string) error {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: server.LivenessService})
+	if err != nil {
+		return err
+	}
+	if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		return fmt.Errorf("status %s", resp.GetStatus())
+	}
+	return nil
+}
+
 func TestTLSAndMutualTLS(t *testing.T) {
 	p := newPKI(t)
 	ctx := context.Background()
@@ -148,6 +168,9 @@ func TestTLSAndMutualTLS(t *testing.T) {
 		go e.Server.ServeHealth(hl) //nolint:errcheck // stopped by the env's cleanup
 		if err := healthOK(ctx, hl.Addr().String(), insecure.NewCredentials()); err != nil {
 			t.Fatalf("plaintext health listener: %v", err)
+		}
+		if err := livenessServing(ctx, hl.Addr().String()); err != nil {
+			t.Fatalf("plaintext health listener, liveness: %v", err)
 		}
 		conn, err := grpc.NewClient(hl.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
