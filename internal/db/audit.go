@@ -8,7 +8,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/resolverd/resolverd/internal/rbac"
 )
@@ -49,25 +48,7 @@ const OutcomeOK = "OK"
 // InsertAuditEvents writes a batch in one statement (COPY): one transaction per batch, never one
 // insert per resolution.
 func (s *Store) InsertAuditEvents(ctx context.Context, events []AuditEvent) error {
-	_, err := s.pool.CopyFrom(ctx, pgx.Identifier{"audit_events"}, auditColumns,
-		pgx.CopyFromSlice(len(events), func(i int) ([]any, error) {
-			e := &events[i]
-			row := []any{e.OccurredAt, e.Action, pgUUID(e.TokenID), pgUUID(e.ChatID), e.Outcome,
-				nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil}
-			if r := e.Resolution; r != nil {
-				row[5], row[6], row[7] = r.Purpose, r.RequestID, pgUUID(r.RequestedConfigID)
-				if r.Resolved {
-					row[8], row[9], row[10] = pgUUID(r.ConfigID), pgUUID(r.ProviderID), r.CredentialSource
-					row[11], row[12], row[13] = pgUUID(r.KeyID), nullString(r.Fingerprint), r.Fallback
-					row[14] = nullString(r.FallbackReason)
-				}
-			}
-			if len(e.Details) > 0 {
-				row[15] = appendDetails(nil, e.Details)
-			}
-			return row, nil
-		}))
-	if err != nil {
+	if err := s.copyAuditEvents(ctx, events); err != nil {
 		return fmt.Errorf("write %d audit events: %w", len(events), classify(err))
 	}
 	return nil
@@ -76,11 +57,6 @@ func (s *Store) InsertAuditEvents(ctx context.Context, events []AuditEvent) erro
 var auditColumns = []string{"occurred_at", "action", "token_id", "chat_id", "outcome",
 	"purpose", "request_id", "requested_model_config_id", "model_config_id", "provider_id", "credential_source",
 	"key_id", "fingerprint", "fallback", "fallback_reason", "details"}
-
-// pgUUID hands pgx a UUID it encodes directly (uuid.UUID would go through driver.Valuer and text).
-func pgUUID(id uuid.UUID) pgtype.UUID { return pgtype.UUID{Bytes: id, Valid: id != uuid.Nil} }
-
-func nullString(s string) pgtype.Text { return pgtype.Text{String: s, Valid: s != ""} }
 
 // appendDetails writes a details map as a JSON object of strings.
 func appendDetails(b []byte, details map[string]string) []byte {
