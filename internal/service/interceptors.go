@@ -156,8 +156,8 @@ func Interceptors(o ChainOptions) ([]grpc.UnaryServerInterceptor, []grpc.StreamS
 			if PublicServices[serviceOf(info.FullMethod)] {
 				return h(ctx, req)
 			}
-			tctx, cancel := context.WithTimeout(ctx, o.CallTimeout)
-			defer cancel()
+			tctx := withCallDeadline(ctx, o.CallTimeout)
+			defer tctx.release()
 			resp, err := h(tctx, req)
 			return resp, timeoutError(ctx, tctx, log, err)
 		})

@@ -1,0 +1,88 @@
+package service_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"google.golang.org/grpc/codes"
+
+	"github.com/resolverd/resolverd/internal/server"
+	"github.com/resolverd/resolverd/internal/testenv"
+	resolverv1 "github.com/resolverd/resolverd/proto/resolver/v1"
+)
+
+// TestCallTimeoutBoundsADatabaseWait: with PostgreSQL answering but a table held by another
+// session's lock, a cold resolution and an admin change wait for it only until --call-timeout,
+// then fail with DATABASE_UNAVAILABLE and leave no query behind; a warm resolution, which needs
+// nothing from the database, is answered meanwhile; once the lock is gone everything works.
+func TestCallTimeoutBoundsADatabaseWait(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	w := newWorld(t, testenv.Options{Configure: func(c *server.Config) { c.CallTimeout = timeout }})
+	ctx := context.Background()
+	p := w.provider("timeout-p", "openai", resolverv1.ByokPolicy_BYOK_POLICY_OPTIONAL)
+	w.centralKey(p.Id, "sk-timeout-1")
+	cfg := w.config(p.Id, "timeout-model", true)
+	owner := w.user("timeout-owner")
+	warm, cold := w.chat(owner.Id, cfg.Id), w.chat(owner.Id, cfg.Id)
+	if _, err := w.resolve(warm.Id, "", resolverv1.Purpose_PURPOSE_CHAT); err != nil {
+		t.Fatal(err)
+	}
+
+	// Another session takes the chats table and keeps it.
+	tx, err := w.e.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, `LOCK TABLE chats IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+
+	start := time.Now()
+	_, err = w.resolve(cold.Id, "", resolverv1.Purpose_PURPOSE_CHAT)
+	took := time.Since(start)
+	wantReason(t, err, codes.Unavailable, "DATABASE_UNAVAILABLE")
+	if took < timeout || took > timeout+2*time.Second {
+		t.Errorf("cold resolution failed after %s, want about %s", took, timeout)
+	}
+
+	start = time.Now()
+	_, err = w.e.Admin.PutChat(w.e.AsAdmin(), &resolverv1.PutChatRequest{Id: uuid.NewString(), OwnerId: owner.Id, ModelConfigId: cfg.Id})
+	took = time.Since(start)
+	wantReason(t, err, codes.Unavailable, "DATABASE_UNAVAILABLE")
+	if took < timeout || took > timeout+2*time.Second {
+		t.Errorf("PutChat failed after %s, want about %s", took, timeout)
+	}
+
+	start = time.Now()
+	if res, err := w.resolve(warm.Id, "", resolverv1.Purpose_PURPOSE_CHAT); err != nil || res.GetModelConfig().GetId() != cfg.Id {
+		t.Fatalf("warm resolution under the lock: %v, %v", res, err)
+	}
+	if took := time.Since(start); took >= timeout {
+		t.Errorf("the warm resolution waited %s", took)
+	}
+
+	// pgx cancelled the queries the deadline cut short: nothing is still waiting on the lock.
+	eventually(t, 2*time.Second, "resolverd's queries cancelled", func() error {
+		var waiting int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+WHERE pid <> pg_backend_pid() AND datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting); err != nil {
+			return err
+		}
+		if waiting > 0 {
+			return fmt.Errorf("%d resolverd backends still wait on the lock", waiting)
+		}
+		return nil
+	})
+
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := w.resolve(cold.Id, "", resolverv1.Purpose_PURPOSE_CHAT); err != nil || res.GetModelConfig().GetId() != cfg.Id {
+		t.Fatalf("cold resolution after the lock: %v, %v", res, err)
+	}
+	w.chat(owner.Id, cfg.Id)
+}
