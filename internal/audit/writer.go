@@ -13,6 +13,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/resolverd/resolverd/internal/db"
@@ -64,6 +65,8 @@ type Writer struct {
 	closed  bool
 	closing context.Context // Close's context: how long the final flush may take
 	dropped func(n int)     // called with the records a shutdown could not write (tests)
+
+	rejected atomic.Int64
 }
 
 // NewWriter returns a writer; Start begins writing.
@@ -90,6 +93,29 @@ func (w *Writer) Record(e db.AuditEvent) error {
 	default:
 		return ErrFull
 	}
+}
+
+// Rejected is the number of records PostgreSQL refused for their content (see write): logged,
+// not in the audit trail.
+func (w *Writer) Rejected() int64 { return w.rejected.Load() }
+
+// recordAttrs is a record for the log, every field of it.
+func recordAttrs(e db.AuditEvent) slog.Value {
+	attrs := []slog.Attr{slog.Time("occurred_at", e.OccurredAt), slog.String("action", e.Action),
+		slog.String("token_id", e.TokenID.String()), slog.String("chat_id", e.ChatID.String()), slog.String("outcome", e.Outcome)}
+	if r := e.Resolution; r != nil {
+		attrs = append(attrs, slog.String("purpose", r.Purpose), slog.String("request_id", r.RequestID),
+			slog.String("requested_model_config_id", r.RequestedConfigID.String()))
+		if r.Resolved {
+			attrs = append(attrs, slog.String("model_config_id", r.ConfigID.String()), slog.String("provider_id", r.ProviderID.String()),
+				slog.String("credential_source", r.CredentialSource), slog.String("key_id", r.KeyID.String()),
+				slog.String("fingerprint", r.Fingerprint), slog.Bool("fallback", r.Fallback), slog.String("fallback_reason", r.FallbackReason))
+		}
+	}
+	for k, v := range e.Details {
+		attrs = append(attrs, slog.String("details."+k, v))
+	}
+	return slog.GroupValue(attrs...)
 }
 
 // Depth is the number of records waiting to be written.
@@ -133,29 +159,48 @@ func (w *Writer) loop() {
 			w.drain(batch)
 			return
 		}
-		if !w.write(batch, w.stop) {
-			w.drain(batch)
+		if n := w.write(batch, w.stop); n < len(batch) {
+			w.drain(batch[n:])
 			return
 		}
 		batch = batch[:0]
 	}
 }
 
-// write stores batch, retrying with backoff until it succeeds (true) or stop closes (false).
-func (w *Writer) write(batch []db.AuditEvent, stop <-chan struct{}) bool {
+// write stores batch, retrying with backoff, and returns how many of its records, from the start,
+// it dealt with: all of them, unless stop closed first.
+//
+// A batch PostgreSQL refuses for what it holds (a value no column can take: retrying cannot help)
+// would otherwise be retried forever while the buffer fills and every resolution fails. It is
+// split instead, until each refused record is alone; a refused record is logged whole at error
+// level (records hold ids and fingerprints, never a secret) and counted, and the rest are written.
+func (w *Writer) write(batch []db.AuditEvent, stop <-chan struct{}) int {
 	backoff := w.opts.RetryBackoff
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		err := w.sink.InsertAuditEvents(ctx, batch)
 		cancel()
 		if err == nil {
-			return true
+			return len(batch)
+		}
+		if errs.ReasonOf(err) == errs.InvalidArgument {
+			if len(batch) == 1 {
+				w.rejected.Add(1)
+				w.log.Error("audit: PostgreSQL refuses this record, so it is logged here instead of the audit trail",
+					"record", recordAttrs(batch[0]), "error", err)
+				return 1
+			}
+			mid := len(batch) / 2
+			if n := w.write(batch[:mid], stop); n < mid {
+				return n
+			}
+			return mid + w.write(batch[mid:], stop)
 		}
 		w.log.Error("audit: writing a batch failed; retrying (resolutions fail once the buffer is full)",
 			"records", len(batch), "buffered", len(w.ch), "retry_in", backoff.String(), "error", err)
 		select {
 		case <-stop:
-			return false
+			return 0
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 5*time.Second)
@@ -178,8 +223,8 @@ func (w *Writer) drain(batch []db.AuditEvent) {
 		if len(batch) == 0 {
 			return
 		}
-		if ok := w.write(batch, w.closing.Done()); !ok {
-			lost := len(batch) + len(w.ch)
+		if n := w.write(batch, w.closing.Done()); n < len(batch) {
+			lost := len(batch) - n + len(w.ch)
 			w.log.Error("audit: shutting down with records that could not be written", "lost", lost)
 			if w.dropped != nil {
 				w.dropped(lost)

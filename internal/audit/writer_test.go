@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -141,4 +142,143 @@ func TestShutdownReportsWhatItCouldNotWrite(t *testing.T) {
 	if lost != 30 {
 		t.Fatalf("lost %d, want all 30 reported", lost)
 	}
+}
+
+// pickySink refuses, as PostgreSQL does a value no column can take, every batch holding a record
+// whose outcome is "poison"; while down is set it refuses batches holding a record whose chat id's
+// first byte is odd, as an unavailable database would. It keeps every record it took.
+type pickySink struct {
+	mu    sync.Mutex
+	taken []db.AuditEvent
+	calls int
+	down  atomic.Bool
+}
+
+func (s *pickySink) InsertAuditEvents(_ context.Context, events []db.AuditEvent) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls++
+	for _, e := range events {
+		if e.Outcome == "poison" {
+			return errs.Wrap(errors.New("ERROR: invalid byte sequence (SQLSTATE 22021)"), errs.InvalidArgument, "a value breaks the constraint")
+		}
+		if s.down.Load() && e.ChatID[0]%2 == 1 {
+			return errs.Wrap(errors.New("connection refused"), errs.DatabaseUnavailable, "the database is unavailable")
+		}
+	}
+	s.taken = append(s.taken, events...)
+	return nil
+}
+
+func numbered(i int) db.AuditEvent {
+	e := event(i)
+	e.ChatID[14], e.ChatID[15] = byte(i>>8), byte(i)
+	return e
+}
+
+func number(e db.AuditEvent) int { return int(e.ChatID[14])<<8 | int(e.ChatID[15]) }
+
+// TestARefusedRecordDoesNotStallTheTrail: a record PostgreSQL will never take is split out of its
+// batch, logged whole and counted; every other record is written exactly once, and the writer goes
+// on taking records.
+func TestARefusedRecordDoesNotStallTheTrail(t *testing.T) {
+	s := &pickySink{}
+	var logged safeBuffer
+	w := NewWriter(s, slog.New(slog.NewJSONHandler(&logged, nil)), Options{BatchSize: 100, FlushInterval: time.Millisecond, RetryBackoff: time.Millisecond})
+	w.Start()
+	poison := map[int]bool{7: true, 8: true, 150: true, 299: true}
+	for i := range 300 {
+		e := numbered(i)
+		if poison[i] {
+			e.Outcome = "poison"
+		}
+		if err := w.Record(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close(context.Background())
+
+	seen := map[int]int{}
+	for _, e := range s.taken {
+		seen[number(e)]++
+	}
+	for i := range 300 {
+		if want := map[bool]int{true: 0, false: 1}[poison[i]]; seen[i] != want {
+			t.Errorf("record %d written %d times, want %d", i, seen[i], want)
+		}
+	}
+	if w.Rejected() != int64(len(poison)) {
+		t.Errorf("Rejected() = %d, want %d", w.Rejected(), len(poison))
+	}
+	out := logged.String()
+	if n := strings.Count(out, "PostgreSQL refuses this record"); n != len(poison) {
+		t.Errorf("%d refused records logged, want %d:\n%s", n, len(poison), out)
+	}
+	if !strings.Contains(out, numbered(150).ChatID.String()) || !strings.Contains(out, `"outcome":"poison"`) {
+		t.Errorf("the log does not hold the refused record itself:\n%s", out)
+	}
+	// Splitting costs a few statements per refused record, not one per record.
+	if s.calls > 60 {
+		t.Errorf("%d statements for 300 records with 4 refused", s.calls)
+	}
+}
+
+// TestShutdownDuringASplitWritesNothingTwice: the database goes down while a batch with a refused
+// record is being split; at shutdown the records already written are not counted as lost or
+// written again.
+func TestShutdownDuringASplitWritesNothingTwice(t *testing.T) {
+	s := &pickySink{}
+	s.down.Store(true)
+	w := NewWriter(s, quiet, Options{BatchSize: 64, FlushInterval: time.Hour, RetryBackoff: time.Millisecond})
+	var lost int
+	w.dropped = func(n int) { lost = n }
+	w.Start()
+	// Records 0-31 have even chat ids (the "down" sink takes them), 32-63 odd ones; 5 is refused.
+	for i := range 64 {
+		e := numbered(i)
+		e.ChatID[0] = byte(i / 32)
+		if i == 5 {
+			e.Outcome = "poison"
+		}
+		if err := w.Record(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(50 * time.Millisecond) // the first half is written; the second is being retried
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	w.Close(ctx)
+	seen := map[int]int{}
+	for _, e := range s.taken {
+		seen[number(e)]++
+	}
+	for i := range 64 {
+		want := 0
+		if i < 32 && i != 5 {
+			want = 1
+		}
+		if seen[i] != want {
+			t.Errorf("record %d written %d times, want %d", i, seen[i], want)
+		}
+	}
+	if lost != 32 {
+		t.Errorf("lost %d, want the 32 the database never took", lost)
+	}
+}
+
+type safeBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *safeBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *safeBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }

@@ -2,6 +2,9 @@ package db_test
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/resolverd/resolverd/internal/audit"
 	"github.com/resolverd/resolverd/internal/db"
 	"github.com/resolverd/resolverd/internal/pgtest"
 )
@@ -147,5 +151,36 @@ func TestAuditCopyAllOrNothing(t *testing.T) {
 	// The connection that carried the refused COPY is usable again.
 	if err := store.InsertAuditEvents(ctx, events[:2]); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAuditWriterSkipsARefusedRecord: through the real writer and PostgreSQL, one record no column
+// can take (a NUL byte) costs only itself: the other 199 of its batch reach the trail.
+func TestAuditWriterSkipsARefusedRecord(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.NewPool(t)
+	w := audit.NewWriter(db.New(pool, pgtest.Keyring), slog.New(slog.NewTextHandler(io.Discard, nil)),
+		audit.Options{BatchSize: 200, FlushInterval: time.Hour})
+	w.Start()
+	for i := range 200 {
+		e := auditSamples()[0]
+		e.Resolution.RequestID = fmt.Sprintf("req-%d", i)
+		if i == 123 {
+			e.Resolution.RequestID = "req-\x00"
+		}
+		if err := w.Record(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close(ctx)
+	var n int
+	var missing string
+	if err := pool.QueryRow(ctx, `SELECT count(*), coalesce(min(g), '') FROM generate_series(0, 199) i
+CROSS JOIN LATERAL (SELECT 'req-' || i AS g) x
+LEFT JOIN audit_events a ON a.request_id = x.g WHERE a.id IS NULL`).Scan(&n, &missing); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 || missing != "req-123" || w.Rejected() != 1 {
+		t.Fatalf("%d records missing (first %q), %d rejected; want only req-123", n, missing, w.Rejected())
 	}
 }

@@ -94,11 +94,15 @@ func (m *Metrics) WatchCache(stats func() CacheStats) {
 	)
 }
 
-// WatchAudit exports the audit writer's queue depth.
-func (m *Metrics) WatchAudit(depth func() int) {
+// WatchAudit exports the audit writer's queue depth and the records PostgreSQL refused.
+func (m *Metrics) WatchAudit(depth func() int, rejected func() int64) {
 	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "resolverd_audit_queue_depth", Help: "Resolution records waiting to be written to the audit trail.",
-	}, func() float64 { return float64(depth()) }))
+	}, func() float64 { return float64(depth()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "resolverd_audit_records_rejected_total",
+			Help: "Resolution records PostgreSQL refused for their content; each is logged at error level instead.",
+		}, func() float64 { return float64(rejected()) }))
 }
 
 // WatchPool exports the database pool's state.

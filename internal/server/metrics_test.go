@@ -80,7 +80,7 @@ func TestMetricsExposeTheServer(t *testing.T) {
 		`grpc_server_handling_seconds_bucket`,
 		`resolverd_cache_hits_total`, `resolverd_cache_misses_total`, `resolverd_cache_invalidations_total`,
 		`resolverd_listener_reconnects_total 0`, `resolverd_cache_live 1`,
-		`resolverd_audit_queue_depth`, `resolverd_db_pool_connections`, `resolverd_db_pool_acquires_total`,
+		`resolverd_audit_queue_depth`, `resolverd_audit_records_rejected_total`, `resolverd_db_pool_connections`, `resolverd_db_pool_acquires_total`,
 		`resolverd_panics_total 0`, `go_goroutines`, `process_resident_memory_bytes`,
 	} {
 		if !strings.Contains(text, want) {

@@ -115,7 +115,7 @@ func New(ctx context.Context, pool *pgxpool.Pool, sealer db.Sealer, cfg Config) 
 			return metrics.CacheStats{Hits: st.Hits, Misses: st.Misses, Invalidations: st.Invalidations,
 				Flushes: st.Flushes, Reconnects: st.Reconnects, Live: st.Live}
 		})
-		m.WatchAudit(auditWriter.Depth)
+		m.WatchAudit(auditWriter.Depth, auditWriter.Rejected)
 		m.WatchPool(pool)
 	}
 	unary, stream := service.Interceptors(service.ChainOptions{
