@@ -67,8 +67,15 @@ func (s *Store) ResolutionSnapshot(ctx context.Context, chatID, requestedConfigI
 }
 
 // LoadResolution reads the snapshot and the prefetched keys in one round trip.
+//
+// The statements run in one REPEATABLE READ transaction, inside the same batch, so they all see
+// one snapshot of the database. Under READ COMMITTED each would see its own moment, and a change
+// committed between them (a chat given to another owner, a config moved to another provider) would
+// combine into a state that never existed — one owner's keys filed under another, a provider
+// recorded as keyless — which the cache would then keep until the change's notification or its TTL.
 func (s *Store) LoadResolution(ctx context.Context, chatID, requestedConfigID uuid.UUID, pre Prefetch) (*Loaded, error) {
 	batch := &pgx.Batch{}
+	batch.Queue(`BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY`)
 	batch.Queue(snapshotChatSQL, chatID)
 	batch.Queue(snapshotConfigsSQL, nullUUID(requestedConfigID), chatID)
 	if pre.CentralKeys {
@@ -77,9 +84,16 @@ func (s *Store) LoadResolution(ctx context.Context, chatID, requestedConfigID uu
 	if pre.UserKeys {
 		batch.Queue(snapshotUserKeysSQL, nullUUID(requestedConfigID), chatID)
 	}
+	// COMMIT ends it; if a statement fails, PostgreSQL skips the rest, the transaction stays open
+	// and aborted, and the pool discards the connection rather than reuse it (pgxpool does so for
+	// any connection not idle outside a transaction).
+	batch.Queue(`COMMIT`)
 	br := s.pool.SendBatch(ctx, batch)
 	defer br.Close()
 
+	if _, err := br.Exec(); err != nil {
+		return nil, fmt.Errorf("read chat %s: %w", chatID, classify(err))
+	}
 	snap := &resolve.Snapshot{Configs: map[uuid.UUID]*resolve.ModelConfig{}}
 	var chatModel *uuid.UUID
 	err := br.QueryRow().Scan(&snap.Chat.ID, &snap.Chat.OwnerID, &chatModel)
