@@ -20,13 +20,14 @@ var (
 type flags struct {
 	*flag.FlagSet
 	getenv func(string) string
+	stderr io.Writer
 	errs   []string
 }
 
 func newFlags(name string, getenv func(string) string, stderr io.Writer) *flags {
 	fs := flag.NewFlagSet("resolverd "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	return &flags{FlagSet: fs, getenv: getenv}
+	return &flags{FlagSet: fs, getenv: getenv, stderr: stderr}
 }
 
 // envName is the environment variable of a flag: --database-url → RESOLVER_DATABASE_URL.
@@ -89,12 +90,18 @@ func (f *flags) duration(name string, def time.Duration, usage string) *time.Dur
 	return f.Duration(name, def, usage+" ("+envName(name)+")")
 }
 
-// parse parses args and reports environment variables that could not be read.
+// parse parses args and reports environment variables that could not be read. A bad flag is one
+// line on stderr (SPEC 8), pointing at -h, which prints the flags.
 func (f *flags) parse(args []string) error {
-	if err := f.Parse(args); err != nil {
+	f.SetOutput(io.Discard)
+	err := f.Parse(args)
+	f.SetOutput(f.stderr)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			f.Usage()
 			return errHelp
 		}
+		fmt.Fprintf(f.stderr, "%s: %s (\"%s -h\" lists the flags)\n", f.Name(), oneLine(err.Error()), f.Name())
 		return errUsage
 	}
 	if len(f.errs) > 0 {

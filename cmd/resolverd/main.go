@@ -67,7 +67,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprint(stdout, usage)
 		return 0
 	default:
-		fmt.Fprintf(stderr, "resolverd: unknown command %q\n\n%s", args[0], usage)
+		fmt.Fprintf(stderr, "resolverd: unknown command %q (\"resolverd help\" lists the commands)\n", args[0])
 		return 2
 	}
 	if err != nil {

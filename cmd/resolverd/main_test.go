@@ -44,8 +44,30 @@ func TestVersionAndUsage(t *testing.T) {
 	if code, _, _ := cli(context.Background(), nil); code != 2 {
 		t.Fatalf("no command: code %d", code)
 	}
-	if code, _, _ := cli(context.Background(), nil, "serve", "-h"); code != 0 {
-		t.Fatalf("serve -h: code %d", code)
+	if code, _, errOut := cli(context.Background(), nil, "serve", "-h"); code != 0 || !strings.Contains(errOut, "-database-url") {
+		t.Fatalf("serve -h: code %d, %q", code, errOut)
+	}
+}
+
+// TestBadFlagsAreOneLine: SPEC 8 — failures exit non-zero with a one-line reason; a bad flag is
+// not answered with the whole flag list.
+func TestBadFlagsAreOneLine(t *testing.T) {
+	for _, args := range [][]string{
+		{"frobnicate"},
+		{"serve", "--bogus"},
+		{"serve", "--listen"},
+		{"serve", "--allow-byok=perhaps"},
+		{"dev", "--demo=maybe"},
+		{"migrate", "up", "--to"},
+		{"migrate", "status", "--nope"},
+		{"token", "create", "--ttl", "soon"},
+		{"keys", "rotate", "--batch-size", "many"},
+		{"resolve", "--chat"},
+	} {
+		code, out, errOut := cli(context.Background(), nil, args...)
+		if code == 0 || out != "" || strings.Count(errOut, "\n") != 1 || !strings.HasSuffix(errOut, "\n") {
+			t.Errorf("%v: code %d, stdout %q, stderr %q; want a non-zero code and one line on stderr", args, code, out, errOut)
+		}
 	}
 }
 
