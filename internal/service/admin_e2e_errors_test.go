@@ -66,7 +66,7 @@ func TestAdminE2ENotFound(t *testing.T) {
 		for _, enabled := range []bool{true, false} {
 			id := missing()
 			notFound(t, id, func(ctx context.Context) error {
-				_, err := a.SetProviderKeyEnabled(ctx, &resolverv1.SetProviderKeyEnabledRequest{Id: id, Enabled: enabled})
+				_, err := a.SetProviderKeyEnabled(ctx, &resolverv1.SetProviderKeyEnabledRequest{Id: id, Enabled: proto.Bool(enabled)})
 				return err
 			})
 		}
@@ -86,7 +86,7 @@ func TestAdminE2ENotFound(t *testing.T) {
 			return err
 		})
 		notFound(t, k.Id, func(ctx context.Context) error {
-			_, err := a.SetProviderKeyEnabled(ctx, &resolverv1.SetProviderKeyEnabledRequest{Id: k.Id, Enabled: true})
+			_, err := a.SetProviderKeyEnabled(ctx, &resolverv1.SetProviderKeyEnabledRequest{Id: k.Id, Enabled: proto.Bool(true)})
 			return err
 		})
 	})

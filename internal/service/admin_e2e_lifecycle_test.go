@@ -93,10 +93,12 @@ func TestAdminE2EProviderKeys(t *testing.T) {
 	})
 
 	t.Run("SetProviderKeyEnabled", func(t *testing.T) {
-		for _, enabled := range []bool{true, false, false, true} {
+		// nil: enabled left out, which means true (SPEC 3: enabled defaults to true).
+		for _, set := range []*bool{proto.Bool(true), proto.Bool(false), proto.Bool(false), nil, proto.Bool(false), proto.Bool(true)} {
+			enabled := set == nil || *set
 			others := adListKeys(t, e, "")
 			delete(others, k1a.Id)
-			got, err := a.SetProviderKeyEnabled(ctx, &resolverv1.SetProviderKeyEnabledRequest{Id: k1a.Id, Enabled: enabled})
+			got, err := a.SetProviderKeyEnabled(ctx, &resolverv1.SetProviderKeyEnabledRequest{Id: k1a.Id, Enabled: set})
 			if err != nil {
 				t.Fatal(err)
 			}

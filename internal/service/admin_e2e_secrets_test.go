@@ -82,7 +82,7 @@ func TestAdminE2ESecrets(t *testing.T) {
 	k5, err := a.RotateProviderKey(ctx, &resolverv1.RotateProviderKeyRequest{ProviderId: p2.Id, ApiKey: rotated})
 	record("RotateProviderKey", k5, err)
 	fp("central rotated @p2", rotated, k5.GetFingerprint())
-	sk, err := a.SetProviderKeyEnabled(ctx, &resolverv1.SetProviderKeyEnabledRequest{Id: k3.Id, Enabled: true})
+	sk, err := a.SetProviderKeyEnabled(ctx, &resolverv1.SetProviderKeyEnabledRequest{Id: k3.Id, Enabled: proto.Bool(true)})
 	record("SetProviderKeyEnabled", sk, err)
 	fp("central one @p1 (toggled)", central1, sk.GetFingerprint())
 

@@ -69,7 +69,7 @@ func TestAdminE2EValidation(t *testing.T) {
 			return err
 		}},
 		{"SetProviderKeyEnabled", "id", false, k.Id, func(ctx context.Context, id string) error {
-			_, err := a.SetProviderKeyEnabled(ctx, &resolverv1.SetProviderKeyEnabledRequest{Id: id, Enabled: false})
+			_, err := a.SetProviderKeyEnabled(ctx, &resolverv1.SetProviderKeyEnabledRequest{Id: id, Enabled: proto.Bool(false)})
 			return err
 		}},
 		{"DeleteProviderKey", "id", false, k.Id, func(ctx context.Context, id string) error {

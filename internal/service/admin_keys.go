@@ -40,7 +40,7 @@ func (s *Admin) SetProviderKeyEnabled(ctx context.Context, req *resolverv1.SetPr
 	if err := v.err(); err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	k, err := s.store.SetProviderKeyEnabled(ctx, id, req.GetEnabled())
+	k, err := s.store.SetProviderKeyEnabled(ctx, id, enabledOr(req.Enabled, true))
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}

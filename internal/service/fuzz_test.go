@@ -1391,7 +1391,7 @@ func FuzzIDRequests(f *testing.F) {
 			req, name = r, "RevokeToken"
 			_, err = a.RevokeToken(ctx, r)
 		case 6:
-			r := &resolverv1.SetProviderKeyEnabledRequest{Id: id, Enabled: enabled}
+			r := &resolverv1.SetProviderKeyEnabledRequest{Id: id, Enabled: proto.Bool(enabled)}
 			req, name = r, "SetProviderKeyEnabled"
 			_, err = a.SetProviderKeyEnabled(ctx, r)
 		case 7:

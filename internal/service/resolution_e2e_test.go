@@ -152,7 +152,7 @@ func (w *reWorld) rotate(providerID string) reCred {
 
 func (w *reWorld) setKeyEnabled(keyID string, enabled bool) {
 	w.t.Helper()
-	if _, err := w.e.Admin.SetProviderKeyEnabled(w.e.AsAdmin(), &resolverv1.SetProviderKeyEnabledRequest{Id: keyID, Enabled: enabled}); err != nil {
+	if _, err := w.e.Admin.SetProviderKeyEnabled(w.e.AsAdmin(), &resolverv1.SetProviderKeyEnabledRequest{Id: keyID, Enabled: proto.Bool(enabled)}); err != nil {
 		w.t.Fatalf("set key enabled: %v", err)
 	}
 }

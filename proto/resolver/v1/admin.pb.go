@@ -468,9 +468,10 @@ func (x *RotateProviderKeyRequest) GetApiKey() string {
 }
 
 type SetProviderKeyEnabledRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Enabled       bool                   `protobuf:"varint,2,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Defaults to true (SPEC 3), so that leaving it out enables the key rather than disabling it.
+	Enabled       *bool `protobuf:"varint,2,opt,name=enabled,proto3,oneof" json:"enabled,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -513,8 +514,8 @@ func (x *SetProviderKeyEnabledRequest) GetId() string {
 }
 
 func (x *SetProviderKeyEnabledRequest) GetEnabled() bool {
-	if x != nil {
-		return x.Enabled
+	if x != nil && x.Enabled != nil {
+		return *x.Enabled
 	}
 	return false
 }
@@ -1869,10 +1870,12 @@ const file_resolver_v1_admin_proto_rawDesc = "" +
 	"\x18RotateProviderKeyRequest\x12\x1f\n" +
 	"\vprovider_id\x18\x01 \x01(\tR\n" +
 	"providerId\x12\x17\n" +
-	"\aapi_key\x18\x02 \x01(\tR\x06apiKey\"H\n" +
+	"\aapi_key\x18\x02 \x01(\tR\x06apiKey\"Y\n" +
 	"\x1cSetProviderKeyEnabledRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
-	"\aenabled\x18\x02 \x01(\bR\aenabled\"*\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
+	"\aenabled\x18\x02 \x01(\bH\x00R\aenabled\x88\x01\x01B\n" +
+	"\n" +
+	"\b_enabled\"*\n" +
 	"\x18DeleteProviderKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x1b\n" +
 	"\x19DeleteProviderKeyResponse\":\n" +
@@ -2120,6 +2123,7 @@ func file_resolver_v1_admin_proto_init() {
 	file_resolver_v1_admin_proto_msgTypes[0].OneofWrappers = []any{}
 	file_resolver_v1_admin_proto_msgTypes[1].OneofWrappers = []any{}
 	file_resolver_v1_admin_proto_msgTypes[6].OneofWrappers = []any{}
+	file_resolver_v1_admin_proto_msgTypes[8].OneofWrappers = []any{}
 	file_resolver_v1_admin_proto_msgTypes[13].OneofWrappers = []any{}
 	file_resolver_v1_admin_proto_msgTypes[14].OneofWrappers = []any{}
 	type x struct{}
