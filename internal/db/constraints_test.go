@@ -34,7 +34,6 @@ func TestConstraintsHoldForEveryWriter(t *testing.T) {
 		{"name too long", `INSERT INTO ai_providers (id, type, name) VALUES (gen_random_uuid(), 'openai', repeat('a', 64))`, "23514"},
 		{"relative base url", `INSERT INTO ai_providers (id, type, name, base_url) VALUES (gen_random_uuid(), 'openai', 'x', '/v1')`, "23514"},
 		{"bad policy", `INSERT INTO ai_providers (id, type, name, byok_policy) VALUES (gen_random_uuid(), 'openai', 'x', 'sometimes')`, "23514"},
-		{"deleted but enabled", `INSERT INTO ai_providers (id, type, name, deleted, enabled) VALUES (gen_random_uuid(), 'openai', 'x', true, true)`, "23514"},
 		{"empty central key", `INSERT INTO ai_provider_keys (id, provider_id, api_key) VALUES (gen_random_uuid(), '10000000-0000-4000-8000-000000000001', '')`, "23514"},
 		{"key of a missing provider", `INSERT INTO ai_provider_keys (id, provider_id, api_key) VALUES (gen_random_uuid(), gen_random_uuid(), 'k')`, "23503"},
 		{"empty user key", `INSERT INTO user_ai_provider_keys (id, user_id, ai_provider_id, api_key) VALUES (gen_random_uuid(), '30000000-0000-4000-8000-000000000001', '10000000-0000-4000-8000-000000000001', '')`, "23514"},
@@ -57,7 +56,21 @@ func TestConstraintsHoldForEveryWriter(t *testing.T) {
 
 	// What the constraints allow: a deleted row's name and default flag are free again; a deleted
 	// config needs no provider.
-	exec(t, pool, `UPDATE ai_providers SET deleted = true, enabled = false WHERE name = 'openai'`)
+	// Soft-deleting a provider from psql disables it by itself (SPEC 1: soft delete also disables),
+	// a deleted row inserted "enabled" is stored disabled, and enabling a deleted provider is refused.
+	exec(t, pool, `UPDATE ai_providers SET deleted = true WHERE name = 'openai'`)
+	exec(t, pool, `INSERT INTO ai_providers (id, type, name, deleted, enabled) VALUES (gen_random_uuid(), 'openai', 'x', true, true)`)
+	var deleted, enabled int
+	if err := pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE enabled) FROM ai_providers WHERE deleted`).Scan(&deleted, &enabled); err != nil {
+		t.Fatal(err)
+	}
+	if deleted != 2 || enabled != 0 {
+		t.Fatalf("%d deleted providers, %d of them enabled; want 2, 0", deleted, enabled)
+	}
+	var pgErr *pgconn.PgError
+	if _, err := pool.Exec(ctx, `UPDATE ai_providers SET enabled = true WHERE deleted`); !errors.As(err, &pgErr) || pgErr.Code != "23514" {
+		t.Fatalf("enabling a deleted provider: %v, want SQLSTATE 23514", err)
+	}
 	exec(t, pool, `INSERT INTO ai_providers (id, type, name) VALUES (gen_random_uuid(), 'openai', 'openai')`)
 	exec(t, pool, `UPDATE chat_model_configs SET deleted = true`)
 	exec(t, pool, `INSERT INTO chat_model_configs (id, ai_provider_id, model, is_default) VALUES (gen_random_uuid(), '10000000-0000-4000-8000-000000000001', 'm2', true)`)
