@@ -118,9 +118,11 @@ func New(ctx context.Context, pool *pgxpool.Pool, sealer db.Sealer, cfg Config) 
 		m.WatchAudit(auditWriter.Depth, auditWriter.Rejected)
 		m.WatchPool(pool)
 	}
+	resolver := service.NewResolver(authz, resolve.Options{AllowBYOK: cfg.AllowBYOK}, fpKey, auditWriter, log, obs)
+	auth := service.NewAuthenticator(cached, log, cfg.RateLimit, obs)
+	auth.ReportRefusals(resolver.RecordRefusal)
 	unary, stream := service.Interceptors(service.ChainOptions{
-		Log: log, Auth: service.NewAuthenticator(cached, log, cfg.RateLimit, obs),
-		Metrics: grpcMetrics, Observer: obs, CallTimeout: cfg.CallTimeout,
+		Log: log, Auth: auth, Metrics: grpcMetrics, Observer: obs, CallTimeout: cfg.CallTimeout,
 	})
 	opts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(unary...),
@@ -140,7 +142,7 @@ func New(ctx context.Context, pool *pgxpool.Pool, sealer db.Sealer, cfg Config) 
 		opts = append(opts, grpc.StatsHandler(cfg.StatsHandler))
 	}
 	g := grpc.NewServer(opts...)
-	resolverv1.RegisterResolverServiceServer(g, service.NewResolver(authz, resolve.Options{AllowBYOK: cfg.AllowBYOK}, fpKey, auditWriter, log, obs))
+	resolverv1.RegisterResolverServiceServer(g, resolver)
 	resolverv1.RegisterAdminServiceServer(g, service.NewAdmin(authz, fpKey, log))
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(g, hs)

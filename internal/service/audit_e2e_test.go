@@ -160,3 +160,41 @@ func TestAuditRetentionRemovesOldEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestAuditTrailRecordsRefusedResolutions: a token without a scope every resolution needs is
+// refused before the handler runs, and the trail still shows what it tried; a call without a
+// valid token leaves nothing (anyone could send those).
+func TestAuditTrailRecordsRefusedResolutions(t *testing.T) {
+	w := newWorld(t, testenv.Options{})
+	p := w.provider("refused", "openai", resolverv1.ByokPolicy_BYOK_POLICY_DISABLED)
+	w.centralKey(p.Id, "sk-refused-central")
+	cfg := w.config(p.Id, "gpt-refused", true)
+	chat := w.chat(w.user("refused-owner").Id, cfg.Id)
+
+	noProviders := w.e.Token(t, "no-providers", rbac.ChatRead, rbac.ModelConfigRead, rbac.AIProviderKeyRead)
+	_, err := w.e.Resolver.ResolveModel(w.e.As(noProviders), &resolverv1.ResolveModelRequest{ChatId: chat.Id, ModelConfigId: cfg.Id, Purpose: resolverv1.Purpose_PURPOSE_TITLE})
+	info := wantReason(t, err, codes.PermissionDenied, "MISSING_SCOPE")
+	if info.GetMetadata()["scope"] != string(rbac.AIProviderRead) {
+		t.Fatalf("refused for %q, want ai_provider:read", info.GetMetadata()["scope"])
+	}
+	_, err = w.e.Resolver.ResolveModel(w.e.As("rsv_"+strings.Repeat("A", 43)), &resolverv1.ResolveModelRequest{ChatId: chat.Id, Purpose: resolverv1.Purpose_PURPOSE_CHAT})
+	wantReason(t, err, codes.Unauthenticated, "UNAUTHENTICATED")
+	// A resolution that works, so that the trail has reached everything before it is read.
+	if _, err := w.resolve(chat.Id, "", resolverv1.Purpose_PURPOSE_CHAT); err != nil {
+		t.Fatal(err)
+	}
+
+	events := auditEvents(t, w, &resolverv1.ListAuditEventsRequest{ChatId: chat.Id, Action: "ResolveModel"}, 2)
+	if len(events) != 2 {
+		t.Fatalf("%d resolution events for the chat, want 2 (the refusal and the resolution): %v", len(events), events)
+	}
+	refused := events[1]
+	if refused.GetOutcome() != "MISSING_SCOPE" || refused.GetTokenId() == "" || refused.GetTokenId() == events[0].GetTokenId() ||
+		refused.GetDetails()["purpose"] != "title" || refused.GetDetails()["requested_model_config_id"] != cfg.Id ||
+		refused.GetDetails()["key_id"] != "" || refused.GetDetails()["model_config_id"] != "" {
+		t.Errorf("refusal event: %v", refused)
+	}
+	if events[0].GetOutcome() != "OK" {
+		t.Errorf("resolution event: %v", events[0])
+	}
+}

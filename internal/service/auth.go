@@ -80,7 +80,15 @@ type Authenticator struct {
 	limit      RateLimit
 	limiters   *cache.LRU[uuid.UUID, *rate.Limiter]
 	obs        Observer
+	refused    RefusalFunc
 }
+
+// RefusalFunc hears of every call the authenticator refuses, with the context it had reached (it
+// carries the caller once the token was known) and the request.
+type RefusalFunc func(ctx context.Context, method string, req any, err error)
+
+// ReportRefusals makes f hear of refused unary calls (see Resolver.RecordRefusal).
+func (a *Authenticator) ReportRefusals(f RefusalFunc) { a.refused = f }
 
 // RateLimit is the request rate each token may use: PerSecond with bursts of Burst. Zero
 // PerSecond means no limit.
@@ -127,6 +135,9 @@ func (a *Authenticator) allow(token uuid.UUID) error {
 func (a *Authenticator) Unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 	ctx, err := a.authorize(ctx, info.FullMethod)
 	if err != nil {
+		if a.refused != nil {
+			a.refused(ctx, info.FullMethod, req, err)
+		}
 		return nil, ToStatus(ctx, a.log, err)
 	}
 	return h(ctx, req)

@@ -84,6 +84,33 @@ func (s *Resolver) ResolveModel(ctx context.Context, req *resolverv1.ResolveMode
 	}), nil
 }
 
+// RecordRefusal records a ResolveModel call the authenticator refused once it knew the caller — a
+// token without one of the scopes every resolution needs — so the audit trail shows what a token
+// tried, not only what it got (refusals inside the handler, such as a missing key scope, are
+// recorded by ResolveModel itself). Calls without a valid token are not recorded: anyone could
+// fill the trail with them. Nor are calls over the rate limit: their volume is the problem, and
+// resolverd_rate_limited_total counts them. The refusal stands whether or not it could be recorded.
+func (s *Resolver) RecordRefusal(ctx context.Context, method string, req any, err error) {
+	if method != resolverv1.ResolverService_ResolveModel_FullMethodName || errs.ReasonOf(err) != errs.MissingScope {
+		return
+	}
+	if _, ok := rbac.FromContext(ctx); !ok {
+		return
+	}
+	in, _ := req.(*resolverv1.ResolveModelRequest)
+	var v violations // malformed ids are recorded as absent
+	r := resolve.Request{
+		ChatID:        v.id("chat_id", in.GetChatId()),
+		ModelConfigID: v.optionalID("model_config_id", in.GetModelConfigId()),
+		Purpose:       purposeOf(&v, in.GetPurpose()),
+	}
+	ev := resolutionEvent(ctx, r, nil, nil, err)
+	s.obs.Resolved(r.Purpose.String(), "", ev.Outcome, false, "")
+	if aerr := s.audit.Record(ev); aerr != nil {
+		s.log.WarnContext(ctx, "audit: a refused call could not be recorded", "method", method, "outcome", ev.Outcome, "error", aerr)
+	}
+}
+
 // resolutionEvent is the audit record of one call: who asked, for what, and what they got (the
 // key by id and fingerprint, never the key).
 func resolutionEvent(ctx context.Context, r resolve.Request, res *resolve.Result, cred *resolverv1.Credential, err error) db.AuditEvent {
