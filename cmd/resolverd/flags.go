@@ -22,6 +22,12 @@ type flags struct {
 	getenv func(string) string
 	stderr io.Writer
 	errs   []string
+	env    []envFlag // values from RESOLVER_* variables, applied by parse
+}
+
+type envFlag struct {
+	name  string
+	apply func()
 }
 
 func newFlags(name string, getenv func(string) string, stderr io.Writer) *flags {
@@ -35,59 +41,73 @@ func envName(flagName string) string {
 	return "RESOLVER_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
+// Each helper registers its flag with the built-in default and remembers the environment's value,
+// which parse applies to the flags the command line did not set. Help (-h) therefore shows the
+// built-in defaults, never a value from the environment: in a pod, RESOLVER_DATABASE_URL and
+// RESOLVER_ENCRYPTION_KEYS come from Secrets, and "resolverd serve -h" must not print them.
+
+func (f *flags) fromEnv(name string, apply func()) {
+	f.env = append(f.env, envFlag{name: name, apply: apply})
+}
+
 func (f *flags) string(name, def, usage string) *string {
+	p := f.String(name, def, usage+" ("+envName(name)+")")
 	if v := f.getenv(envName(name)); v != "" {
-		def = v
+		f.fromEnv(name, func() { *p = v })
 	}
-	return f.String(name, def, usage+" ("+envName(name)+")")
+	return p
 }
 
 func (f *flags) bool(name string, def bool, usage string) *bool {
+	p := f.Bool(name, def, usage+" ("+envName(name)+")")
 	if v := f.getenv(envName(name)); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
 			f.errs = append(f.errs, fmt.Sprintf("%s=%q is not a boolean (use true or false)", envName(name), v))
 		} else {
-			def = b
+			f.fromEnv(name, func() { *p = b })
 		}
 	}
-	return f.Bool(name, def, usage+" ("+envName(name)+")")
+	return p
 }
 
 func (f *flags) int(name string, def int, usage string) *int {
+	p := f.Int(name, def, usage+" ("+envName(name)+")")
 	if v := f.getenv(envName(name)); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
 			f.errs = append(f.errs, fmt.Sprintf("%s=%q is not a whole number", envName(name), v))
 		} else {
-			def = n
+			f.fromEnv(name, func() { *p = n })
 		}
 	}
-	return f.Int(name, def, usage+" ("+envName(name)+")")
+	return p
 }
 
 func (f *flags) float(name string, def float64, usage string) *float64 {
+	p := f.Float64(name, def, usage+" ("+envName(name)+")")
 	if v := f.getenv(envName(name)); v != "" {
 		n, err := strconv.ParseFloat(v, 64)
 		if err != nil {
 			f.errs = append(f.errs, fmt.Sprintf("%s=%q is not a number", envName(name), v))
 		} else {
-			def = n
+			f.fromEnv(name, func() { *p = n })
 		}
 	}
-	return f.Float64(name, def, usage+" ("+envName(name)+")")
+	return p
 }
 
 func (f *flags) duration(name string, def time.Duration, usage string) *time.Duration {
+	p := f.Duration(name, def, usage+" ("+envName(name)+")")
 	if v := f.getenv(envName(name)); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < 0 {
 			f.errs = append(f.errs, fmt.Sprintf("%s=%q is not a duration like 720h", envName(name), v))
 		} else {
-			def = d
+			f.fromEnv(name, func() { *p = d })
 		}
 	}
-	return f.Duration(name, def, usage+" ("+envName(name)+")")
+	return p
 }
 
 // parse parses args and reports environment variables that could not be read. A bad flag is one
@@ -103,6 +123,13 @@ func (f *flags) parse(args []string) error {
 		}
 		fmt.Fprintf(f.stderr, "%s: %s (\"%s -h\" lists the flags)\n", f.Name(), oneLine(err.Error()), f.Name())
 		return errUsage
+	}
+	set := map[string]bool{}
+	f.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	for _, e := range f.env {
+		if !set[e.name] { // the command line wins over the environment
+			e.apply()
+		}
 	}
 	if len(f.errs) > 0 {
 		return errors.New(strings.Join(f.errs, "; "))

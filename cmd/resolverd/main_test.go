@@ -49,6 +49,37 @@ func TestVersionAndUsage(t *testing.T) {
 	}
 }
 
+// TestHelpNeverShowsTheEnvironment: in a pod the database URL, the encryption keys and tokens come
+// from Secrets through RESOLVER_* variables; "-h" shows the built-in defaults, never those values,
+// while the values still take effect (and the command line still wins over them).
+func TestHelpNeverShowsTheEnvironment(t *testing.T) {
+	env := map[string]string{
+		"RESOLVER_DATABASE_URL":    "postgres://u:pw-TOPSECRET@127.0.0.1:1/db",
+		"RESOLVER_ENCRYPTION_KEYS": "a2V5LW1hdGVyaWFsLVRPUFNFQ1JFVA==",
+		"RESOLVER_TOKEN":           "rsv_TOPSECRET",
+	}
+	for _, args := range [][]string{{"serve", "-h"}, {"dev", "-h"}, {"migrate", "up", "-h"}, {"token", "create", "-h"},
+		{"keys", "rotate", "-h"}, {"resolve", "-h"}} {
+		code, out, errOut := cli(context.Background(), env, args...)
+		if code != 0 || !strings.Contains(errOut, "RESOLVER_") {
+			t.Errorf("%v: code %d, no flag list: %q", args, code, errOut)
+		}
+		if strings.Contains(out+errOut, "TOPSECRET") || strings.Contains(out+errOut, "a2V5LW1hdGVyaWFs") {
+			t.Errorf("%v printed a value from the environment:\n%s", args, errOut)
+		}
+	}
+	// The environment's values are used: migrate reaches for the (unreachable) database it names,
+	// and says so without the password; a flag given on the command line wins over it.
+	code, _, errOut := cli(context.Background(), env, "migrate", "status")
+	if code != 1 || !strings.Contains(errOut, "127.0.0.1") || strings.Contains(errOut, "TOPSECRET") {
+		t.Errorf("migrate status with RESOLVER_DATABASE_URL: code %d, %q", code, errOut)
+	}
+	code, _, errOut = cli(context.Background(), env, "migrate", "status", "--database-url", "postgres://u:p@127.0.0.2:1/other")
+	if code != 1 || !strings.Contains(errOut, "127.0.0.2") {
+		t.Errorf("--database-url did not win over the environment: code %d, %q", code, errOut)
+	}
+}
+
 // TestBadFlagsAreOneLine: SPEC 8 — failures exit non-zero with a one-line reason; a bad flag is
 // not answered with the whole flag list.
 func TestBadFlagsAreOneLine(t *testing.T) {
