@@ -74,8 +74,9 @@ type TokenLookup interface {
 type Authenticator struct {
 	tokens TokenLookup
 	log    *slog.Logger
-	// principals keeps the caller built from a token row: a token's id, name and scopes never
-	// change (whether it is still active is asked of tokens on every call).
+	// principals keeps the caller built from a token row, so that a call need not build it again;
+	// it is used only while it matches the row read for this call (psql can change a token's
+	// scopes or name, and the change must apply at once).
 	principals *cache.LRU[uuid.UUID, rbac.Principal]
 	limit      RateLimit
 	limiters   *cache.LRU[uuid.UUID, *rate.Limiter]
@@ -193,7 +194,7 @@ func (a *Authenticator) authenticate(ctx context.Context) (rbac.Principal, error
 	if !ok {
 		return rbac.Principal{}, errs.New(errs.Unauthenticated, "the token is unknown, expired or revoked")
 	}
-	if p, ok := a.principals.Get(t.ID); ok {
+	if p, ok := a.principals.Get(t.ID); ok && samePrincipal(p, t) {
 		return p, nil
 	}
 	scopes := make([]rbac.Scope, len(t.Scopes))
@@ -203,6 +204,19 @@ func (a *Authenticator) authenticate(ctx context.Context) (rbac.Principal, error
 	p := rbac.Principal{TokenID: t.ID, Name: t.Name, Scopes: scopes}
 	a.principals.Put(t.ID, p)
 	return p, nil
+}
+
+// samePrincipal reports whether p was built from a row with t's name and scopes.
+func samePrincipal(p rbac.Principal, t db.Token) bool {
+	if p.Name != t.Name || len(p.Scopes) != len(t.Scopes) {
+		return false
+	}
+	for i, s := range t.Scopes {
+		if string(p.Scopes[i]) != s {
+			return false
+		}
+	}
+	return true
 }
 
 // serviceOf returns "pkg.Service" of "/pkg.Service/Method".
