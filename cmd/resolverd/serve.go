@@ -72,9 +72,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	cfg := server.Config{AllowBYOK: *allowBYOK, Reflection: *reflect, AuditRetention: *retention,
 		Cache:       cachedstore.Options{MaxEntries: *cacheMax, TTL: *cacheTTL},
 		CallTimeout: *callTimeout, RateLimit: service.RateLimit{PerSecond: *rateLimit, Burst: *rateBurst}}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 	switch {
 	case *tlsCert != "" || *tlsKey != "":
-		if cfg.TLS, err = tlsconfig.Load(tlsconfig.Files{Cert: *tlsCert, Key: *tlsKey, ClientCA: *tlsClientCA}); err != nil {
+		if cfg.TLS, err = tlsconfig.Load(tlsconfig.Files{Cert: *tlsCert, Key: *tlsKey, ClientCA: *tlsClientCA, Log: log}); err != nil {
 			return err
 		}
 	case *tlsClientCA != "":
@@ -82,7 +83,6 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	case !*plaintext:
 		return errors.New("no TLS configured: give --tls-cert and --tls-key, or --plaintext=true to accept unencrypted connections")
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 	cfg.Logger = log
 	if *otlpEndpoint != "" {
 		tr, err := telemetry.Setup(ctx, telemetry.Options{Endpoint: *otlpEndpoint, Insecure: *otlpInsecure, Version: version})

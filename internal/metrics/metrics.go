@@ -6,6 +6,7 @@ package metrics
 
 import (
 	"net/http"
+	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -103,6 +104,21 @@ func (m *Metrics) WatchAudit(depth func() int, rejected func() int64) {
 			Name: "resolverd_audit_records_rejected_total",
 			Help: "Resolution records PostgreSQL refused for their content; each is logged at error level instead.",
 		}, func() float64 { return float64(rejected()) }))
+}
+
+// WatchTLS exports when the gRPC listener's certificate expires (it is reloaded on renewal), so an
+// alert can fire before it does.
+func (m *Metrics) WatchTLS(notAfter func() (time.Time, bool)) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "resolverd_tls_certificate_not_after_seconds",
+		Help: "Unix time at which the certificate the gRPC listener serves expires.",
+	}, func() float64 {
+		t, ok := notAfter()
+		if !ok {
+			return 0
+		}
+		return float64(t.Unix())
+	}))
 }
 
 // WatchPool exports the database pool's state.

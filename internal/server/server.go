@@ -31,6 +31,7 @@ import (
 	"github.com/resolverd/resolverd/internal/metrics"
 	"github.com/resolverd/resolverd/internal/resolve"
 	"github.com/resolverd/resolverd/internal/service"
+	"github.com/resolverd/resolverd/internal/tlsconfig"
 	resolverv1 "github.com/resolverd/resolverd/proto/resolver/v1"
 )
 
@@ -117,6 +118,9 @@ func New(ctx context.Context, pool *pgxpool.Pool, sealer db.Sealer, cfg Config) 
 		})
 		m.WatchAudit(auditWriter.Depth, auditWriter.Rejected)
 		m.WatchPool(pool)
+		if tlsCfg := cfg.TLS; tlsCfg != nil {
+			m.WatchTLS(func() (time.Time, bool) { return tlsconfig.NotAfter(tlsCfg) })
+		}
 	}
 	resolver := service.NewResolver(authz, resolve.Options{AllowBYOK: cfg.AllowBYOK}, fpKey, auditWriter, log, obs)
 	auth := service.NewAuthenticator(cached, log, cfg.RateLimit, obs)

@@ -12,8 +12,10 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,6 +26,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/resolverd/resolverd/internal/metrics"
 	"github.com/resolverd/resolverd/internal/server"
 	"github.com/resolverd/resolverd/internal/testenv"
 	"github.com/resolverd/resolverd/internal/tlsconfig"
@@ -149,10 +152,21 @@ func TestTLSAndMutualTLS(t *testing.T) {
 			t.Fatal(err)
 		}
 		good := credentials.NewTLS(&tls.Config{RootCAs: p.caPool})
-		e := testenv.New(t, testenv.Options{Configure: func(c *server.Config) { c.TLS = cfg }, ClientCreds: good})
+		m := metrics.New()
+		e := testenv.New(t, testenv.Options{Configure: func(c *server.Config) { c.TLS, c.Metrics = cfg, m }, ClientCreds: good})
 		// The env's own client (TLS) minted tokens through AdminService: the listener speaks TLS.
 		if _, err := e.Admin.ListProviders(e.AsAdmin(), &resolverv1.ListProvidersRequest{}); err != nil {
 			t.Fatal(err)
+		}
+		// The certificate's expiry is a metric, for an alert before it runs out.
+		leaf, err := tls.LoadX509KeyPair(p.serverCertFile, p.serverKeyFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := httptest.NewRecorder()
+		m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		if want := fmt.Sprintf("resolverd_tls_certificate_not_after_seconds %g", float64(leaf.Leaf.NotAfter.Unix())); !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("/metrics lacks %q", want)
 		}
 		if err := healthOK(ctx, e.Addr, insecure.NewCredentials()); err == nil {
 			t.Fatal("a plaintext client reached the TLS listener")
