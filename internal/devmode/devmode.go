@@ -51,9 +51,13 @@ func Run(ctx context.Context, o Options) error {
 	if err := os.MkdirAll(dir, 0o711); err != nil {
 		return fmt.Errorf("create data dir %s: %w", dir, err)
 	}
-	if os.Geteuid() == 0 {
+	// An existing directory others may write to would let them swap the files resolverd writes
+	// (tokens, the database URL with its password): narrow it. As root, let PostgreSQL's user in.
+	if fi, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	} else if os.Geteuid() == 0 || fi.Mode().Perm()&0o022 != 0 {
 		if err := os.Chmod(dir, 0o711); err != nil {
-			return fmt.Errorf("let PostgreSQL's user through %s: %w", dir, err)
+			return fmt.Errorf("make %s 0711 (others could write to it): %w", dir, err)
 		}
 	}
 	log := slog.New(slog.NewTextHandler(o.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -208,12 +212,27 @@ func ensureToken(ctx context.Context, s *db.Store, path, name string, scopes []s
 	return tok.Reveal(), nil
 }
 
-func writeSecretFile(path, content string) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(content+"\n"), 0o600); err != nil {
+// writeSecretFile replaces path with content, readable by its owner only. The content goes to a
+// new temporary file (created exclusively, 0600, under a random name: nothing another user put in
+// the directory can be written through) and is renamed into place, so readers see all or nothing.
+func writeSecretFile(path, content string) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	defer func() {
+		if err != nil {
+			_ = os.Remove(f.Name())
+		}
+	}()
+	if _, err = f.WriteString(content + "\n"); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err = f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err = os.Rename(f.Name(), path); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
