@@ -79,7 +79,16 @@ type Store struct {
 
 	hits, misses, invalidations, flushes atomic.Uint64
 	connects                             atomic.Uint64
+
+	// tokenLoads bounds the token lookups that go to the database at once. Unknown tokens are not
+	// cached (there is nothing to keep), so a flood of made-up "rsv_…" tokens from anyone on the
+	// network would otherwise take every pooled connection; bounded, it waits its turn while
+	// callers whose tokens are cached, and cold resolutions, keep the rest of the pool.
+	tokenLoads chan struct{}
 }
+
+// TokenLoadsAtOnce is how many token lookups may wait on the database at the same time.
+const TokenLoadsAtOnce = 4
 
 // New wraps s. It serves from memory only once Connected is called (by the listener).
 func New(s *db.Store, o Options) *Store {
@@ -98,6 +107,8 @@ func New(s *db.Store, o Options) *Store {
 		central:  cache.New[uuid.UUID, keyEntry](small, o.TTL),
 		userKeys: cache.New[userProvider, keyEntry](o.MaxEntries, o.TTL),
 		tokens:   cache.New[[32]byte, tokenEntry](small, o.TTL),
+
+		tokenLoads: make(chan struct{}, TokenLoadsAtOnce),
 	}
 }
 
@@ -322,6 +333,12 @@ func (s *Store) ActiveToken(ctx context.Context, hash []byte) (db.Token, bool, e
 		}
 	}
 	s.misses.Add(1)
+	select {
+	case s.tokenLoads <- struct{}{}:
+		defer func() { <-s.tokenLoads }()
+	case <-ctx.Done():
+		return db.Token{}, false, ctx.Err()
+	}
 	gen0 := s.gen.Current()
 	t, ok, err := s.Store.ActiveToken(ctx, hash)
 	if err != nil || !ok {

@@ -65,6 +65,10 @@ type Config struct {
 // is far smaller.
 const MaxMessageBytes = 1 << 20
 
+// MaxStreamsPerConnection bounds the calls one connection may have open at once; a worker process
+// multiplexing its calls over one connection stays far below it.
+const MaxStreamsPerConnection = 1024
+
 // Server is a built gRPC server, ready to Serve.
 type Server struct {
 	GRPC *grpc.Server
@@ -132,6 +136,8 @@ func New(ctx context.Context, pool *pgxpool.Pool, sealer db.Sealer, cfg Config) 
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
 		grpc.MaxRecvMsgSize(MaxMessageBytes),
+		// grpc-go's default is no limit: one connection could open streams without end.
+		grpc.MaxConcurrentStreams(MaxStreamsPerConnection),
 		// Reused workers keep their grown stacks: a fresh goroutine per call spends a visible share
 		// of a warm resolution growing its stack through the interceptor chain.
 		grpc.NumStreamWorkers(uint32(4 * runtime.GOMAXPROCS(0))),
@@ -156,7 +162,8 @@ func New(ctx context.Context, pool *pgxpool.Pool, sealer db.Sealer, cfg Config) 
 	if grpcMetrics != nil {
 		grpcMetrics.InitializeMetrics(g)
 	}
-	healthOnly := grpc.NewServer()
+	// Probes make one call at a time; nothing here needs large messages or many streams.
+	healthOnly := grpc.NewServer(grpc.MaxRecvMsgSize(4<<10), grpc.MaxConcurrentStreams(16))
 	healthpb.RegisterHealthServer(healthOnly, hs)
 	s := &Server{GRPC: g, HealthOnly: healthOnly, health: hs, pool: pool, log: log, every: cfg.HealthInterval,
 		audit: auditWriter, store: store, cached: cached, listener: listener, retention: cfg.AuditRetention}
