@@ -127,8 +127,8 @@ func (s *Store) PutChat(ctx context.Context, id, ownerID, modelConfigID uuid.UUI
 	return out, err
 }
 
-func (s *Store) RevokeToken(ctx context.Context, id uuid.UUID) error {
-	err := s.Store.RevokeToken(ctx, id)
+func (s *Store) RevokeToken(ctx context.Context, id uuid.UUID, allowed func(scopes []string) error) error {
+	err := s.Store.RevokeToken(ctx, id, allowed)
 	if err == nil {
 		s.invalidate(db.Change{Table: "api_tokens"}) // the hash is not known here: drop all tokens
 	}

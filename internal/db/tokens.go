@@ -29,14 +29,24 @@ VALUES ($1, $2, $3, $4, $5) RETURNING `+tokenCols, id, name, hash, scopes, expir
 }
 
 // RevokeToken revokes token id; revoking it again keeps the first revocation time.
-func (s *Store) RevokeToken(ctx context.Context, id uuid.UUID) error {
+// RevokeToken revokes the token if allowed (given its scopes, read under a row lock) says so.
+func (s *Store) RevokeToken(ctx context.Context, id uuid.UUID, allowed func(scopes []string) error) error {
 	err := s.change(ctx, "RevokeToken", func(tx pgx.Tx) (map[string]string, error) {
-		tag, err := tx.Exec(ctx, `UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1`, id)
+		var scopes []string
+		err := tx.QueryRow(ctx, `SELECT scopes FROM api_tokens WHERE id = $1 FOR UPDATE`, id).Scan(&scopes)
+		if notFound(err) {
+			return nil, errNotFound("token", id)
+		}
 		if err != nil {
 			return nil, classify(err)
 		}
-		if tag.RowsAffected() == 0 {
-			return nil, errNotFound("token", id)
+		if allowed != nil {
+			if err := allowed(scopes); err != nil {
+				return nil, err
+			}
+		}
+		if _, err := tx.Exec(ctx, `UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1`, id); err != nil {
+			return nil, classify(err)
 		}
 		return map[string]string{"revoked_token_id": id.String()}, nil
 	})

@@ -45,7 +45,7 @@ type Querier interface {
 	PutChat(ctx context.Context, id, ownerID, modelConfigID uuid.UUID) (db.Chat, error)
 
 	CreateToken(ctx context.Context, id uuid.UUID, name string, scopes []string, hash []byte, expiresAt *time.Time) (db.Token, error)
-	RevokeToken(ctx context.Context, id uuid.UUID) error
+	RevokeToken(ctx context.Context, id uuid.UUID, allowed func(scopes []string) error) error
 	ListTokens(ctx context.Context) ([]db.Token, error)
 
 	ListAuditEvents(ctx context.Context, f db.AuditFilter) ([]db.AuditEvent, error)
@@ -225,6 +225,9 @@ func (s *Store) CreateToken(ctx context.Context, id uuid.UUID, name string, scop
 	if err := rbac.CanGrant(ctx, scopes); err != nil {
 		return db.Token{}, err
 	}
+	if err := rbac.CanGrantUntil(ctx, expiresAt); err != nil {
+		return db.Token{}, err
+	}
 	names := make([]string, len(scopes))
 	for i, sc := range scopes {
 		names[i] = string(sc)
@@ -232,11 +235,20 @@ func (s *Store) CreateToken(ctx context.Context, id uuid.UUID, name string, scop
 	return s.q.CreateToken(ctx, id, name, names, hash, expiresAt)
 }
 
+// RevokeToken also refuses to revoke a token with a scope the caller does not hold: token:write
+// can take away only what it could have granted, so a narrow token administrator cannot lock
+// out the holders of wider tokens.
 func (s *Store) RevokeToken(ctx context.Context, id uuid.UUID) error {
 	if err := rbac.Require(ctx, rbac.TokenWrite); err != nil {
 		return err
 	}
-	return s.q.RevokeToken(ctx, id)
+	return s.q.RevokeToken(ctx, id, func(scopes []string) error {
+		parsed, err := rbac.ParseScopes(scopes)
+		if err != nil {
+			return err
+		}
+		return rbac.CanGrant(ctx, parsed)
+	})
 }
 
 // ListTokens needs token:write: token names and scopes are for token administrators only.

@@ -393,7 +393,7 @@ func (r *recorder) CreateToken(_ context.Context, _ uuid.UUID, _ string, scopes 
 	return db.Token{}, nil
 }
 
-func (r *recorder) RevokeToken(context.Context, uuid.UUID) error {
+func (r *recorder) RevokeToken(context.Context, uuid.UUID, func([]string) error) error {
 	r.note("RevokeToken")
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -68,6 +69,8 @@ type Principal struct {
 	TokenID uuid.UUID
 	Name    string
 	Scopes  []Scope
+	// ExpiresAt is when the caller's token expires (nil: never).
+	ExpiresAt *time.Time
 }
 
 // Has reports whether the principal holds scope s (directly or through `*`).
@@ -112,4 +115,20 @@ func Require(ctx context.Context, scopes ...Scope) error {
 // token, so token:write cannot be used to mint a token more powerful than the caller's own.
 func CanGrant(ctx context.Context, scopes []Scope) error {
 	return Require(ctx, scopes...)
+}
+
+// CanGrantUntil fails with INVALID_ARGUMENT (field ttl_seconds) when a new token would outlive the
+// caller's own (expiresAt nil: never expires), so a short-lived token cannot mint a lasting one.
+func CanGrantUntil(ctx context.Context, expiresAt *time.Time) error {
+	p, ok := FromContext(ctx)
+	if !ok {
+		return errs.New(errs.Unauthenticated, "no authenticated caller")
+	}
+	if p.ExpiresAt == nil || (expiresAt != nil && !expiresAt.After(*p.ExpiresAt)) {
+		return nil
+	}
+	left := time.Until(*p.ExpiresAt).Truncate(time.Second)
+	return errs.Invalid(errs.FieldViolation{Field: "ttl_seconds", Description: fmt.Sprintf(
+		"a token cannot outlive the token that creates it: yours expires at %s, so give ttl_seconds of at most %d",
+		p.ExpiresAt.UTC().Format(time.RFC3339), max(int64(left/time.Second), 0))})
 }

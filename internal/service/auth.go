@@ -201,14 +201,14 @@ func (a *Authenticator) authenticate(ctx context.Context) (rbac.Principal, error
 	for i, s := range t.Scopes {
 		scopes[i] = rbac.Scope(s)
 	}
-	p := rbac.Principal{TokenID: t.ID, Name: t.Name, Scopes: scopes}
+	p := rbac.Principal{TokenID: t.ID, Name: t.Name, Scopes: scopes, ExpiresAt: t.ExpiresAt}
 	a.principals.Put(t.ID, p)
 	return p, nil
 }
 
 // samePrincipal reports whether p was built from a row with t's name and scopes.
 func samePrincipal(p rbac.Principal, t db.Token) bool {
-	if p.Name != t.Name || len(p.Scopes) != len(t.Scopes) {
+	if p.Name != t.Name || len(p.Scopes) != len(t.Scopes) || !sameTime(p.ExpiresAt, t.ExpiresAt) {
 		return false
 	}
 	for i, s := range t.Scopes {
@@ -217,6 +217,10 @@ func samePrincipal(p rbac.Principal, t db.Token) bool {
 		}
 	}
 	return true
+}
+
+func sameTime(a, b *time.Time) bool {
+	return a == nil && b == nil || a != nil && b != nil && a.Equal(*b)
 }
 
 // serviceOf returns "pkg.Service" of "/pkg.Service/Method".

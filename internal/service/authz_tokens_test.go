@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"context"
+	"fmt"
 	"errors"
 	"log/slog"
 	"slices"
@@ -455,4 +456,77 @@ func TestAuthzAuthenticatorPaths(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestAuthzTokensCannotOutliveOrOutrankTheirAdministrator: a token cannot mint one that outlives
+// it, and token:write revokes only tokens whose scopes its holder has (what it could have
+// granted), so a narrow or short-lived token administrator cannot entrench itself or lock out
+// the holders of wider tokens. Every refusal leaves the tables as they were.
+func TestAuthzTokensCannotOutliveOrOutrankTheirAdministrator(t *testing.T) {
+	e := testenv.New(t, testenv.Options{})
+	hour, err := e.Admin.CreateToken(e.AsAdmin(), &resolverv1.CreateTokenRequest{Name: "az-hour", Scopes: []string{"token:write", "chat:read"}, TtlSeconds: 3600})
+	if err != nil {
+		t.Fatal(err)
+	}
+	short := e.As(hour.GetToken())
+	mint := func(ttl int64) func(context.Context) error {
+		return func(context.Context) error {
+			_, err := e.Admin.CreateToken(short, &resolverv1.CreateTokenRequest{Name: "az-child", Scopes: []string{"chat:read"}, TtlSeconds: ttl})
+			return err
+		}
+	}
+	for _, ttl := range []int64{0, 7200, 3700} { // never expires, two hours, a little past its own
+		t.Run(fmt.Sprintf("ttl %d", ttl), func(t *testing.T) {
+			adInvalid(t, e, []string{"ttl_seconds"}, mint(ttl))
+		})
+	}
+	child, err := e.Admin.CreateToken(short, &resolverv1.CreateTokenRequest{Name: "az-child", Scopes: []string{"chat:read"}, TtlSeconds: 1800})
+	if err != nil {
+		t.Fatalf("a child that expires first: %v", err)
+	}
+	if !child.GetExpiresAt().AsTime().Before(hour.GetExpiresAt().AsTime()) {
+		t.Errorf("child expires %v, parent %v", child.GetExpiresAt().AsTime(), hour.GetExpiresAt().AsTime())
+	}
+
+	// Revocation: token:write alone may revoke a token:write token, not the worker's nor `*`.
+	narrow := e.Token(t, "az-narrow-admin", rbac.TokenWrite)
+	peer := e.Token(t, "az-peer", rbac.TokenWrite)
+	list, err := e.Admin.ListTokens(e.AsAdmin(), &resolverv1.ListTokensRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]string{}
+	for _, tk := range list.GetTokens() {
+		ids[tk.GetName()] = tk.GetId()
+	}
+	revoke := func(as, name string) func(context.Context) error {
+		return func(context.Context) error {
+			_, err := e.Admin.RevokeToken(e.As(as), &resolverv1.RevokeTokenRequest{Id: ids[name]})
+			return err
+		}
+	}
+	for _, victim := range []string{"test-worker", "test-admin"} {
+		id := ids[victim]
+		if id == "" {
+			t.Fatalf("no token named %q among %v", victim, ids)
+		}
+		t.Run("revoke "+victim, func(t *testing.T) {
+			info, _ := adRefused(t, e, codes.PermissionDenied, "MISSING_SCOPE", revoke(narrow, victim))
+			if info.GetMetadata()["scope"] == "" || info.GetMetadata()["scope"] == "token:write" {
+				t.Errorf("refused for scope %q, want one the victim holds and the caller does not", info.GetMetadata()["scope"])
+			}
+		})
+	}
+	if err := revoke(narrow, "az-peer")(nil); err != nil {
+		t.Fatalf("revoking a token:write token with token:write: %v", err)
+	}
+	_, err = e.Admin.ListTokens(e.As(peer), &resolverv1.ListTokensRequest{})
+	wantReason(t, err, codes.Unauthenticated, "UNAUTHENTICATED")
+	if err := revoke(e.AdminToken, "test-worker")(nil); err != nil {
+		t.Fatalf("`*` revoking the worker token: %v", err)
+	}
+	adRefused(t, e, codes.NotFound, "NOT_FOUND", func(context.Context) error {
+		_, err := e.Admin.RevokeToken(e.As(narrow), &resolverv1.RevokeTokenRequest{Id: "01234567-89ab-4def-8123-456789abcdef"})
+		return err
+	})
 }

@@ -213,7 +213,7 @@ func (q *fakeQuerier) CreateToken(_ context.Context, id uuid.UUID, name string, 
 	return db.Token{}, errFakeStore
 }
 
-func (q *fakeQuerier) RevokeToken(_ context.Context, id uuid.UUID) error {
+func (q *fakeQuerier) RevokeToken(_ context.Context, id uuid.UUID, _ func([]string) error) error {
 	q.rec("RevokeToken", id)
 	return errFakeStore
 }
