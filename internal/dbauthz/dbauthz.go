@@ -98,12 +98,27 @@ func (s *Store) CreateProvider(ctx context.Context, p resolve.Provider) (db.Prov
 	return s.q.CreateProvider(ctx, p)
 }
 
+// UpdateProvider also needs, to change base_url, the scopes that read the provider's keys
+// (ai_provider_key:read and user_ai_provider_key:read): base_url decides where workers send
+// those keys, so pointing it elsewhere is as good as reading them.
 func (s *Store) UpdateProvider(ctx context.Context, id uuid.UUID, mutate func(*db.Provider) error) (db.Provider, error) {
 	if err := rbac.Require(ctx, rbac.AIProviderWrite); err != nil {
 		return db.Provider{}, err
 	}
-	return s.q.UpdateProvider(ctx, id, mutate)
+	return s.q.UpdateProvider(ctx, id, func(p *db.Provider) error {
+		before := p.BaseURL
+		if err := mutate(p); err != nil {
+			return err
+		}
+		if p.BaseURL != before {
+			return rbac.Require(ctx, KeysOfProviderScopes...)
+		}
+		return nil
+	})
 }
+
+// KeysOfProviderScopes are what changing a provider's base_url needs beyond ai_provider:write.
+var KeysOfProviderScopes = []rbac.Scope{rbac.AIProviderKeyRead, rbac.UserAIProviderKeyRead}
 
 func (s *Store) DeleteProvider(ctx context.Context, id uuid.UUID) error {
 	if err := rbac.Require(ctx, rbac.AIProviderWrite); err != nil {

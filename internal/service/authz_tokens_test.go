@@ -2,8 +2,8 @@ package service_test
 
 import (
 	"context"
-	"fmt"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/resolverd/resolverd/internal/apitoken"
 	"github.com/resolverd/resolverd/internal/db"
@@ -529,4 +530,34 @@ func TestAuthzTokensCannotOutliveOrOutrankTheirAdministrator(t *testing.T) {
 		_, err := e.Admin.RevokeToken(e.As(narrow), &resolverv1.RevokeTokenRequest{Id: "01234567-89ab-4def-8123-456789abcdef"})
 		return err
 	})
+}
+
+// TestAuthzRedirectingAProviderNeedsItsKeys: base_url decides where workers send a provider's keys,
+// so changing it needs, beyond ai_provider:write, the scopes that read those keys; every other
+// change of the provider needs ai_provider:write alone.
+func TestAuthzRedirectingAProviderNeedsItsKeys(t *testing.T) {
+	e := testenv.New(t, testenv.Options{})
+	p, err := e.Admin.CreateProvider(e.AsAdmin(), &resolverv1.CreateProviderRequest{Type: "openai", Name: "az-redirect", BaseUrl: "https://api.openai.com/v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writer := e.As(e.Token(t, "az-provider-writer", rbac.AIProviderWrite))
+	update := func(ctx context.Context, r *resolverv1.UpdateProviderRequest) error {
+		r.Id = p.Id
+		_, err := e.Admin.UpdateProvider(ctx, r)
+		return err
+	}
+	if err := update(writer, &resolverv1.UpdateProviderRequest{DisplayName: proto.String("Redirect"), BaseUrl: proto.String("https://api.openai.com/v1")}); err != nil {
+		t.Fatalf("a change that keeps base_url, with ai_provider:write: %v", err)
+	}
+	info, _ := adRefused(t, e, codes.PermissionDenied, "MISSING_SCOPE", func(context.Context) error {
+		return update(writer, &resolverv1.UpdateProviderRequest{BaseUrl: proto.String("https://collector.example.net/v1")})
+	})
+	if info.GetMetadata()["scope"] != string(rbac.AIProviderKeyRead) {
+		t.Errorf("refused for %q, want ai_provider_key:read", info.GetMetadata()["scope"])
+	}
+	keyReader := e.As(e.Token(t, "az-provider-key-reader", rbac.AIProviderWrite, rbac.AIProviderKeyRead, rbac.UserAIProviderKeyRead))
+	if err := update(keyReader, &resolverv1.UpdateProviderRequest{BaseUrl: proto.String("https://eu.api.openai.com/v1")}); err != nil {
+		t.Fatalf("with the key scopes: %v", err)
+	}
 }
