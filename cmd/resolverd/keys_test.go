@@ -144,7 +144,9 @@ func TestKeysRotateThenServeWithOnlyTheNewKey(t *testing.T) {
 		t.Fatalf("fingerprints changed with the encryption key:\n%v\n%v", before, after)
 	}
 	var plainLeft int
-	_ = pool.QueryRow(ctx, `SELECT count(*) FROM ai_provider_keys WHERE api_key LIKE 'sk-%'`).Scan(&plainLeft)
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM ai_provider_keys WHERE api_key LIKE 'sk-%'`).Scan(&plainLeft); err != nil {
+		t.Fatal(err)
+	}
 	if plainLeft != 0 {
 		t.Fatalf("%d plain secrets left", plainLeft)
 	}

@@ -274,6 +274,13 @@ func TestServeServesAndStopsOnSignal(t *testing.T) {
 		errOut = e
 		done <- code
 	}()
+	exited := false
+	defer func() { // a failure below must not leave serve running
+		if !exited {
+			cancel()
+			<-done
+		}
+	}()
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -326,6 +333,7 @@ func TestServeServesAndStopsOnSignal(t *testing.T) {
 	cancel() // what SIGTERM does through signal.NotifyContext
 	select {
 	case code := <-done:
+		exited = true
 		if code != 0 {
 			t.Fatalf("serve exited %d after the signal: %s", code, errOut)
 		}

@@ -37,12 +37,14 @@ func TestGetPutDelete(t *testing.T) {
 }
 
 func TestTTL(t *testing.T) {
-	c := New[int, int](100, 20*time.Millisecond)
+	// Long enough that a stalled CI machine does not expire the entry before the first Get (the
+	// jitter makes a TTL 75-100% of the bound).
+	c := New[int, int](100, 500*time.Millisecond)
 	c.Put(1, 1)
 	if _, ok := c.Get(1); !ok {
 		t.Fatal("fresh entry missing")
 	}
-	time.Sleep(30 * time.Millisecond)
+	time.Sleep(600 * time.Millisecond)
 	if _, ok := c.Get(1); ok {
 		t.Fatal("expired entry served")
 	}

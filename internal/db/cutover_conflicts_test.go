@@ -161,7 +161,9 @@ func TestCutoverOnThousandsOfRows(t *testing.T) {
 		}
 	}
 	var orphans int
-	_ = pool.QueryRow(ctx, `SELECT count(*) FROM chat_model_configs m JOIN ai_providers p ON p.id = m.ai_provider_id WHERE p.type <> split_part(m.model, '/', 1)`).Scan(&orphans)
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM chat_model_configs m JOIN ai_providers p ON p.id = m.ai_provider_id WHERE p.type <> split_part(m.model, '/', 1)`).Scan(&orphans); err != nil {
+		t.Fatal(err)
+	}
 	if orphans != 0 {
 		t.Errorf("%d model configs point at a provider of another type", orphans)
 	}

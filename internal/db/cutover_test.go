@@ -147,7 +147,9 @@ func TestCutoverMovesEverythingAndRoundTrips(t *testing.T) {
 	}
 	for _, table := range []string{"chat_providers", "user_chat_provider_keys"} {
 		var exists bool
-		_ = pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, table).Scan(&exists)
+		if err := pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, table).Scan(&exists); err != nil {
+			t.Fatal(err)
+		}
 		if exists {
 			t.Errorf("legacy table %s still exists after the cutover", table)
 		}
@@ -186,11 +188,15 @@ func TestCutoverMovesEverythingAndRoundTrips(t *testing.T) {
 		t.Fatalf("%d central keys moved, want %d (%v)", moved, legacyKeys, err)
 	}
 	var users, configsWithoutProvider int
-	_ = pool.QueryRow(ctx, `SELECT count(*) FROM user_ai_provider_keys`).Scan(&users)
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM user_ai_provider_keys`).Scan(&users); err != nil {
+		t.Fatal(err)
+	}
 	if want := strings.Count(legacyBefore["user_chat_provider_keys"], "\n") + 1; users != want {
 		t.Errorf("%d user keys moved, want %d", users, want)
 	}
-	_ = pool.QueryRow(ctx, `SELECT count(*) FROM chat_model_configs WHERE ai_provider_id IS NULL`).Scan(&configsWithoutProvider)
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM chat_model_configs WHERE ai_provider_id IS NULL`).Scan(&configsWithoutProvider); err != nil {
+		t.Fatal(err)
+	}
 	if configsWithoutProvider != 0 {
 		t.Errorf("%d model configs have no ai_provider_id", configsWithoutProvider)
 	}

@@ -22,11 +22,12 @@ import (
 
 // devRun is one `resolverd dev` run in the background.
 type devRun struct {
-	cancel context.CancelFunc
-	done   chan error
-	addr   string
-	stdout *syncBuffer
-	stderr *syncBuffer
+	cancel  context.CancelFunc
+	done    chan error
+	addr    string
+	stdout  *syncBuffer
+	stderr  *syncBuffer
+	stopped bool
 }
 
 func startDev(t *testing.T, dir string) *devRun {
@@ -49,11 +50,23 @@ func startDev(t *testing.T, dir string) *devRun {
 		cancel()
 		t.Fatalf("dev did not serve within 2 minutes\n%s", r.stderr)
 	}
+	// A test that fails before stop must not leave the server and its cluster running (and the
+	// cluster must be down before t.TempDir's cleanup removes its directory).
+	t.Cleanup(func() {
+		if !r.stopped {
+			cancel()
+			select {
+			case <-r.done:
+			case <-time.After(time.Minute):
+			}
+		}
+	})
 	return r
 }
 
 func (r *devRun) stop(t *testing.T) {
 	t.Helper()
+	r.stopped = true
 	r.cancel()
 	select {
 	case err := <-r.done:

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -55,7 +56,11 @@ func TestDatabaseOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	port := cluster.Port()
-	defer func() { cluster.Stop() }()
+	defer func() {
+		if cluster != nil { // nil when the restart below failed
+			cluster.Stop()
+		}
+	}()
 	admin, err := pgx.Connect(ctx, cluster.URL("postgres"))
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +132,13 @@ func TestDatabaseOutage(t *testing.T) {
 		if bin == "" {
 			return ""
 		}
-		out, _ := exec.Command(bin, "-addr="+lis.Addr().String(), "-connect-timeout=2s", "-rpc-timeout=2s").CombinedOutput()
+		// A NOT_SERVING answer exits non-zero by design; a probe that could not run at all is a
+		// broken test, not an answer.
+		out, err := exec.Command(bin, "-addr="+lis.Addr().String(), "-connect-timeout=2s", "-rpc-timeout=2s").CombinedOutput()
+		var exit *exec.ExitError
+		if err != nil && !errors.As(err, &exit) {
+			t.Fatalf("run grpc-health-probe %s: %v", bin, err)
+		}
 		return strings.TrimSpace(string(out))
 	}
 	waitHealth := func(want healthpb.HealthCheckResponse_ServingStatus, within time.Duration) time.Duration {
@@ -157,6 +168,8 @@ func TestDatabaseOutage(t *testing.T) {
 		wg    sync.WaitGroup
 	)
 	req := &resolverv1.ResolveModelRequest{ChatId: chat.ID.String(), Purpose: resolverv1.Purpose_PURPOSE_CHAT}
+	stopLoad := sync.OnceFunc(func() { stop.Store(true); wg.Wait() })
+	defer stopLoad() // also when the test fails before the load is stopped below
 	for range 4 {
 		wg.Add(1)
 		go func() {
@@ -208,8 +221,7 @@ func TestDatabaseOutage(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	stop.Store(true)
-	wg.Wait()
+	stopLoad()
 	if _, err := pool.Exec(ctx, `UPDATE chat_model_configs SET enabled = false WHERE id = $1`, cfg.ID); err != nil {
 		t.Fatal(err)
 	}

@@ -183,7 +183,10 @@ func TestAdminE2EDefaultModelConfig(t *testing.T) {
 		wantDefaults(t, c1.Id)
 		// Updating another field of another config leaves the default alone.
 		others := adLiveDefaults(t, e)
-		list, _ := a.ListModelConfigs(ctx, &resolverv1.ListModelConfigsRequest{})
+		list, err := a.ListModelConfigs(ctx, &resolverv1.ListModelConfigsRequest{})
+		if err != nil || len(list.GetModelConfigs()) < 2 {
+			t.Fatalf("ListModelConfigs: %d configs, %v", len(list.GetModelConfigs()), err)
+		}
 		for _, c := range list.GetModelConfigs() {
 			if c.Id != c1.Id {
 				if _, err := a.UpdateModelConfig(ctx, &resolverv1.UpdateModelConfigRequest{Id: c.Id, Enabled: proto.Bool(false)}); err != nil {

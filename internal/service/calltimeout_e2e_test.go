@@ -27,6 +27,7 @@ func TestCallTimeoutBoundsADatabaseWait(t *testing.T) {
 	cfg := w.config(p.Id, "timeout-model", true)
 	owner := w.user("timeout-owner")
 	warm, cold := w.chat(owner.Id, cfg.Id), w.chat(owner.Id, cfg.Id)
+	w.e.Sync(t) // the fixtures' own notifications are in: none will drop the warm entries below
 	if _, err := w.resolve(warm.Id, "", resolverv1.Purpose_PURPOSE_CHAT); err != nil {
 		t.Fatal(err)
 	}
