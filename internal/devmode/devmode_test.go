@@ -6,11 +6,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -142,6 +144,42 @@ func TestDevServesTheDemoAndRestartsOnItsData(t *testing.T) {
 	if bedrock.GetCredential().GetSource() != resolverv1.CredentialSource_CREDENTIAL_SOURCE_AMBIENT {
 		t.Fatalf("bedrock config resolved to %v", bedrock)
 	}
+
+	// SPEC 8: admin.token holds `*`, worker.token exactly the five read scopes ResolveModel needs,
+	// database.url reaches the cluster.
+	admin := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+readToken(t, filepath.Join(dir, "admin.token")))
+	tokens, err := resolverv1.NewAdminServiceClient(conn).ListTokens(admin, &resolverv1.ListTokensRequest{})
+	if err != nil {
+		t.Fatalf("ListTokens with admin.token: %v", err)
+	}
+	scopesOf := map[string][]string{}
+	for _, tk := range tokens.GetTokens() {
+		s := slices.Clone(tk.GetScopes())
+		slices.Sort(s)
+		scopesOf[tk.GetName()] = s
+	}
+	wantWorker := []string{"ai_provider:read", "ai_provider_key:read", "chat:read", "model_config:read", "user_ai_provider_key:read"}
+	var sawAdmin, sawWorker bool
+	for _, s := range scopesOf {
+		sawAdmin = sawAdmin || slices.Equal(s, []string{"*"})
+		sawWorker = sawWorker || slices.Equal(s, wantWorker)
+	}
+	if !sawAdmin || !sawWorker || len(scopesOf) != 2 {
+		t.Errorf("dev's tokens: %v; want one with * and one with exactly %v", scopesOf, wantWorker)
+	}
+	dbURL, err := os.ReadFile(filepath.Join(dir, "database.url"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := pgx.Connect(context.Background(), strings.TrimSpace(string(dbURL)))
+	if err != nil {
+		t.Fatalf("database.url does not reach the cluster: %v", err)
+	}
+	var chats int
+	if err := pc.QueryRow(context.Background(), `SELECT count(*) FROM chats WHERE id = $1`, devmode.DemoChat).Scan(&chats); err != nil || chats != 1 {
+		t.Errorf("the demo chat through database.url: %d rows, %v", chats, err)
+	}
+	pc.Close(context.Background())
 
 	runPrintedCommands(t, r.stdout.String())
 	r.stop(t)

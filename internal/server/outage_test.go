@@ -197,6 +197,15 @@ func TestDatabaseOutage(t *testing.T) {
 	if r, err := health.Check(ctx, &healthpb.HealthCheckRequest{Service: server.LivenessService}); err != nil || r.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 		t.Fatalf("%s during the outage: %v %v", server.LivenessService, r.GetStatus(), err)
 	}
+	// AdminService fails closed the same way, reads and writes.
+	adminClient := resolverv1.NewAdminServiceClient(conn)
+	_, listErr := adminClient.ListProviders(auth, &resolverv1.ListProvidersRequest{})
+	_, createErr := adminClient.CreateProvider(auth, &resolverv1.CreateProviderRequest{Type: "openai", Name: "during-the-outage"})
+	for _, err := range []error{listErr, createErr} {
+		if status.Code(err) != codes.Unavailable || reasonOf(err) != "DATABASE_UNAVAILABLE" {
+			t.Fatalf("an admin call during the outage failed with %v, want Unavailable/DATABASE_UNAVAILABLE", err)
+		}
+	}
 	if out := probe(); out != "" && !strings.Contains(out, "NOT_SERVING") {
 		t.Fatalf("grpc-health-probe during the outage: %s", out)
 	}
