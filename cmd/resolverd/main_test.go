@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -265,12 +267,13 @@ func TestServeRefusesWhatItCannotServe(t *testing.T) {
 
 func TestServeServesAndStopsOnSignal(t *testing.T) {
 	url := pgtest.NewDatabase(t)
-	addr := freeAddr(t)
+	addr, metricsAddr := freeAddr(t), freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	var errOut string
 	go func() {
-		code, _, e := cli(ctx, map[string]string{"RESOLVER_DATABASE_URL": url, "RESOLVER_ENCRYPTION_KEYS": keyring.Generate()}, "serve", "--plaintext", "--listen", addr)
+		code, _, e := cli(ctx, map[string]string{"RESOLVER_DATABASE_URL": url, "RESOLVER_ENCRYPTION_KEYS": keyring.Generate()},
+			"serve", "--plaintext", "--listen", addr, "--metrics-listen", metricsAddr)
 		errOut = e
 		done <- code
 	}()
@@ -329,6 +332,16 @@ func TestServeServesAndStopsOnSignal(t *testing.T) {
 		if _, err := resolverv1.NewResolverServiceClient(conn).ResolveModel(rctx, &resolverv1.ResolveModelRequest{ChatId: chat.ID.String(), Purpose: resolverv1.Purpose_PURPOSE_CHAT}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// --metrics-listen serves Prometheus' text format, the resolutions above counted.
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatalf("--metrics-listen: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := fmt.Sprintf(`resolverd_resolutions_total{credential_source="ambient",outcome="OK",purpose="chat"} %d`, n); resp.StatusCode != 200 || !strings.Contains(string(body), want) {
+		t.Errorf("/metrics: %s, lacks %q", resp.Status, want)
 	}
 	cancel() // what SIGTERM does through signal.NotifyContext
 	select {
