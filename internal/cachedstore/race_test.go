@@ -45,17 +45,8 @@ func TestALoadThatRacesAChangeIsNotKept(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.NewDatabase(t)
 	setup := db.New(pgtest.Connect(t, url), pgtest.Keyring)
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		t.Fatal(err)
-	}
 	trace := &midLoad{}
-	cfg.ConnConfig.Tracer = trace
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := pgtest.ConnectWith(t, url, func(c *pgxpool.Config) { c.ConnConfig.Tracer = trace })
 	s := cachedstore.New(db.New(pool, pgtest.Keyring), cachedstore.Options{})
 	s.Connected()
 

@@ -50,18 +50,8 @@ func (f *inFlight) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQu
 func TestUnknownTokensCannotTakeThePool(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.NewDatabase(t)
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		t.Fatal(err)
-	}
 	trace := &inFlight{}
-	cfg.ConnConfig.Tracer = trace
-	cfg.MaxConns = 32
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := pgtest.ConnectWith(t, url, func(c *pgxpool.Config) { c.ConnConfig.Tracer, c.MaxConns = trace, 32 })
 	store := db.New(pool, pgtest.Keyring)
 	s := cachedstore.New(store, cachedstore.Options{})
 	s.Connected() // as the listener does: serve from memory

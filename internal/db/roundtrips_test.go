@@ -40,17 +40,8 @@ func TestResolutionRoundTrips(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.NewDatabase(t)
 	setup := db.New(pgtest.Connect(t, url), pgtest.Keyring)
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		t.Fatal(err)
-	}
 	trips := &roundTrips{}
-	cfg.ConnConfig.Tracer = trips
-	traced, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer traced.Close()
+	traced := pgtest.ConnectWith(t, url, func(c *pgxpool.Config) { c.ConnConfig.Tracer = trips })
 	tracedStore := db.New(traced, pgtest.Keyring)
 	// The fingerprint key is read once per process (the server reads it at start).
 	if _, err := tracedStore.FingerprintKey(ctx); err != nil {

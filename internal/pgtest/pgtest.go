@@ -168,6 +168,22 @@ func Connect(t testing.TB, url string) *pgxpool.Pool {
 	return pool
 }
 
+// ConnectWith opens a pool on url configured by configure (a tracer, a size), closed when t ends.
+func ConnectWith(t testing.TB, url string, configure func(*pgxpool.Config)) *pgxpool.Pool {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	configure(cfg)
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
 // sanitize keeps a database name short and plain (PostgreSQL's limit is 63 bytes).
 func sanitize(s string) string {
 	s = strings.Map(func(r rune) rune {
