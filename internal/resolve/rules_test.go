@@ -245,7 +245,7 @@ func runChooseCredential(t *testing.T, allow bool, policy BYOKPolicy, typ string
 		if errors.As(err, &e) && e.Metadata["provider_id"] != p.ID.String() {
 			t.Errorf("metadata provider_id = %q, want %s", e.Metadata["provider_id"], p.ID)
 		}
-		if cred != (Credential{}) {
+		if cred.Source != 0 || cred.KeyID != uuid.Nil || !cred.Secret.IsZero() || cred.Fingerprint != "" {
 			t.Errorf("credential = %+v alongside an error, want zero", cred)
 		}
 		return
@@ -326,7 +326,7 @@ func checkLoaderErr(t *testing.T, cred Credential, err, injected error) {
 	if got, want := errs.ReasonOf(err), errs.ReasonOf(injected); got != want {
 		t.Errorf("reason = %q, want the loader's %q", got, want)
 	}
-	if cred != (Credential{}) {
+	if (cred.Source != 0 || cred.KeyID != uuid.Nil || !cred.Secret.IsZero() || cred.Fingerprint != "") {
 		t.Errorf("credential = %+v alongside an error, want zero", cred)
 	}
 }

@@ -17,13 +17,14 @@ const Redacted = "[REDACTED]"
 
 // String is a secret string. The zero value is the empty secret.
 type String struct {
-	// A pointer keeps the plaintext out of reflection-based printers that walk struct fields
-	// (fmt's %+v of an enclosing struct still goes through Format, but spew-like tools would not).
-	v *string
+	// The plaintext lives only in a closure: printers that walk struct fields by reflection and
+	// skip String methods (go-spew with DisableMethods, as testify's diffs use) follow pointers,
+	// but a func value shows as an address, and reflection cannot read what it captured.
+	v func() string
 }
 
 // New wraps a plaintext value.
-func New(plaintext string) String { return String{v: &plaintext} }
+func New(plaintext string) String { return String{v: func() string { return plaintext }} }
 
 // Reveal returns the plaintext. Call it only to seal the value or to fill the response field that
 // carries it.
@@ -31,7 +32,7 @@ func (s String) Reveal() string {
 	if s.v == nil {
 		return ""
 	}
-	return *s.v
+	return s.v()
 }
 
 // IsZero reports whether the secret is empty.

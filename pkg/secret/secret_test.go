@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -84,5 +86,55 @@ func TestFingerprint(t *testing.T) {
 	}
 	if secret.Fingerprint(k1, secret.String{}) != "" {
 		t.Fatal("an empty secret has a fingerprint")
+	}
+}
+
+// dump prints a value the way go-spew with DisableMethods does (testify's diffs): field by field
+// through reflection, following pointers, never calling String or Format.
+func dump(v reflect.Value, depth int) string {
+	if depth > 10 {
+		return "…"
+	}
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			return "nil"
+		}
+		return "&" + dump(v.Elem(), depth+1)
+	case reflect.Struct:
+		var b strings.Builder
+		b.WriteString(v.Type().String() + "{")
+		for i := range v.NumField() {
+			fmt.Fprintf(&b, "%s: %s, ", v.Type().Field(i).Name, dump(v.Field(i), depth+1))
+		}
+		return b.String() + "}"
+	case reflect.String:
+		return strconv.Quote(v.String())
+	case reflect.Slice, reflect.Array:
+		var b strings.Builder
+		for i := range v.Len() {
+			b.WriteString(dump(v.Index(i), depth+1) + " ")
+		}
+		return "[" + b.String() + "]"
+	case reflect.Func:
+		return fmt.Sprintf("func@%#x", v.Pointer())
+	default:
+		return fmt.Sprint(v.Kind())
+	}
+}
+
+// TestSecretSurvivesReflectiveDumps: printers that walk fields by reflection and skip the String
+// methods (go-spew with DisableMethods, as testify uses for assertion diffs) must not reach the
+// plaintext either: a failing assert.Equal on a resolution must not write the key into CI logs.
+func TestSecretSurvivesReflectiveDumps(t *testing.T) {
+	s := secret.New(plaintext)
+	h := holder{Name: "x", Key: s, Ptr: &s}
+	for name, v := range map[string]any{"secret": s, "struct": h, "pointer": &s} {
+		if out := dump(reflect.ValueOf(v), 0); strings.Contains(out, plaintext) {
+			t.Errorf("a reflective dump of the %s shows the secret: %s", name, out)
+		}
+	}
+	if s.Reveal() != plaintext {
+		t.Fatal("Reveal")
 	}
 }
