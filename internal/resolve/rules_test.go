@@ -326,7 +326,7 @@ func checkLoaderErr(t *testing.T, cred Credential, err, injected error) {
 	if got, want := errs.ReasonOf(err), errs.ReasonOf(injected); got != want {
 		t.Errorf("reason = %q, want the loader's %q", got, want)
 	}
-	if (cred.Source != 0 || cred.KeyID != uuid.Nil || !cred.Secret.IsZero() || cred.Fingerprint != "") {
+	if cred.Source != 0 || cred.KeyID != uuid.Nil || !cred.Secret.IsZero() || cred.Fingerprint != "" {
 		t.Errorf("credential = %+v alongside an error, want zero", cred)
 	}
 }
