@@ -65,6 +65,9 @@ type Config struct {
 // is far smaller.
 const MaxMessageBytes = 1 << 20
 
+// KeepaliveMinTime is the shortest interval between client keepalive pings resolverd accepts.
+const KeepaliveMinTime = 10 * time.Second
+
 // MaxStreamsPerConnection bounds the calls one connection may have open at once; a worker process
 // multiplexing its calls over one connection stays far below it.
 const MaxStreamsPerConnection = 1024
@@ -144,6 +147,9 @@ func New(ctx context.Context, pool *pgxpool.Pool, sealer db.Sealer, cfg Config) 
 		// Clients keep connections for long; closing them now and then makes them resolve the
 		// headless Service again and spread over replicas added since.
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionAge: 5 * time.Minute, MaxConnectionAgeGrace: 30 * time.Second}),
+		// Clients may keep idle connections alive with pings every 10 s or more; grpc-go's default
+		// (5 minutes) closes the connection of a client that pings every 30 s, failing its calls.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: KeepaliveMinTime, PermitWithoutStream: true}),
 	}
 	if cfg.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))

@@ -21,9 +21,11 @@ import (
 // Defaults of the options.
 const (
 	DefaultTimeout     = 5 * time.Second
-	DefaultMaxAttempts = 3
-	DefaultBackoffBase = 50 * time.Millisecond
-	DefaultBackoffMax  = time.Second
+	DefaultMaxAttempts = 4
+	DefaultBackoffBase = 100 * time.Millisecond
+	DefaultBackoffMax  = 2 * time.Second
+	// MaxRetryAfter bounds a server's (or a proxy's) RetryInfo delay that Resolve will wait.
+	MaxRetryAfter = 10 * time.Second
 )
 
 // serviceConfig balances calls, not connections: with a target that resolves to several addresses
@@ -66,7 +68,8 @@ func WithRetry(maxAttempts int, base, max time.Duration) Option {
 }
 
 // WithDialOptions adds gRPC dial options, applied after the client's own (so they can override
-// them): interceptors, keepalive, a custom resolver, tracing.
+// them): interceptors, keepalive (resolverd accepts pings every 10 s or more; more often, and it
+// closes the connection), a custom resolver, tracing.
 func WithDialOptions(opts ...grpc.DialOption) Option {
 	return func(o *options) { o.dialOptions = append(o.dialOptions, opts...) }
 }
@@ -171,14 +174,17 @@ func (c *Client) Resolve(ctx context.Context, chatID, modelConfigID string, purp
 		e := fromStatus(ctx, err)
 		e.Attempts = attempt
 		if e.cause != nil && last != nil {
+			// The caller's time ran out during a retry: say so, and keep the outage it retried
+			// (errors.Is still matches ErrUnavailable, ErrDatabaseUnavailable).
 			e.Message += "; the previous attempt failed with " + last.Error()
+			e.Previous = last
 		}
 		if e.Code != codes.Unavailable || attempt >= c.maxAttempts {
 			return nil, e
 		}
 		delay := c.backoff(attempt)
 		if e.RetryAfter > 0 {
-			delay = e.RetryAfter
+			delay = min(e.RetryAfter, MaxRetryAfter)
 		}
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= delay {
 			// The wait would outlast the deadline: this error says more than DEADLINE_EXCEEDED would.
@@ -192,23 +198,26 @@ func (c *Client) Resolve(ctx context.Context, chatID, modelConfigID string, purp
 			ce := fromStatus(ctx, ctx.Err())
 			ce.Attempts = attempt
 			ce.Message += "; the previous attempt failed with " + last.Error()
+			ce.Previous = last
 			return nil, ce
 		case <-t.C:
 		}
 	}
 }
 
-// backoff is the wait after the given attempt: full jitter between base and
-// min(max, base·2^(attempt-1)), so never less than base and never more than max.
+// backoff is the wait after the given attempt: lo = min(max, base·2^(attempt-1)), then a random
+// wait between lo and 2·lo (at most max). Never less than base, never more than max, and jittered
+// from the first retry, so that workers failed by the same outage do not retry in step.
 func (c *Client) backoff(attempt int) time.Duration {
-	bound := c.max
+	lo := c.max
 	if attempt-1 < 30 {
-		if b := c.base << (attempt - 1); b > 0 && b < bound {
-			bound = b
+		if b := c.base << (attempt - 1); b > 0 && b < lo {
+			lo = b
 		}
 	}
-	if bound <= c.base {
-		return c.base
+	hi := min(2*lo, c.max)
+	if hi <= lo {
+		return lo
 	}
-	return c.base + rand.N(bound-c.base+1)
+	return lo + rand.N(hi-lo+1)
 }

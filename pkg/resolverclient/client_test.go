@@ -404,3 +404,40 @@ func TestPurposes(t *testing.T) {
 		t.Error("CredentialSource.String")
 	}
 }
+
+// TestDeadlineDuringARetryKeepsTheOutage: when the caller's time runs out during a retry, the error
+// is DEADLINE_EXCEEDED and still matches the outage that was being retried, so a worker's
+// errors.Is(err, ErrDatabaseUnavailable) does not miss a database outage that outlasted its deadline.
+func TestDeadlineDuringARetryKeepsTheOutage(t *testing.T) {
+	f := &fake{script: []error{domainStatus(codes.Unavailable, "DATABASE_UNAVAILABLE", "down", nil, 0), errHang}}
+	c := dial(t, serve(t, f), rc.WithTimeout(500*time.Millisecond), rc.WithRetry(4, 10*time.Millisecond, 20*time.Millisecond))
+	_, err := c.Resolve(context.Background(), "c1", "", rc.PurposeChat)
+	e := asError(t, err)
+	if e.Code != codes.DeadlineExceeded || !errors.Is(err, context.DeadlineExceeded) || e.Attempts != 2 {
+		t.Fatalf("%v (%+v), want DEADLINE_EXCEEDED on the second attempt", err, e)
+	}
+	if !errors.Is(err, rc.ErrDatabaseUnavailable) || !errors.Is(err, rc.ErrUnavailable) || e.Previous == nil || e.Previous.Reason != "DATABASE_UNAVAILABLE" {
+		t.Fatalf("%v: the outage being retried is lost", err)
+	}
+}
+
+// TestOnlyTheCallersContextMatchesContextErrors: a CANCELED or DEADLINE_EXCEEDED that did not come
+// from the caller's own context (a closed client, a server or proxy status) does not match
+// context.Canceled / context.DeadlineExceeded, so workers that ignore those on shutdown do not
+// drop real failures.
+func TestOnlyTheCallersContextMatchesContextErrors(t *testing.T) {
+	f := &fake{script: []error{status.Error(codes.DeadlineExceeded, "a proxy's timeout"), nil}}
+	c := dial(t, serve(t, f))
+	_, err := c.Resolve(context.Background(), "c1", "", rc.PurposeChat)
+	if asError(t, err).Code != codes.DeadlineExceeded || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a server-sent DEADLINE_EXCEEDED: %v, matches context.DeadlineExceeded %v", err, errors.Is(err, context.DeadlineExceeded))
+	}
+	closed := dial(t, serve(t, &fake{}))
+	if err := closed.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = closed.Resolve(context.Background(), "c1", "", rc.PurposeChat)
+	if err == nil || errors.Is(err, context.Canceled) {
+		t.Fatalf("a call on a closed client: %v, matches context.Canceled %v", err, errors.Is(err, context.Canceled))
+	}
+}

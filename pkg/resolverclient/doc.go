@@ -37,8 +37,10 @@
 //
 // # Retries and deadlines
 //
-// Only UNAVAILABLE is retried (WithRetry; default 3 attempts in all, backoff from 50ms to 1s with
-// full jitter above the base, or the server's RetryInfo delay when it sends one). Every other code
+// Only UNAVAILABLE is retried (WithRetry; default 4 attempts in all, waiting 100-200ms, 200-400ms
+// and 400-800ms, random within each range and at most 2s, or the server's RetryInfo delay, at most
+// MaxRetryAfter). When the caller's context ends during a retry, the error is Canceled or
+// DeadlineExceeded and also matches (through Error.Previous) the outage it was retrying. Every other code
 // is returned at once: FAILED_PRECONDITION, PERMISSION_DENIED or NOT_FOUND will not change by asking
 // again, and RATE_LIMITED (RESOURCE_EXHAUSTED) is left to the caller with Error.RetryAfter. A call
 // whose context has no deadline gets WithTimeout's (default 5s), which covers all the attempts.

@@ -46,6 +46,11 @@ type Error struct {
 	// Attempts is how many calls Resolve made before giving up.
 	Attempts int
 
+	// Previous is the server's answer to the attempt before, when the caller's context ended
+	// during a retry: errors.Is matches it too, so an outage that outlasted the deadline still
+	// matches ErrUnavailable and ErrDatabaseUnavailable.
+	Previous *Error
+
 	// cause is the local context's error when the caller's context (or the default deadline)
 	// ended the call, so that errors.Is(err, context.Canceled) holds.
 	cause error
@@ -88,26 +93,30 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
-// Unwrap returns the local context's error when the context ended the call.
-func (e *Error) Unwrap() error { return e.cause }
+// Unwrap returns the local context's error when the context ended the call, and the previous
+// attempt's answer when that ended during a retry.
+func (e *Error) Unwrap() []error {
+	var out []error
+	if e.cause != nil {
+		out = append(out, e.cause)
+	}
+	if e.Previous != nil {
+		out = append(out, e.Previous)
+	}
+	return out
+}
 
 // Is matches the sentinels of this package: a reason sentinel matches an error of that reason,
 // ErrUnavailable matches every codes.Unavailable (DATABASE_UNAVAILABLE and transport failures
-// alike), and context.Canceled / context.DeadlineExceeded match the codes Canceled and
-// DeadlineExceeded.
+// alike). context.Canceled and context.DeadlineExceeded match (through Unwrap) only when the
+// caller's own context ended the call — not a status with those codes from a server or proxy,
+// nor a call on a closed client.
 func (e *Error) Is(target error) bool {
-	switch t := target.(type) {
-	case *sentinel:
+	if t, ok := target.(*sentinel); ok {
 		if t.reason == "" {
 			return e.Code == t.code
 		}
 		return e.Reason == t.reason
-	}
-	switch target {
-	case context.Canceled:
-		return e.Code == codes.Canceled
-	case context.DeadlineExceeded:
-		return e.Code == codes.DeadlineExceeded
 	}
 	return false
 }
@@ -169,10 +178,25 @@ func Sentinels() []error {
 	}
 }
 
+// answeredByResolverd reports whether err is resolverd's own answer (a status with its
+// ErrorInfo): that answer stands even if the caller's context ended as it arrived.
+func answeredByResolverd(err error) bool {
+	st, ok := status.FromError(err)
+	if !ok {
+		return false
+	}
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == Domain {
+			return true
+		}
+	}
+	return false
+}
+
 // fromStatus turns what a gRPC call returned into an *Error. ctx is the call's context: when it has
 // ended, the error says so (Canceled or DeadlineExceeded) whatever the transport reported.
 func fromStatus(ctx context.Context, err error) *Error {
-	if cerr := ctx.Err(); cerr != nil {
+	if cerr := ctx.Err(); cerr != nil && !answeredByResolverd(err) {
 		code := codes.Canceled
 		if errors.Is(cerr, context.DeadlineExceeded) {
 			code = codes.DeadlineExceeded

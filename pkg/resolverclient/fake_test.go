@@ -26,6 +26,9 @@ const fakeSecret = "sk-fake-secret-0123456789"
 
 // fake is a ResolverService that answers from a script: the i-th call gets script[i] (the last
 // entry repeats; nil means success), or blocks until the call ends when block is set.
+// errHang in a fake's script makes that call wait for the caller to give up.
+var errHang = errors.New("hang")
+
 type fake struct {
 	resolverv1.UnimplementedResolverServiceServer
 	name   string
@@ -53,7 +56,10 @@ func (f *fake) ResolveModel(ctx context.Context, req *resolverv1.ResolveModelReq
 		return nil, status.FromContextError(ctx.Err()).Err()
 	}
 	if len(f.script) > 0 {
-		if err := f.script[min(n, len(f.script)-1)]; err != nil {
+		if err := f.script[min(n, len(f.script)-1)]; err == errHang {
+			<-ctx.Done()
+			return nil, status.FromContextError(ctx.Err()).Err()
+		} else if err != nil {
 			return nil, err
 		}
 	}
