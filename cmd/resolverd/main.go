@@ -37,7 +37,8 @@ commands:
   resolve --chat ID --purpose P  what a worker would get (the key only with --show-secret)
   version                        print the version
 
-Run "resolverd <command> -h" for a command's flags. Every flag has a RESOLVER_* environment variable.
+Run "resolverd <command> -h" for a command's flags. The flags of serve, dev and resolve, and
+--database-url and --encryption-keys everywhere, have RESOLVER_* environment variables.
 `
 
 // run executes one command and returns the process exit code. Failures print one line to stderr.

@@ -61,6 +61,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/kustomize/api/krusty"
@@ -1535,4 +1536,46 @@ func sortedKeys[K interface{ ~string | ~int32 }, V any](m map[K]V) []K {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// migrationSelector is the label selector deploy/README.md's upgrade steps apply first, alone.
+const migrationSelector = "app.kubernetes.io/component in (migration,identity)"
+
+// TestMigrationStepAppliesWhatTheJobNeeds: the README's first apply (a label selector on the
+// kustomize output) must bring the migration Job and everything it needs to run on a first
+// install — the ServiceAccount it runs as — and nothing that would start serving pods.
+func TestMigrationStepAppliesWhatTheJobNeeds(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join(baseDir, "..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readme), "-l '"+migrationSelector+"'") {
+		t.Fatalf("deploy/README.md no longer applies -l '%s': keep this test's selector in step", migrationSelector)
+	}
+	sel, err := labels.Parse(migrationSelector)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := loadBase(t)
+	job := only[*batchv1.Job](t, objs)
+	var picked []object
+	for _, o := range objs {
+		if sel.Matches(labels.Set(objectMeta(o.obj).Labels)) {
+			picked = append(picked, o)
+		}
+	}
+	var haveJob, haveSA bool
+	for _, o := range picked {
+		switch v := o.obj.(type) {
+		case *batchv1.Job:
+			haveJob = v.Name == job.Name
+		case *corev1.ServiceAccount:
+			haveSA = haveSA || v.Name == job.Spec.Template.Spec.ServiceAccountName
+		default:
+			t.Errorf("the migration step would also apply %s", o)
+		}
+	}
+	if !haveJob || !haveSA {
+		t.Errorf("the migration step applies %v; want the Job and its ServiceAccount %q", picked, job.Spec.Template.Spec.ServiceAccountName)
+	}
 }
