@@ -37,6 +37,7 @@ type Option func(*options)
 
 type options struct {
 	token       string
+	tokenGiven  bool
 	tlsConfig   *tls.Config
 	insecure    bool
 	timeout     time.Duration
@@ -47,7 +48,9 @@ type options struct {
 
 // WithToken sends "authorization: Bearer <token>" on every call. The token travels only over TLS,
 // unless WithInsecure is given too.
-func WithToken(token string) Option { return func(o *options) { o.token = strings.TrimSpace(token) } }
+func WithToken(token string) Option {
+	return func(o *options) { o.token, o.tokenGiven = strings.TrimSpace(token), true }
+}
 
 // WithTLS sets the TLS configuration (the CA to trust, a client certificate for mutual TLS). Without
 // it, and without WithInsecure, Dial uses TLS with the system's roots.
@@ -105,6 +108,9 @@ func Dial(target string, opts ...Option) (*Client, error) {
 		return nil, errors.New("resolverclient: WithRetry needs at least 1 attempt")
 	case o.base <= 0 || o.max < o.base:
 		return nil, errors.New("resolverclient: WithRetry needs 0 < base <= max")
+	case o.tokenGiven && o.token == "":
+		// An empty token file or variable: say so now, not as UNAUTHENTICATED on every call.
+		return nil, errors.New("resolverclient: WithToken was given an empty token")
 	case strings.ContainsFunc(o.token, func(r rune) bool { return r <= ' ' || r > '~' }):
 		// Never show the token itself.
 		return nil, errors.New("resolverclient: the token holds spaces, control or non-ASCII characters")

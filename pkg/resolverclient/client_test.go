@@ -302,6 +302,7 @@ func TestDialRefusals(t *testing.T) {
 		"token over plaintext":   {rc.WithToken("tok-secret"), rc.WithDialOptions(grpc.WithTransportCredentials(insecure.NewCredentials()))},
 		"token with a line feed": {rc.WithInsecure(), rc.WithToken("tok\nen-secret")},
 		"token not ASCII":        {rc.WithInsecure(), rc.WithToken("tökén-secret")},
+		"empty token":            {rc.WithInsecure(), rc.WithToken(" \n")},
 	} {
 		c, err := rc.Dial("127.0.0.1:1", opts...)
 		if err == nil {
