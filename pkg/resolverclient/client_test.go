@@ -345,7 +345,14 @@ func TestResolutionNeverPrintsTheKey(t *testing.T) {
 		fmt.Fprintf(&out, verb+"\n", *res)
 		fmt.Fprintf(&out, verb+"\n", res.Credential)
 	}
-	j, _ := json.Marshal(res)
+	j, err := json.Marshal(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Enums by name, not number, in JSON (and so in slog's JSON handler).
+	if !strings.Contains(string(j), `"Source":"central"`) || !strings.Contains(string(j), `"BYOKPolicy":"optional"`) {
+		t.Errorf("JSON shows the enums as numbers: %s", j)
+	}
 	out.Write(j)
 	slog.New(slog.NewTextHandler(&out, nil)).Info("resolved", "resolution", res, "credential", res.Credential)
 	slog.New(slog.NewJSONHandler(&out, nil)).Info("resolved", "resolution", res)
@@ -440,5 +447,16 @@ func TestOnlyTheCallersContextMatchesContextErrors(t *testing.T) {
 	_, err = closed.Resolve(context.Background(), "c1", "", rc.PurposeChat)
 	if err == nil || errors.Is(err, context.Canceled) {
 		t.Fatalf("a call on a closed client: %v, matches context.Canceled %v", err, errors.Is(err, context.Canceled))
+	}
+}
+
+// TestTemporaryMeansWorthRetrying: RATE_LIMITED and UNAVAILABLE are temporary; a RESOURCE_EXHAUSTED
+// from gRPC itself (a message over the size limit) would fail the same way again.
+func TestTemporaryMeansWorthRetrying(t *testing.T) {
+	f := &fake{script: []error{status.Error(codes.ResourceExhausted, "grpc: received message larger than max"), nil}}
+	c := dial(t, serve(t, f))
+	_, err := c.Resolve(context.Background(), "c1", "", rc.PurposeChat)
+	if e := asError(t, err); e.Code != codes.ResourceExhausted || e.Temporary() {
+		t.Fatalf("%v: Temporary %v, want false", err, e.Temporary())
 	}
 }

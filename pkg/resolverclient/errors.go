@@ -125,9 +125,10 @@ func (e *Error) Is(target error) bool {
 func (e *Error) Scope() string { return e.Metadata["scope"] }
 
 // Temporary reports whether trying again later may succeed: UNAVAILABLE (which Resolve already
-// retried) and RATE_LIMITED (which it does not retry; wait RetryAfter).
+// retried) and RATE_LIMITED (which it does not retry; wait RetryAfter). Other RESOURCE_EXHAUSTED
+// errors (gRPC's own message-size limits) are not: the same call would fail again.
 func (e *Error) Temporary() bool {
-	return e.Code == codes.Unavailable || e.Code == codes.ResourceExhausted
+	return e.Code == codes.Unavailable || e.Reason == "RATE_LIMITED"
 }
 
 // sentinel is the type of the Err* values: compare with errors.Is, never with ==.

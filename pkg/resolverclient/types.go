@@ -91,6 +91,9 @@ func (s CredentialSource) String() string {
 	return "unspecified"
 }
 
+// MarshalText writes the name, so that JSON and slog show "central" rather than 1.
+func (s CredentialSource) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
 // BYOKPolicy is a provider's byok_policy.
 type BYOKPolicy int
 
@@ -113,6 +116,9 @@ func (p BYOKPolicy) String() string {
 	}
 	return "disabled"
 }
+
+// MarshalText writes the name, so that JSON and slog show "optional" rather than 1.
+func (p BYOKPolicy) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
 
 // Resolution is ResolveModel's answer: the model to call, its provider and one credential, and how
 // the server decided. Printing it in any way (%v, %+v, %#v, JSON, slog) shows the API key as
