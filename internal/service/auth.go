@@ -72,16 +72,12 @@ type TokenLookup interface {
 // Authenticator turns "authorization: Bearer <token>" into an rbac.Principal, and holds each
 // token to its request rate.
 type Authenticator struct {
-	tokens TokenLookup
-	log    *slog.Logger
-	// principals keeps the caller built from a token row, so that a call need not build it again;
-	// it is used only while it matches the row read for this call (psql can change a token's
-	// scopes or name, and the change must apply at once).
-	principals *cache.LRU[uuid.UUID, rbac.Principal]
-	limit      RateLimit
-	limiters   *cache.LRU[uuid.UUID, *rate.Limiter]
-	obs        Observer
-	refused    RefusalFunc
+	tokens   TokenLookup
+	log      *slog.Logger
+	limit    RateLimit
+	limiters *cache.LRU[uuid.UUID, *rate.Limiter]
+	obs      Observer
+	refused  RefusalFunc
 }
 
 // RefusalFunc hears of every call the authenticator refuses, with the context it had reached (it
@@ -107,8 +103,7 @@ func NewAuthenticator(tokens TokenLookup, log *slog.Logger, limit RateLimit, obs
 		limit.Burst = max(1, int(2*limit.PerSecond))
 	}
 	return &Authenticator{tokens: tokens, log: log, limit: limit, obs: obs,
-		principals: cache.New[uuid.UUID, rbac.Principal](10_000, time.Hour),
-		limiters:   cache.New[uuid.UUID, *rate.Limiter](10_000, time.Hour)}
+		limiters: cache.New[uuid.UUID, *rate.Limiter](10_000, time.Hour)}
 }
 
 // allow takes one request from the token's budget, or says how long until there is one.
@@ -194,33 +189,13 @@ func (a *Authenticator) authenticate(ctx context.Context) (rbac.Principal, error
 	if !ok {
 		return rbac.Principal{}, errs.New(errs.Unauthenticated, "the token is unknown, expired or revoked")
 	}
-	if p, ok := a.principals.Get(t.ID); ok && samePrincipal(p, t) {
-		return p, nil
-	}
+	// Built from the row read for this call (itself served from the token cache, which changes
+	// invalidate), so a change to a token's scopes, name or expiry applies at once.
 	scopes := make([]rbac.Scope, len(t.Scopes))
 	for i, s := range t.Scopes {
 		scopes[i] = rbac.Scope(s)
 	}
-	p := rbac.Principal{TokenID: t.ID, Name: t.Name, Scopes: scopes, ExpiresAt: t.ExpiresAt}
-	a.principals.Put(t.ID, p)
-	return p, nil
-}
-
-// samePrincipal reports whether p was built from a row with t's name and scopes.
-func samePrincipal(p rbac.Principal, t db.Token) bool {
-	if p.Name != t.Name || len(p.Scopes) != len(t.Scopes) || !sameTime(p.ExpiresAt, t.ExpiresAt) {
-		return false
-	}
-	for i, s := range t.Scopes {
-		if string(p.Scopes[i]) != s {
-			return false
-		}
-	}
-	return true
-}
-
-func sameTime(a, b *time.Time) bool {
-	return a == nil && b == nil || a != nil && b != nil && a.Equal(*b)
+	return rbac.Principal{TokenID: t.ID, Name: t.Name, Scopes: scopes, ExpiresAt: t.ExpiresAt}, nil
 }
 
 // serviceOf returns "pkg.Service" of "/pkg.Service/Method".
