@@ -46,16 +46,8 @@ func NewResolver(store *dbauthz.Store, opts resolve.Options, fpKey []byte, audit
 // ResolveModel validates the request, applies the decision rules over the scope-checked store and
 // answers with one config, its provider and one credential.
 func (s *Resolver) ResolveModel(ctx context.Context, req *resolverv1.ResolveModelRequest) (*resolverv1.ResolveModelResponse, error) {
-	var v violations
-	r := resolve.Request{
-		ChatID:        v.id("chat_id", req.GetChatId()),
-		ModelConfigID: v.optionalID("model_config_id", req.GetModelConfigId()),
-		Purpose:       purposeOf(&v, req.GetPurpose()),
-	}
-	var (
-		res *resolve.Result
-		err = v.err()
-	)
+	r, err := requestOf(req)
+	var res *resolve.Result
 	if err == nil {
 		res, err = resolve.Resolve(ctx, s.store, s.opts, r)
 	}
@@ -98,17 +90,23 @@ func (s *Resolver) RecordRefusal(ctx context.Context, method string, req any, er
 		return
 	}
 	in, _ := req.(*resolverv1.ResolveModelRequest)
-	var v violations // malformed ids are recorded as absent
-	r := resolve.Request{
-		ChatID:        v.id("chat_id", in.GetChatId()),
-		ModelConfigID: v.optionalID("model_config_id", in.GetModelConfigId()),
-		Purpose:       purposeOf(&v, in.GetPurpose()),
-	}
+	r, _ := requestOf(in) // malformed ids are recorded as absent
 	ev := resolutionEvent(ctx, r, nil, nil, err)
 	s.obs.Resolved(r.Purpose.String(), "", ev.Outcome, false, "")
 	if aerr := s.audit.Record(ev); aerr != nil {
 		s.log.WarnContext(ctx, "audit: a refused call could not be recorded", "method", method, "outcome", ev.Outcome, "error", aerr)
 	}
+}
+
+// requestOf validates a request; the fields it could not read are zero in the result.
+func requestOf(req *resolverv1.ResolveModelRequest) (resolve.Request, error) {
+	var v violations
+	r := resolve.Request{
+		ChatID:        v.id("chat_id", req.GetChatId()),
+		ModelConfigID: v.optionalID("model_config_id", req.GetModelConfigId()),
+		Purpose:       purposeOf(&v, req.GetPurpose()),
+	}
+	return r, v.err()
 }
 
 // resolutionEvent is the audit record of one call: who asked, for what, and what they got (the
