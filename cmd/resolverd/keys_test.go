@@ -17,6 +17,7 @@ import (
 	"github.com/resolverd/resolverd/internal/keyring"
 	"github.com/resolverd/resolverd/internal/pgtest"
 	"github.com/resolverd/resolverd/internal/resolve"
+	"github.com/resolverd/resolverd/internal/testenv"
 	"github.com/resolverd/resolverd/pkg/secret"
 	resolverv1 "github.com/resolverd/resolverd/proto/resolver/v1"
 )
@@ -156,7 +157,7 @@ func TestKeysRotateThenServeWithOnlyTheNewKey(t *testing.T) {
 	if code != 0 {
 		t.Fatal(errOut)
 	}
-	addr := freeAddr(t)
+	addr := testenv.FreeAddr(t)
 	sctx, stop := context.WithCancel(ctx)
 	done := make(chan int, 1)
 	var serveErr string

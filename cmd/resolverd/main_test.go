@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -22,6 +21,7 @@ import (
 	"github.com/resolverd/resolverd/internal/keyring"
 	"github.com/resolverd/resolverd/internal/pgtest"
 	"github.com/resolverd/resolverd/internal/resolve"
+	"github.com/resolverd/resolverd/internal/testenv"
 	"github.com/resolverd/resolverd/pkg/secret"
 	resolverv1 "github.com/resolverd/resolverd/proto/resolver/v1"
 )
@@ -195,17 +195,6 @@ func TestTokenCreate(t *testing.T) {
 	}
 }
 
-// freeAddr returns a loopback address nobody listens on.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 func TestServeRefusesWhatItCannotServe(t *testing.T) {
 	ctx := context.Background()
 	key := keyring.Generate()
@@ -246,11 +235,11 @@ func TestServeRefusesWhatItCannotServe(t *testing.T) {
 		{"neither TLS nor plaintext", map[string]string{"RESOLVER_DATABASE_URL": current, "RESOLVER_ENCRYPTION_KEYS": key, "RESOLVER_PLAINTEXT": "false"}, nil, "--plaintext"},
 		{"a client CA without a certificate", map[string]string{"RESOLVER_DATABASE_URL": current, "RESOLVER_ENCRYPTION_KEYS": key}, []string{"--tls-client-ca", "/nonexistent"}, "--tls-client-ca"},
 		{"a certificate that does not load", map[string]string{"RESOLVER_DATABASE_URL": current, "RESOLVER_ENCRYPTION_KEYS": key}, []string{"--tls-cert", "/nonexistent.pem", "--tls-key", "/nonexistent.key"}, "/nonexistent.pem"},
-		{"unreachable database", map[string]string{"RESOLVER_DATABASE_URL": "postgres://x:y@" + freeAddr(t) + "/db?connect_timeout=2", "RESOLVER_ENCRYPTION_KEYS": key}, nil, "connect"},
+		{"unreachable database", map[string]string{"RESOLVER_DATABASE_URL": "postgres://x:y@" + testenv.FreeAddr(t) + "/db?connect_timeout=2", "RESOLVER_ENCRYPTION_KEYS": key}, nil, "connect"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			args := []string{"serve", "--listen", freeAddr(t)}
+			args := []string{"serve", "--listen", testenv.FreeAddr(t)}
 			if c.env["RESOLVER_PLAINTEXT"] == "" && len(c.args) == 0 {
 				args = append(args, "--plaintext")
 			}
@@ -267,7 +256,7 @@ func TestServeRefusesWhatItCannotServe(t *testing.T) {
 
 func TestServeServesAndStopsOnSignal(t *testing.T) {
 	url := pgtest.NewDatabase(t)
-	addr, metricsAddr := freeAddr(t), freeAddr(t)
+	addr, metricsAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	var errOut string

@@ -13,12 +13,6 @@ import (
 	"github.com/resolverd/resolverd/internal/testenv"
 )
 
-// The demo's fake secrets (internal/devmode/demo.go).
-const (
-	demoCentralKey = "sk-demo-openai-central-0001"
-	demoAliceKey   = "sk-ant-demo-alice-0001"
-)
-
 func TestResolve(t *testing.T) {
 	ctx := context.Background()
 	e := testenv.New(t, testenv.Options{})
@@ -33,7 +27,7 @@ func TestResolve(t *testing.T) {
 	}
 	noSecret := func(t *testing.T, out, errOut string) {
 		t.Helper()
-		for _, s := range []string{demoCentralKey, demoAliceKey, e.WorkerToken} {
+		for _, s := range []string{devmode.DemoCentralKey, devmode.DemoAliceKey, e.WorkerToken} {
 			if strings.Contains(out+errOut, s) {
 				t.Fatalf("a secret was printed:\n%s%s", out, errOut)
 			}
@@ -65,7 +59,7 @@ func TestResolve(t *testing.T) {
 	})
 	t.Run("--show-secret shows it", func(t *testing.T) {
 		code, out, errOut := resolve(nil, append(conn, "--chat", chat, "--purpose", "chat", "--show-secret")...)
-		if code != 0 || !strings.Contains(out, "api key:              "+demoCentralKey+"\n") || strings.Contains(errOut, demoCentralKey) {
+		if code != 0 || !strings.Contains(out, "api key:              "+devmode.DemoCentralKey+"\n") || strings.Contains(errOut, devmode.DemoCentralKey) {
 			t.Fatalf("code %d\n%s%s", code, out, errOut)
 		}
 	})

@@ -19,12 +19,6 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-// The demo's fake secrets (internal/devmode/demo.go).
-const (
-	demoCentralKey = "sk-demo-openai-central-0001"
-	demoAliceKey   = "sk-ant-demo-alice-0001"
-)
-
 // TestResolvesTheDemo runs the example against a real resolverd seeded with exactly the demo of
 // `make run`, with its defaults (the demo chat, its own model).
 func TestResolvesTheDemo(t *testing.T) {
@@ -81,7 +75,7 @@ func TestResolvesTheDemo(t *testing.T) {
 					t.Errorf("output lacks %q:\n%s", w, out.String())
 				}
 			}
-			if strings.Contains(out.String(), demoCentralKey) || strings.Contains(out.String(), demoAliceKey) {
+			if strings.Contains(out.String(), devmode.DemoCentralKey) || strings.Contains(out.String(), devmode.DemoAliceKey) {
 				t.Fatalf("the key was printed:\n%s", out.String())
 			}
 		})

@@ -23,10 +23,11 @@ var (
 	DemoChat         = uuid.MustParse("40000000-0000-4000-8000-000000000001")
 )
 
-// Demo secrets are fake: they only show which credential a resolution chose.
+// Demo secrets are fake: they only show which credential a resolution chose (tests of the demo
+// check that they never reach an output they should not).
 const (
-	demoCentralKey = "sk-demo-openai-central-0001"
-	demoAliceKey   = "sk-ant-demo-alice-0001"
+	DemoCentralKey = "sk-demo-openai-central-0001"
+	DemoAliceKey   = "sk-ant-demo-alice-0001"
 )
 
 // SeedDemo writes the demo once: three providers (a central key, BYOK required, ambient), four
@@ -52,7 +53,7 @@ func SeedDemo(ctx context.Context, s *db.Store) (seeded bool, err error) {
 			return false, err
 		}
 	}
-	if _, err := s.AddProviderKey(ctx, uuid.Must(uuid.NewV7()), DemoOpenAI, secret.New(demoCentralKey), true); err != nil {
+	if _, err := s.AddProviderKey(ctx, uuid.Must(uuid.NewV7()), DemoOpenAI, secret.New(DemoCentralKey), true); err != nil {
 		return false, err
 	}
 	configs := []resolve.ModelConfig{
@@ -70,7 +71,7 @@ func SeedDemo(ctx context.Context, s *db.Store) (seeded bool, err error) {
 	if _, err := s.PutUser(ctx, DemoAlice, "alice"); err != nil {
 		return false, err
 	}
-	if _, err := s.PutUserProviderKey(ctx, uuid.Must(uuid.NewV7()), DemoAlice, DemoAnthropic, secret.New(demoAliceKey)); err != nil {
+	if _, err := s.PutUserProviderKey(ctx, uuid.Must(uuid.NewV7()), DemoAlice, DemoAnthropic, secret.New(DemoAliceKey)); err != nil {
 		return false, err
 	}
 	if _, err := s.PutChat(ctx, DemoChat, DemoAlice, DemoGPT); err != nil {

@@ -184,6 +184,17 @@ func (e *Env) AsAdmin() context.Context { return e.As(e.AdminToken) }
 // AsWorker calls with the worker token.
 func (e *Env) AsWorker() context.Context { return e.As(e.WorkerToken) }
 
+// FreeAddr returns a loopback address nobody listens on (for a server a test starts itself).
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
 // SyncBuffer is a bytes.Buffer safe for concurrent writers.
 type SyncBuffer struct {
 	mu  sync.Mutex

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +20,7 @@ import (
 	"google.golang.org/grpc/resolver/manual"
 	"google.golang.org/grpc/status"
 
+	"github.com/resolverd/resolverd/internal/testenv"
 	rc "github.com/resolverd/resolverd/pkg/resolverclient"
 )
 
@@ -108,22 +108,12 @@ func TestStatusesNotFromResolverd(t *testing.T) {
 	}
 
 	// Nobody listens: the transport's UNAVAILABLE, retried, then returned.
-	c = dial(t, freeAddr(t), rc.WithRetry(3, time.Millisecond, 2*time.Millisecond))
+	c = dial(t, testenv.FreeAddr(t), rc.WithRetry(3, time.Millisecond, 2*time.Millisecond))
 	_, err = c.Resolve(context.Background(), "c1", "", rc.PurposeChat)
 	e = asError(t, err)
 	if !errors.Is(err, rc.ErrUnavailable) || e.Reason != "" || e.Attempts != 3 {
 		t.Fatalf("no server: %+v", e)
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func TestRetriesOnlyUnavailable(t *testing.T) {

@@ -128,7 +128,7 @@ func (e *Error) Scope() string { return e.Metadata["scope"] }
 // retried) and RATE_LIMITED (which it does not retry; wait RetryAfter). Other RESOURCE_EXHAUSTED
 // errors (gRPC's own message-size limits) are not: the same call would fail again.
 func (e *Error) Temporary() bool {
-	return e.Code == codes.Unavailable || e.Reason == "RATE_LIMITED"
+	return e.Code == codes.Unavailable || e.Is(ErrRateLimited)
 }
 
 // sentinel is the type of the Err* values: compare with errors.Is, never with ==.
