@@ -46,68 +46,49 @@ func envName(flagName string) string {
 // built-in defaults, never a value from the environment: in a pod, RESOLVER_DATABASE_URL and
 // RESOLVER_ENCRYPTION_KEYS come from Secrets, and "resolverd serve -h" must not print them.
 
-func (f *flags) fromEnv(name string, apply func()) {
-	f.env = append(f.env, envFlag{name: name, apply: apply})
+// fromEnv remembers the value of name's RESOLVER_* variable, read with parse, for parse to apply
+// to p; a value it cannot read is reported as not being what the flag wants.
+func fromEnv[T any](f *flags, name string, p *T, parse func(string) (T, error), want string) *T {
+	v := f.getenv(envName(name))
+	if v == "" {
+		return p
+	}
+	x, err := parse(v)
+	if err != nil {
+		f.errs = append(f.errs, fmt.Sprintf("%s=%q is not %s", envName(name), v, want))
+		return p
+	}
+	f.env = append(f.env, envFlag{name: name, apply: func() { *p = x }})
+	return p
 }
 
+func usageOf(name, usage string) string { return usage + " (" + envName(name) + ")" }
+
 func (f *flags) string(name, def, usage string) *string {
-	p := f.String(name, def, usage+" ("+envName(name)+")")
-	if v := f.getenv(envName(name)); v != "" {
-		f.fromEnv(name, func() { *p = v })
-	}
-	return p
+	return fromEnv(f, name, f.String(name, def, usageOf(name, usage)), func(v string) (string, error) { return v, nil }, "a string")
 }
 
 func (f *flags) bool(name string, def bool, usage string) *bool {
-	p := f.Bool(name, def, usage+" ("+envName(name)+")")
-	if v := f.getenv(envName(name)); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			f.errs = append(f.errs, fmt.Sprintf("%s=%q is not a boolean (use true or false)", envName(name), v))
-		} else {
-			f.fromEnv(name, func() { *p = b })
-		}
-	}
-	return p
+	return fromEnv(f, name, f.Bool(name, def, usageOf(name, usage)), strconv.ParseBool, "a boolean (use true or false)")
 }
 
 func (f *flags) int(name string, def int, usage string) *int {
-	p := f.Int(name, def, usage+" ("+envName(name)+")")
-	if v := f.getenv(envName(name)); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			f.errs = append(f.errs, fmt.Sprintf("%s=%q is not a whole number", envName(name), v))
-		} else {
-			f.fromEnv(name, func() { *p = n })
-		}
-	}
-	return p
+	return fromEnv(f, name, f.Int(name, def, usageOf(name, usage)), strconv.Atoi, "a whole number")
 }
 
 func (f *flags) float(name string, def float64, usage string) *float64 {
-	p := f.Float64(name, def, usage+" ("+envName(name)+")")
-	if v := f.getenv(envName(name)); v != "" {
-		n, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			f.errs = append(f.errs, fmt.Sprintf("%s=%q is not a number", envName(name), v))
-		} else {
-			f.fromEnv(name, func() { *p = n })
-		}
-	}
-	return p
+	return fromEnv(f, name, f.Float64(name, def, usageOf(name, usage)),
+		func(v string) (float64, error) { return strconv.ParseFloat(v, 64) }, "a number")
 }
 
 func (f *flags) duration(name string, def time.Duration, usage string) *time.Duration {
-	p := f.Duration(name, def, usage+" ("+envName(name)+")")
-	if v := f.getenv(envName(name)); v != "" {
+	return fromEnv(f, name, f.Duration(name, def, usageOf(name, usage)), func(v string) (time.Duration, error) {
 		d, err := time.ParseDuration(v)
-		if err != nil || d < 0 {
-			f.errs = append(f.errs, fmt.Sprintf("%s=%q is not a duration like 720h", envName(name), v))
-		} else {
-			f.fromEnv(name, func() { *p = d })
+		if err == nil && d < 0 {
+			err = errors.New("negative")
 		}
-	}
-	return p
+		return d, err
+	}, "a duration like 720h")
 }
 
 // parse parses args and reports environment variables that could not be read. A bad flag is one

@@ -385,3 +385,19 @@ func TestMigratePreflight(t *testing.T) {
 		t.Fatalf("preflight after the cutover: code %d\n%s", code, out)
 	}
 }
+
+// TestUnreadableEnvironmentIsOneLine: a RESOLVER_* value a flag cannot take fails the command
+// with one line naming the variable and what it should be.
+func TestUnreadableEnvironmentIsOneLine(t *testing.T) {
+	env := map[string]string{"RESOLVER_ALLOW_BYOK": "perhaps", "RESOLVER_CACHE_TTL": "-1s", "RESOLVER_CACHE_MAX_ENTRIES": "many", "RESOLVER_RATE_LIMIT": "fast"}
+	code, _, errOut := cli(context.Background(), env, "serve", "--plaintext")
+	if code != 1 || strings.Count(errOut, "\n") != 1 {
+		t.Fatalf("code %d, stderr %q", code, errOut)
+	}
+	for _, want := range []string{`RESOLVER_ALLOW_BYOK="perhaps" is not a boolean`, `RESOLVER_CACHE_TTL="-1s" is not a duration`,
+		`RESOLVER_CACHE_MAX_ENTRIES="many" is not a whole number`, `RESOLVER_RATE_LIMIT="fast" is not a number`} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr %q lacks %q", errOut, want)
+		}
+	}
+}
