@@ -179,6 +179,10 @@ func Sentinels() []error {
 	}
 }
 
+// ownDeadlineSlack is how close to the caller's deadline a DEADLINE_EXCEEDED from the other side
+// counts as that deadline (transit and timer skew), rather than a proxy's or server's own timeout.
+const ownDeadlineSlack = 100 * time.Millisecond
+
 // answeredByResolverd reports whether err is resolverd's own answer (a status with its
 // ErrorInfo): that answer stands even if the caller's context ended as it arrived.
 func answeredByResolverd(err error) bool {
@@ -197,7 +201,15 @@ func answeredByResolverd(err error) bool {
 // fromStatus turns what a gRPC call returned into an *Error. ctx is the call's context: when it has
 // ended, the error says so (Canceled or DeadlineExceeded) whatever the transport reported.
 func fromStatus(ctx context.Context, err error) *Error {
-	if cerr := ctx.Err(); cerr != nil && !answeredByResolverd(err) {
+	cerr := ctx.Err()
+	if cerr == nil && status.Code(err) == codes.DeadlineExceeded && !answeredByResolverd(err) {
+		// gRPC sends the caller's deadline along (grpc-timeout), so the server can end the call a
+		// moment before the local timer fires: that is still the caller's own deadline.
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < ownDeadlineSlack {
+			cerr = context.DeadlineExceeded
+		}
+	}
+	if cerr != nil && !answeredByResolverd(err) {
 		code := codes.Canceled
 		if errors.Is(cerr, context.DeadlineExceeded) {
 			code = codes.DeadlineExceeded
