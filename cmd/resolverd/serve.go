@@ -16,9 +16,9 @@ import (
 	"github.com/resolverd/resolverd/internal/keyring"
 	"github.com/resolverd/resolverd/internal/metrics"
 	"github.com/resolverd/resolverd/internal/server"
-	"github.com/resolverd/resolverd/internal/service"
 	"github.com/resolverd/resolverd/internal/telemetry"
 	"github.com/resolverd/resolverd/internal/tlsconfig"
+	"github.com/resolverd/resolverd/internal/transport"
 )
 
 // shutdownGrace is how long in-flight calls may take after SIGTERM.
@@ -71,7 +71,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	cfg := server.Config{AllowBYOK: *allowBYOK, Reflection: *reflect, AuditRetention: *retention,
 		Cache:       cachedstore.Options{MaxEntries: *cacheMax, TTL: *cacheTTL},
-		CallTimeout: *callTimeout, RateLimit: service.RateLimit{PerSecond: *rateLimit, Burst: *rateBurst}}
+		CallTimeout: *callTimeout, RateLimit: transport.RateLimit{PerSecond: *rateLimit, Burst: *rateBurst}}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 	switch {
 	case *tlsCert != "" || *tlsKey != "":

@@ -16,8 +16,8 @@ import (
 	"github.com/resolverd/resolverd/internal/metrics"
 	"github.com/resolverd/resolverd/internal/rbac"
 	"github.com/resolverd/resolverd/internal/server"
-	"github.com/resolverd/resolverd/internal/service"
 	"github.com/resolverd/resolverd/internal/testenv"
+	"github.com/resolverd/resolverd/internal/transport"
 	resolverv1 "github.com/resolverd/resolverd/proto/resolver/v1"
 )
 
@@ -96,7 +96,7 @@ func TestRateLimitPerToken(t *testing.T) {
 	m := metrics.New()
 	e := testenv.New(t, testenv.Options{Configure: func(c *server.Config) {
 		c.Metrics = m
-		c.RateLimit = service.RateLimit{PerSecond: 20, Burst: 20}
+		c.RateLimit = transport.RateLimit{PerSecond: 20, Burst: 20}
 	}})
 	chat, _ := seedChat(t, e, "sk-rate")
 	other := e.Token(t, "other-worker", rbac.WorkerScopes...)

@@ -32,6 +32,7 @@ import (
 	"github.com/resolverd/resolverd/internal/resolve"
 	"github.com/resolverd/resolverd/internal/service"
 	"github.com/resolverd/resolverd/internal/tlsconfig"
+	"github.com/resolverd/resolverd/internal/transport"
 	resolverv1 "github.com/resolverd/resolverd/proto/resolver/v1"
 )
 
@@ -49,10 +50,10 @@ type Config struct {
 	// Cache bounds the cache; Listener tunes how fast a broken change listener is noticed.
 	Cache    cachedstore.Options
 	Listener db.ListenerOptions
-	// CallTimeout bounds every authenticated call's work (see service.ChainOptions).
+	// CallTimeout bounds every authenticated call's work (see transport.ChainOptions).
 	CallTimeout time.Duration
 	// RateLimit is each token's request rate (zero: none).
-	RateLimit service.RateLimit
+	RateLimit transport.RateLimit
 	// TLS, when set, is the gRPC listener's TLS configuration (client certificates included).
 	TLS *tls.Config
 	// Metrics, when set, receives the server's metrics.
@@ -113,11 +114,12 @@ func New(ctx context.Context, pool *pgxpool.Pool, sealer db.Sealer, cfg Config) 
 	authz := dbauthz.New(cached)
 	auditWriter := audit.NewWriter(store, log, cfg.Audit)
 	var (
-		obs         service.Observer
+		resolutions service.Observer
+		calls       transport.Observer
 		grpcMetrics *grpcprom.ServerMetrics
 	)
 	if m := cfg.Metrics; m != nil {
-		obs, grpcMetrics = m, m.GRPC
+		resolutions, calls, grpcMetrics = m, m, m.GRPC
 		m.WatchCache(func() metrics.CacheStats {
 			st := cached.Stats()
 			return metrics.CacheStats{Hits: st.Hits, Misses: st.Misses, Invalidations: st.Invalidations,
@@ -129,11 +131,11 @@ func New(ctx context.Context, pool *pgxpool.Pool, sealer db.Sealer, cfg Config) 
 			m.WatchTLS(func() (time.Time, bool) { return tlsconfig.NotAfter(tlsCfg) })
 		}
 	}
-	resolver := service.NewResolver(authz, resolve.Options{AllowBYOK: cfg.AllowBYOK}, fpKey, auditWriter, log, obs)
-	auth := service.NewAuthenticator(cached, log, cfg.RateLimit, obs)
+	resolver := service.NewResolver(authz, resolve.Options{AllowBYOK: cfg.AllowBYOK}, fpKey, auditWriter, log, resolutions)
+	auth := transport.NewAuthenticator(cached, log, cfg.RateLimit, calls)
 	auth.ReportRefusals(resolver.RecordRefusal)
-	unary, stream := service.Interceptors(service.ChainOptions{
-		Log: log, Auth: auth, Metrics: grpcMetrics, Observer: obs, CallTimeout: cfg.CallTimeout,
+	unary, stream := transport.Interceptors(transport.ChainOptions{
+		Log: log, Auth: auth, Metrics: grpcMetrics, Observer: calls, CallTimeout: cfg.CallTimeout,
 	})
 	opts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(unary...),

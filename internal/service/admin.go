@@ -7,6 +7,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/resolverd/resolverd/internal/dbauthz"
+	"github.com/resolverd/resolverd/internal/transport"
 	resolverv1 "github.com/resolverd/resolverd/proto/resolver/v1"
 )
 
@@ -26,7 +27,9 @@ func NewAdmin(store *dbauthz.Store, fpKey []byte, log *slog.Logger) *Admin {
 // newID is the id of a row this service creates: time-ordered, so new rows land together in indexes.
 func newID() uuid.UUID { return uuid.Must(uuid.NewV7()) }
 
-func (s *Admin) fail(ctx context.Context, err error) error { return ToStatus(ctx, s.log, err) }
+func (s *Admin) fail(ctx context.Context, err error) error {
+	return transport.ToStatus(ctx, s.log, err)
+}
 
 // enabledOr returns the value of an optional bool, or def when unset.
 func enabledOr(b *bool, def bool) bool {

@@ -22,8 +22,8 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/resolverd/resolverd/internal/rbac"
-	"github.com/resolverd/resolverd/internal/service"
 	"github.com/resolverd/resolverd/internal/testenv"
+	"github.com/resolverd/resolverd/internal/transport"
 	resolverv1 "github.com/resolverd/resolverd/proto/resolver/v1"
 )
 
@@ -153,7 +153,7 @@ func TestAuthzMethodCoverage(t *testing.T) {
 	}
 
 	t.Run("no stale rules", func(t *testing.T) {
-		for name := range service.MethodScopes {
+		for name := range transport.MethodScopes {
 			if !registered[name] {
 				t.Errorf("MethodScopes has a rule for %s, which the server does not register", name)
 			}
@@ -162,7 +162,7 @@ func TestAuthzMethodCoverage(t *testing.T) {
 
 	t.Run("rules are SPEC section 3", func(t *testing.T) {
 		for name, want := range azSpecScopes {
-			got := slices.Clone(service.MethodScopes[name])
+			got := slices.Clone(transport.MethodScopes[name])
 			slices.Sort(got)
 			want = slices.Clone(want)
 			slices.Sort(want)
@@ -170,7 +170,7 @@ func TestAuthzMethodCoverage(t *testing.T) {
 				t.Errorf("MethodScopes[%s] = %v, SPEC section 3 needs %v", name, got, want)
 			}
 		}
-		for name := range service.MethodScopes {
+		for name := range transport.MethodScopes {
 			if _, ok := azSpecScopes[name]; !ok {
 				t.Errorf("MethodScopes has %s, which SPEC section 3 does not name", name)
 			}
@@ -182,7 +182,7 @@ func TestAuthzMethodCoverage(t *testing.T) {
 		for _, m := range methods {
 			services[m.service] = true
 		}
-		for svc := range service.PublicServices {
+		for svc := range transport.PublicServices {
 			if svc != "grpc.health.v1.Health" && !strings.HasPrefix(svc, "grpc.reflection.") {
 				t.Errorf("PublicServices lists %s; SPEC section 3 allows only health and reflection without a token", svc)
 			}
@@ -196,7 +196,7 @@ func TestAuthzMethodCoverage(t *testing.T) {
 
 	authenticated := 0
 	for _, m := range methods {
-		if service.PublicServices[m.service] {
+		if transport.PublicServices[m.service] {
 			continue
 		}
 		authenticated++
@@ -205,9 +205,9 @@ func TestAuthzMethodCoverage(t *testing.T) {
 				wantReason(t, azCall(context.Background(), e, m), codes.Unauthenticated, "UNAUTHENTICATED")
 			})
 
-			rule, ok := service.MethodScopes[m.full]
+			rule, ok := transport.MethodScopes[m.full]
 			if !ok {
-				t.Fatalf("%s has no entry in service.MethodScopes", m.full)
+				t.Fatalf("%s has no entry in transport.MethodScopes", m.full)
 			}
 			if len(rule) == 0 {
 				t.Fatalf("%s has an empty scope rule: any authenticated caller could call it", m.full)

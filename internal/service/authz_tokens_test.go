@@ -20,8 +20,8 @@ import (
 	"github.com/resolverd/resolverd/internal/apitoken"
 	"github.com/resolverd/resolverd/internal/db"
 	"github.com/resolverd/resolverd/internal/rbac"
-	"github.com/resolverd/resolverd/internal/service"
 	"github.com/resolverd/resolverd/internal/testenv"
+	"github.com/resolverd/resolverd/internal/transport"
 	resolverv1 "github.com/resolverd/resolverd/proto/resolver/v1"
 )
 
@@ -382,7 +382,7 @@ func TestAuthzAuthenticatorPaths(t *testing.T) {
 	bearer := "Bearer " + tok.Reveal()
 	listProviders := resolverv1.AdminService_ListProviders_FullMethodName
 
-	unary := func(a *service.Authenticator, ctx context.Context, method string) (reached bool, p rbac.Principal, err error) {
+	unary := func(a *transport.Authenticator, ctx context.Context, method string) (reached bool, p rbac.Principal, err error) {
 		_, err = a.Unary(ctx, nil, &grpc.UnaryServerInfo{FullMethod: method}, func(ctx context.Context, _ any) (any, error) {
 			reached = true
 			p, _ = rbac.FromContext(ctx)
@@ -390,7 +390,7 @@ func TestAuthzAuthenticatorPaths(t *testing.T) {
 		})
 		return reached, p, err
 	}
-	stream := func(a *service.Authenticator, ctx context.Context, method string) (reached bool, p rbac.Principal, err error) {
+	stream := func(a *transport.Authenticator, ctx context.Context, method string) (reached bool, p rbac.Principal, err error) {
 		err = a.Stream(nil, azServerStream{ctx: ctx}, &grpc.StreamServerInfo{FullMethod: method}, func(_ any, ss grpc.ServerStream) error {
 			reached = true
 			p, _ = rbac.FromContext(ss.Context())
@@ -398,11 +398,11 @@ func TestAuthzAuthenticatorPaths(t *testing.T) {
 		})
 		return reached, p, err
 	}
-	calls := map[string]func(*service.Authenticator, context.Context, string) (bool, rbac.Principal, error){"unary": unary, "stream": stream}
+	calls := map[string]func(*transport.Authenticator, context.Context, string) (bool, rbac.Principal, error){"unary": unary, "stream": stream}
 
 	for kind, call := range calls {
 		t.Run(kind, func(t *testing.T) {
-			a := service.NewAuthenticator(star, log, service.RateLimit{}, nil)
+			a := transport.NewAuthenticator(star, log, transport.RateLimit{}, nil)
 
 			t.Run("method without a rule, star token", func(t *testing.T) {
 				reached, _, err := call(a, incoming(bearer), "/resolver.v1.AdminService/NoRuleYet")
@@ -447,7 +447,7 @@ func TestAuthzAuthenticatorPaths(t *testing.T) {
 				}
 			})
 			t.Run("token store down", func(t *testing.T) {
-				reached, _, err := call(service.NewAuthenticator(azFailingLookup{}, log, service.RateLimit{}, nil), incoming(bearer), listProviders)
+				reached, _, err := call(transport.NewAuthenticator(azFailingLookup{}, log, transport.RateLimit{}, nil), incoming(bearer), listProviders)
 				if reached || err == nil {
 					t.Fatalf("reached=%v err=%v with the token store down", reached, err)
 				}

@@ -49,6 +49,7 @@ import (
 	"github.com/resolverd/resolverd/internal/errs"
 	"github.com/resolverd/resolverd/internal/rbac"
 	"github.com/resolverd/resolverd/internal/resolve"
+	"github.com/resolverd/resolverd/internal/transport"
 	"github.com/resolverd/resolverd/pkg/secret"
 	resolverv1 "github.com/resolverd/resolverd/proto/resolver/v1"
 )
@@ -308,8 +309,8 @@ func checkOutcome(t *testing.T, req proto.Message, err error, want []string, q *
 	if info == nil || br == nil {
 		t.Fatalf("INVALID_ARGUMENT without ErrorInfo and BadRequest details: %v", st.Details())
 	}
-	if info.GetReason() != string(errs.InvalidArgument) || info.GetDomain() != Domain {
-		t.Fatalf("ErrorInfo %v, want reason INVALID_ARGUMENT in domain %s", info, Domain)
+	if info.GetReason() != string(errs.InvalidArgument) || info.GetDomain() != transport.Domain {
+		t.Fatalf("ErrorInfo %v, want reason INVALID_ARGUMENT in domain %s", info, transport.Domain)
 	}
 	fv := br.GetFieldViolations()
 	if len(fv) == 0 {

@@ -11,6 +11,7 @@ import (
 	"github.com/resolverd/resolverd/internal/errs"
 	"github.com/resolverd/resolverd/internal/rbac"
 	"github.com/resolverd/resolverd/internal/resolve"
+	"github.com/resolverd/resolverd/internal/transport"
 	"github.com/resolverd/resolverd/pkg/secret"
 	resolverv1 "github.com/resolverd/resolverd/proto/resolver/v1"
 )
@@ -20,6 +21,15 @@ import (
 type Recorder interface {
 	Record(db.AuditEvent) error
 }
+
+// Observer hears of every resolution, for metrics. Its method must be cheap and never block.
+type Observer interface {
+	Resolved(purpose, source, outcome string, fallback bool, fallbackReason string)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Resolved(string, string, string, bool, string) {}
 
 // Resolver serves resolver.v1.ResolverService.
 type Resolver struct {
@@ -59,7 +69,7 @@ func (s *Resolver) ResolveModel(ctx context.Context, req *resolverv1.ResolveMode
 	ev := resolutionEvent(ctx, r, res, cred, err)
 	if aerr := s.audit.Record(ev); aerr != nil {
 		s.obs.Resolved(r.Purpose.String(), "", string(errs.DatabaseUnavailable), false, "")
-		return nil, ToStatus(ctx, s.log, aerr)
+		return nil, transport.ToStatus(ctx, s.log, aerr)
 	}
 	if res != nil {
 		s.obs.Resolved(r.Purpose.String(), res.Credential.Source.String(), ev.Outcome, res.Fallback, string(res.FallbackReason))
@@ -67,7 +77,7 @@ func (s *Resolver) ResolveModel(ctx context.Context, req *resolverv1.ResolveMode
 		s.obs.Resolved(r.Purpose.String(), "", ev.Outcome, false, "")
 	}
 	if err != nil {
-		return nil, ToStatus(ctx, s.log, err)
+		return nil, transport.ToStatus(ctx, s.log, err)
 	}
 	return s.renders.answer(res.Config, res.Provider, cred, &resolverv1.Decision{
 		RequestedModelConfigId: idString(res.RequestedConfigID),
@@ -112,7 +122,7 @@ func requestOf(req *resolverv1.ResolveModelRequest) (resolve.Request, error) {
 // resolutionEvent is the audit record of one call: who asked, for what, and what they got (the
 // key by id and fingerprint, never the key).
 func resolutionEvent(ctx context.Context, r resolve.Request, res *resolve.Result, cred *resolverv1.Credential, err error) db.AuditEvent {
-	d := &db.ResolutionDetails{Purpose: r.Purpose.String(), RequestID: RequestID(ctx), RequestedConfigID: r.ModelConfigID}
+	d := &db.ResolutionDetails{Purpose: r.Purpose.String(), RequestID: transport.RequestID(ctx), RequestedConfigID: r.ModelConfigID}
 	e := db.AuditEvent{OccurredAt: time.Now(), Action: "ResolveModel", ChatID: r.ChatID, Outcome: outcomeOf(err), Resolution: d}
 	if p, ok := rbac.FromContext(ctx); ok {
 		e.TokenID = p.TokenID

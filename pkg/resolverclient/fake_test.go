@@ -109,7 +109,7 @@ func dial(t *testing.T, addr string, opts ...resolverclient.Option) *resolvercli
 	return c
 }
 
-// domainStatus builds a status as internal/service.ToStatus does: the code, an ErrorInfo of domain
+// domainStatus builds a status as internal/transport.ToStatus does: the code, an ErrorInfo of domain
 // resolver.v1, and optionally BadRequest violations and a RetryInfo.
 func domainStatus(code codes.Code, reason, msg string, md map[string]string, retry time.Duration, violations ...*errdetails.BadRequest_FieldViolation) error {
 	details := []protoadapt.MessageV1{&errdetails.ErrorInfo{Domain: "resolver.v1", Reason: reason, Metadata: md}}

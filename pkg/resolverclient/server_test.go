@@ -15,8 +15,8 @@ import (
 
 	"github.com/resolverd/resolverd/internal/rbac"
 	"github.com/resolverd/resolverd/internal/server"
-	"github.com/resolverd/resolverd/internal/service"
 	"github.com/resolverd/resolverd/internal/testenv"
+	"github.com/resolverd/resolverd/internal/transport"
 	rc "github.com/resolverd/resolverd/pkg/resolverclient"
 	resolverv1 "github.com/resolverd/resolverd/proto/resolver/v1"
 )
@@ -218,7 +218,7 @@ func TestAgainstTheRealServer(t *testing.T) {
 
 func TestRateLimitedIsNotRetried(t *testing.T) {
 	e := testenv.New(t, testenv.Options{Configure: func(cfg *server.Config) {
-		cfg.RateLimit = service.RateLimit{PerSecond: 0.5, Burst: 1}
+		cfg.RateLimit = transport.RateLimit{PerSecond: 0.5, Burst: 1}
 	}})
 	c := dial(t, e.Addr, rc.WithToken(e.WorkerToken))
 	ctx := context.Background()

@@ -1,8 +1,4 @@
-// Package service holds the thin gRPC handlers of ResolverService and AdminService, the
-// authentication interceptor, and the one function that turns errors into statuses. Each handler
-// validates its request, calls the scope-checked store (internal/dbauthz) or the decision rules
-// (internal/resolve), and maps the error.
-package service
+package transport
 
 import (
 	"context"
@@ -21,7 +17,7 @@ import (
 // Domain is the ErrorInfo.domain of every resolverd error.
 const Domain = "resolver.v1"
 
-// codeOf is SPEC section 4's table.
+// codeOf is the reason → code table of docs/CONTRACT.md §4.
 var codeOf = map[errs.Reason]codes.Code{
 	errs.InvalidArgument:     codes.InvalidArgument,
 	errs.Unauthenticated:     codes.Unauthenticated,

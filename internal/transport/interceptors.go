@@ -1,4 +1,4 @@
-package service
+package transport
 
 import (
 	"context"
@@ -65,18 +65,17 @@ func saneRequestID(s string) bool {
 	return true
 }
 
-// Observer is told what happened, for metrics. Its methods must be cheap and never block.
+// Observer hears of panics and of calls over the rate limit, for metrics. Its methods must be cheap
+// and never block.
 type Observer interface {
-	Resolved(purpose, source, outcome string, fallback bool, fallbackReason string)
 	Panicked()
 	Limited()
 }
 
 type nopObserver struct{}
 
-func (nopObserver) Resolved(string, string, string, bool, string) {}
-func (nopObserver) Panicked()                                     {}
-func (nopObserver) Limited()                                      {}
+func (nopObserver) Panicked() {}
+func (nopObserver) Limited()  {}
 
 // ChainOptions configures the interceptor chain.
 type ChainOptions struct {
@@ -92,7 +91,7 @@ type ChainOptions struct {
 	CallTimeout time.Duration
 }
 
-// Interceptors returns the chain in the order of STYLE.md: recovery (outermost) → request id →
+// Interceptors returns the chain in the order the package comment explains: recovery (outermost) → request id →
 // logging → metrics → deadline → authentication → handler.
 func Interceptors(o ChainOptions) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
 	log, obs := o.Log, o.Observer
