@@ -134,39 +134,21 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		defer stop()
 	}
-	lis, err := net.Listen("tcp", *listen)
-	if err != nil {
+	var l server.Listeners
+	if l.API, err = net.Listen("tcp", *listen); err != nil {
 		return fmt.Errorf("listen on %s: %w", *listen, err)
 	}
-	served := make(chan error, 2)
 	if *healthListen != "" {
-		hl, err := net.Listen("tcp", *healthListen)
-		if err != nil {
-			lis.Close()
+		if l.Health, err = net.Listen("tcp", *healthListen); err != nil {
+			l.API.Close()
 			return fmt.Errorf("listen on %s for --health-listen: %w", *healthListen, err)
 		}
-		go func() {
-			if err := srv.ServeHealth(hl); err != nil {
-				served <- err
-			}
-		}()
 	}
-	log.Info("serving", "listen", lis.Addr().String(), "tls", cfg.TLS != nil, "mutual_tls", *tlsClientCA != "",
+	log.Info("serving", "listen", l.API.Addr().String(), "tls", cfg.TLS != nil, "mutual_tls", *tlsClientCA != "",
 		"health_listen", *healthListen, "metrics_listen", *metricsListen, "tracing", *otlpEndpoint != "",
 		"allow_byok", *allowBYOK, "reflection", *reflect, "rate_limit", *rateLimit, "schema_version", db.LatestVersion(),
 		"encryption_key_ids", kr.IDs(), "version", version)
-	go func() { served <- srv.Serve(lis) }()
-	select {
-	case err := <-served:
-		srv.Shutdown(context.Background())
-		return err
-	case <-ctx.Done():
-	}
-	log.Info("shutting down", "grace", shutdownGrace.String())
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-	defer cancel()
-	srv.Shutdown(sctx)
-	return <-served
+	return srv.Run(ctx, l, shutdownGrace)
 }
 
 func pprofMux() *http.ServeMux {

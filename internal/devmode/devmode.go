@@ -133,24 +133,14 @@ func Run(ctx context.Context, o Options) error {
 	}
 	lis, err := net.Listen("tcp", o.Listen)
 	if err != nil {
+		srv.Shutdown(ctx)
 		return fmt.Errorf("listen on %s: %w", o.Listen, err)
 	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
 	printBanner(o.Stdout, lis.Addr().String(), dir, o.Demo)
 	if o.Ready != nil {
 		o.Ready(lis.Addr().String())
 	}
-	select {
-	case <-ctx.Done():
-	case err := <-served:
-		return err
-	}
-	fmt.Fprintln(o.Stderr, "shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	srv.Shutdown(sctx)
-	return <-served
+	return srv.Run(ctx, server.Listeners{API: lis}, 10*time.Second)
 }
 
 func ensureDatabase(ctx context.Context, cluster *pgcluster.Cluster) error {

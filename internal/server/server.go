@@ -186,6 +186,37 @@ func New(ctx context.Context, pool *pgxpool.Pool, sealer db.Sealer, cfg Config) 
 	return s, nil
 }
 
+// Listeners are where a server serves.
+type Listeners struct {
+	// API serves every service (TLS when the server has it).
+	API net.Listener
+	// Health, when set, serves grpc.health.v1 alone, without TLS, for probes that cannot speak TLS
+	// (Kubernetes' native gRPC probes).
+	Health net.Listener
+}
+
+// Run is the one lifecycle of a serving resolverd, `serve`'s and `dev`'s alike: it serves on l
+// until ctx ends or a listener fails, then shuts down (see Shutdown), giving in-flight calls grace
+// to finish. It returns the first listener's failure, or nil after a stop asked for by ctx (or
+// by a direct call to Shutdown).
+func (s *Server) Run(ctx context.Context, l Listeners, grace time.Duration) error {
+	served := make(chan error, 2)
+	if l.Health != nil {
+		go func() { served <- s.ServeHealth(l.Health) }()
+	}
+	go func() { served <- s.Serve(l.API) }()
+	var err error
+	select {
+	case err = <-served: // a listener failed (nil: Shutdown was called directly)
+	case <-ctx.Done():
+		s.log.Info("shutting down", "grace", grace.String())
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
+	defer cancel()
+	s.Shutdown(sctx)
+	return err
+}
+
 // Serve serves on lis until Shutdown.
 func (s *Server) Serve(lis net.Listener) error {
 	if err := s.GRPC.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {

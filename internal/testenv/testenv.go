@@ -87,8 +87,10 @@ func New(t testing.TB, opts Options) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The lifecycle serve and dev use; the cleanup below ends it as SIGTERM would.
+	runCtx, stop := context.WithCancel(ctx)
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
+	go func() { served <- srv.Run(runCtx, server.Listeners{API: lis}, 5*time.Second) }()
 	creds := opts.ClientCreds
 	if creds == nil {
 		creds = insecure.NewCredentials()
@@ -99,9 +101,7 @@ func New(t testing.TB, opts Options) *Env {
 	}
 	t.Cleanup(func() {
 		conn.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
+		stop()
 		if err := <-served; err != nil {
 			t.Errorf("serve: %v", err)
 		}
