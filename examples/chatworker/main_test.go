@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/resolverd/resolverd/internal/db"
+	"github.com/resolverd/resolverd/internal/dbauthz"
 	"github.com/resolverd/resolverd/internal/devmode"
 	"github.com/resolverd/resolverd/internal/pgtest"
 	"github.com/resolverd/resolverd/internal/testenv"
@@ -24,7 +25,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 func TestResolvesTheDemo(t *testing.T) {
 	ctx := context.Background()
 	e := testenv.New(t, testenv.Options{})
-	if _, err := devmode.SeedDemo(ctx, db.New(e.Pool, pgtest.Keyring)); err != nil {
+	if _, err := devmode.SeedDemo(ctx, dbauthz.New(db.New(e.Pool, pgtest.Keyring))); err != nil {
 		t.Fatal(err)
 	}
 	e.Sync(t)

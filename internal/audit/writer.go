@@ -17,10 +17,12 @@ import (
 	"time"
 
 	"github.com/resolverd/resolverd/internal/db"
+	"github.com/resolverd/resolverd/internal/dbauthz"
 	"github.com/resolverd/resolverd/internal/errs"
 )
 
-// Sink stores a batch of events in one transaction.
+// Sink stores a batch of events in one transaction: the scope-checked store, which the writer
+// calls as dbauthz.SystemAuditWriter.
 type Sink interface {
 	InsertAuditEvents(ctx context.Context, events []db.AuditEvent) error
 }
@@ -177,7 +179,7 @@ func (w *Writer) loop() {
 func (w *Writer) write(batch []db.AuditEvent, stop <-chan struct{}) int {
 	backoff := w.opts.RetryBackoff
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(dbauthz.AsSystemRestricted(context.Background(), dbauthz.SystemAuditWriter), 10*time.Second)
 		err := w.sink.InsertAuditEvents(ctx, batch)
 		cancel()
 		if err == nil {

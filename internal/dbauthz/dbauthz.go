@@ -49,6 +49,12 @@ type Querier interface {
 	ListTokens(ctx context.Context) ([]db.Token, error)
 
 	ListAuditEvents(ctx context.Context, f db.AuditFilter) ([]db.AuditEvent, error)
+
+	// What only system actors do (system.go).
+	ActiveToken(ctx context.Context, hash []byte) (db.Token, bool, error)
+	InsertAuditEvents(ctx context.Context, events []db.AuditEvent) error
+	DeleteAuditEventsBefore(ctx context.Context, cutoff time.Time, limit int) (int64, error)
+	FingerprintKey(ctx context.Context) ([]byte, error)
 }
 
 var _ Querier = (*db.Store)(nil)

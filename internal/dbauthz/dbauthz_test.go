@@ -64,6 +64,12 @@ var rules = map[string]rule{
 	"ListTokens":  {[]rbac.Scope{rbac.TokenWrite}, "ListTokens"},
 
 	"ListAuditEvents": {[]rbac.Scope{rbac.AuditRead}, "ListAuditEvents"},
+
+	// resolverd's own work, open only to the system actors (system scopes; `*` does not include them).
+	"ActiveToken":             {[]rbac.Scope{rbac.TokenAuthenticate}, "ActiveToken"},
+	"InsertAuditEvents":       {[]rbac.Scope{rbac.AuditAppend}, "InsertAuditEvents"},
+	"DeleteAuditEventsBefore": {[]rbac.Scope{rbac.AuditExpire}, "DeleteAuditEventsBefore"},
+	"FingerprintKey":          {[]rbac.Scope{rbac.FingerprintKeyRead}, "FingerprintKey"},
 }
 
 // unreachable is a Querier whose every method panics (the embedded interface is nil): a call that
@@ -104,9 +110,18 @@ func call(s *dbauthz.Store, name string, ctx context.Context, args ...any) (err 
 	return err, nil
 }
 
+// as is a caller holding scopes: a token's caller, or a system actor when a scope is a system one.
 func as(scopes ...rbac.Scope) context.Context {
+	for _, s := range scopes {
+		if s.IsSystem() {
+			return dbauthz.AsSystemRestricted(context.Background(), rbac.System("test", scopes...))
+		}
+	}
 	return rbac.WithPrincipal(context.Background(), rbac.Principal{TokenID: uuid.New(), Name: "test", Scopes: scopes})
 }
+
+// systemRule reports whether a rule is for the system actors alone.
+func systemRule(r rule) bool { return slices.ContainsFunc(r.scopes, rbac.Scope.IsSystem) }
 
 // allBut is every named scope except `*` and s.
 func allBut(s rbac.Scope) []rbac.Scope {
@@ -210,6 +225,9 @@ func TestExactScopesReachTheQuerier(t *testing.T) {
 			name   string
 			scopes []rbac.Scope
 		}{{"exact", r.scopes}, {"star", []rbac.Scope{rbac.All}}} {
+			if systemRule(r) && tc.name == "star" {
+				continue // TestTokensNeverActAsTheSystem: `*` must not reach these
+			}
 			t.Run(name+"/"+tc.name, func(t *testing.T) {
 				rec := &recorder{}
 				err, p := call(dbauthz.New(rec), name, as(tc.scopes...))
@@ -403,9 +421,68 @@ func (r *recorder) ListAuditEvents(context.Context, db.AuditFilter) ([]db.AuditE
 	return nil, nil
 }
 
+func (r *recorder) ActiveToken(context.Context, []byte) (db.Token, bool, error) {
+	r.note("ActiveToken")
+	return db.Token{}, false, nil
+}
+
+func (r *recorder) InsertAuditEvents(context.Context, []db.AuditEvent) error {
+	r.note("InsertAuditEvents")
+	return nil
+}
+
+func (r *recorder) DeleteAuditEventsBefore(context.Context, time.Time, int) (int64, error) {
+	r.note("DeleteAuditEventsBefore")
+	return 0, nil
+}
+
+func (r *recorder) FingerprintKey(context.Context) ([]byte, error) {
+	r.note("FingerprintKey")
+	return nil, nil
+}
+
 func (r *recorder) ListTokens(context.Context) ([]db.Token, error) {
 	r.note("ListTokens")
 	return nil, nil
+}
+
+// TestTokensNeverActAsTheSystem: a token's caller, even with `*` or with a system scope written
+// into its row with psql, cannot reach what only the system actors may do; and each system actor
+// reaches only its own work.
+func TestTokensNeverActAsTheSystem(t *testing.T) {
+	allSystem := []rbac.Scope{rbac.TokenAuthenticate, rbac.AuditAppend, rbac.AuditExpire, rbac.FingerprintKeyRead}
+	for name, r := range rules {
+		if !systemRule(r) {
+			continue
+		}
+		for _, scopes := range [][]rbac.Scope{{rbac.All}, allSystem, append([]rbac.Scope{rbac.All}, allSystem...)} {
+			ctx := rbac.WithPrincipal(context.Background(), rbac.Principal{TokenID: uuid.New(), Name: "token", Scopes: scopes})
+			err, p := call(dbauthz.New(unreachable{}), name, ctx)
+			if p != nil {
+				t.Fatalf("%s: a token with %v reached the database (%v)", name, scopes, p)
+			}
+			wantMissingScope(t, err, r.scopes[0])
+		}
+	}
+	actors := map[string]rbac.Principal{
+		"ActiveToken": dbauthz.SystemAuthenticator, "InsertAuditEvents": dbauthz.SystemAuditWriter,
+		"DeleteAuditEventsBefore": dbauthz.SystemAuditRetention, "FingerprintKey": dbauthz.SystemStartup,
+	}
+	for method, actor := range actors {
+		for other := range actors {
+			rec := &recorder{}
+			err, p := call(dbauthz.New(rec), other, dbauthz.AsSystemRestricted(context.Background(), actor))
+			if p != nil {
+				t.Fatalf("%s as %s panicked: %v", other, actor.Name, p)
+			}
+			if other == method && err != nil {
+				t.Errorf("%s cannot do its own work (%s): %v", actor.Name, other, err)
+			}
+			if other != method && err == nil {
+				t.Errorf("%s can call %s, which is not its work", actor.Name, other)
+			}
+		}
+	}
 }
 
 // TestRecorderImplementsQuerier names the Querier methods the recorder lacks: a method added to

@@ -5,7 +5,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/resolverd/resolverd/internal/db"
+	"github.com/resolverd/resolverd/internal/dbauthz"
 	"github.com/resolverd/resolverd/internal/resolve"
 	"github.com/resolverd/resolverd/pkg/secret"
 )
@@ -32,8 +32,9 @@ const (
 
 // SeedDemo writes the demo once: three providers (a central key, BYOK required, ambient), four
 // model configs (one disabled), a user with their own key and a chat. An already-seeded database is
-// left as it is, so restarts keep the operator's changes.
-func SeedDemo(ctx context.Context, s *db.Store) (seeded bool, err error) {
+// left as it is, so restarts keep the operator's changes. It writes as dbauthz.SystemDevSeed.
+func SeedDemo(ctx context.Context, s *dbauthz.Store) (seeded bool, err error) {
+	ctx = dbauthz.AsSystemRestricted(ctx, dbauthz.SystemDevSeed)
 	existing, err := s.ListProviders(ctx)
 	if err != nil {
 		return false, err

@@ -20,6 +20,7 @@ import (
 
 	"github.com/resolverd/resolverd/internal/apitoken"
 	"github.com/resolverd/resolverd/internal/db"
+	"github.com/resolverd/resolverd/internal/dbauthz"
 	"github.com/resolverd/resolverd/internal/keyring"
 	"github.com/resolverd/resolverd/internal/pgcluster"
 	"github.com/resolverd/resolverd/internal/rbac"
@@ -106,7 +107,7 @@ func Run(ctx context.Context, o Options) error {
 	if err := server.CheckKeys(ctx, pool, kr); err != nil {
 		return err
 	}
-	store := db.New(pool, kr)
+	store := dbauthz.New(db.New(pool, kr))
 	if o.Demo {
 		seeded, err := SeedDemo(ctx, store)
 		if err != nil {
@@ -116,14 +117,10 @@ func Run(ctx context.Context, o Options) error {
 			fmt.Fprintln(o.Stderr, "seeded the demo: providers openai, anthropic, bedrock-us-east-1; user alice; chat", DemoChat)
 		}
 	}
-	if _, err := ensureToken(ctx, store, filepath.Join(dir, "admin.token"), "dev-admin", []string{string(rbac.All)}); err != nil {
+	if _, err := ensureToken(ctx, store, filepath.Join(dir, "admin.token"), "dev-admin", []rbac.Scope{rbac.All}); err != nil {
 		return err
 	}
-	workerScopes := make([]string, len(rbac.WorkerScopes))
-	for i, s := range rbac.WorkerScopes {
-		workerScopes[i] = string(s)
-	}
-	if _, err := ensureToken(ctx, store, filepath.Join(dir, "worker.token"), "dev-worker", workerScopes); err != nil {
+	if _, err := ensureToken(ctx, store, filepath.Join(dir, "worker.token"), "dev-worker", rbac.WorkerScopes); err != nil {
 		return err
 	}
 
@@ -180,8 +177,10 @@ func devKeyring(path string) (*keyring.Keyring, error) {
 	return kr, nil
 }
 
-// ensureToken keeps the token in path when it is still active and makes a new one otherwise.
-func ensureToken(ctx context.Context, s *db.Store, path, name string, scopes []string) (string, error) {
+// ensureToken keeps the token in path when it is still active and makes a new one otherwise, as
+// dbauthz.SystemDevSeed.
+func ensureToken(ctx context.Context, s *dbauthz.Store, path, name string, scopes []rbac.Scope) (string, error) {
+	ctx = dbauthz.AsSystemRestricted(ctx, dbauthz.SystemDevSeed)
 	if b, err := os.ReadFile(path); err == nil {
 		tok := strings.TrimSpace(string(b))
 		if apitoken.Valid(tok) {

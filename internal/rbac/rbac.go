@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -35,6 +36,22 @@ const (
 	AuditRead              Scope = "audit:read"
 	All                    Scope = "*"
 )
+
+// System scopes are held only by resolverd's own components acting without a caller (see System):
+// no token can carry one (ParseScopes refuses them) and `*` does not include them.
+const (
+	// TokenAuthenticate looks a bearer token up by its hash, before any caller is known.
+	TokenAuthenticate Scope = "system:token:authenticate"
+	// AuditAppend writes resolution records to the audit trail.
+	AuditAppend Scope = "system:audit:append"
+	// AuditExpire removes audit events older than the retention.
+	AuditExpire Scope = "system:audit:expire"
+	// FingerprintKeyRead reads the per-deployment key that keys credential fingerprints.
+	FingerprintKeyRead Scope = "system:fingerprint_key:read"
+)
+
+// IsSystem reports whether s is a system scope.
+func (s Scope) IsSystem() bool { return strings.HasPrefix(string(s), "system:") }
 
 // Known lists every scope a token may carry, `*` included.
 var Known = []Scope{
@@ -64,23 +81,37 @@ func ParseScopes(names []string) ([]Scope, error) {
 	return out, nil
 }
 
-// Principal is an authenticated caller.
+// Principal is an authenticated caller, or one of resolverd's own components (System).
 type Principal struct {
 	TokenID uuid.UUID
 	Name    string
-	Scopes  []Scope
+	// System names the component when the principal is resolverd itself ("" for a token's caller).
+	System string
+	Scopes []Scope
 	// ExpiresAt is when the caller's token expires (nil: never).
 	ExpiresAt *time.Time
 }
 
-// Has reports whether the principal holds scope s (directly or through `*`).
+// Has reports whether the principal holds scope s (directly or, unless s is a system scope,
+// through `*`). A system scope is held only by a System principal, whatever a token row says.
 func (p Principal) Has(s Scope) bool {
+	if s.IsSystem() && p.System == "" {
+		return false
+	}
 	for _, have := range p.Scopes {
-		if have == s || have == All {
+		if have == s || (have == All && !s.IsSystem()) {
 			return true
 		}
 	}
 	return false
+}
+
+// System is the principal of one of resolverd's own components, holding exactly scopes: the
+// authenticator looking a token up, the audit writer, retention, dev's demo seed. Contexts carry
+// it only through dbauthz.AsSystemRestricted, so a search for that name finds every read and write
+// that no caller's token governs.
+func System(name string, scopes ...Scope) Principal {
+	return Principal{Name: "system:" + name, System: name, Scopes: scopes}
 }
 
 type principalKey struct{}

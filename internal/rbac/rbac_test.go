@@ -217,3 +217,42 @@ func TestCanGrant(t *testing.T) {
 		t.Errorf("CanGrant without a caller = %v, want UNAUTHENTICATED", err)
 	}
 }
+
+// TestSystemScopes: the system actors' scopes cannot be put on a token, are not part of `*`, and
+// are held only by a System principal — not by a token whose row was given one with psql.
+func TestSystemScopes(t *testing.T) {
+	system := []rbac.Scope{rbac.TokenAuthenticate, rbac.AuditAppend, rbac.AuditExpire, rbac.FingerprintKeyRead}
+	for _, s := range system {
+		if !s.IsSystem() {
+			t.Errorf("%s is not a system scope", s)
+		}
+		if _, err := rbac.ParseScopes([]string{string(s)}); err == nil {
+			t.Errorf("ParseScopes accepts %s: a token could carry it", s)
+		}
+		if slices.Contains(rbac.Known, s) {
+			t.Errorf("%s is in Known", s)
+		}
+		star := rbac.Principal{TokenID: uuid.New(), Scopes: []rbac.Scope{rbac.All}}
+		if star.Has(s) {
+			t.Errorf("`*` holds %s", s)
+		}
+		forged := rbac.Principal{TokenID: uuid.New(), Scopes: []rbac.Scope{s}}
+		if forged.Has(s) {
+			t.Errorf("a token's caller holds %s", s)
+		}
+		if !rbac.System("test", s).Has(s) {
+			t.Errorf("a system actor given %s does not hold it", s)
+		}
+		if rbac.System("test", rbac.All).Has(s) {
+			t.Errorf("a system actor with `*` holds %s without being given it", s)
+		}
+	}
+	for _, s := range rbac.Known {
+		if s.IsSystem() {
+			t.Errorf("token scope %s counts as a system scope", s)
+		}
+	}
+	if p := rbac.System("retention", rbac.AuditExpire); p.System != "retention" || p.Name != "system:retention" || p.TokenID != uuid.Nil {
+		t.Errorf("System(...) = %+v", p)
+	}
+}

@@ -85,7 +85,7 @@ type Server struct {
 	every      time.Duration
 
 	audit     *audit.Writer
-	store     *db.Store
+	store     *dbauthz.Store
 	cached    *cachedstore.Store
 	listener  *db.Listener
 	retention time.Duration
@@ -105,14 +105,16 @@ func New(ctx context.Context, pool *pgxpool.Pool, sealer db.Sealer, cfg Config) 
 		cfg.HealthInterval = 2 * time.Second
 	}
 	store := db.New(pool, sealer)
-	fpKey, err := store.FingerprintKey(ctx)
+	cached := cachedstore.New(store, cfg.Cache)
+	listener := db.NewListener(pool, cached, log, cfg.Listener)
+	// Everything below reads and writes through the scope checks: callers with their tokens' scopes,
+	// resolverd's own components as the system actors of dbauthz.
+	authz := dbauthz.New(cached)
+	fpKey, err := authz.FingerprintKey(dbauthz.AsSystemRestricted(ctx, dbauthz.SystemStartup))
 	if err != nil {
 		return nil, err
 	}
-	cached := cachedstore.New(store, cfg.Cache)
-	listener := db.NewListener(pool, cached, log, cfg.Listener)
-	authz := dbauthz.New(cached)
-	auditWriter := audit.NewWriter(store, log, cfg.Audit)
+	auditWriter := audit.NewWriter(authz, log, cfg.Audit)
 	var (
 		resolutions service.Observer
 		calls       transport.Observer
@@ -132,7 +134,7 @@ func New(ctx context.Context, pool *pgxpool.Pool, sealer db.Sealer, cfg Config) 
 		}
 	}
 	resolver := service.NewResolver(authz, resolve.Options{AllowBYOK: cfg.AllowBYOK}, fpKey, auditWriter, log, resolutions)
-	auth := transport.NewAuthenticator(cached, log, cfg.RateLimit, calls)
+	auth := transport.NewAuthenticator(authz, log, cfg.RateLimit, calls)
 	auth.ReportRefusals(resolver.RecordRefusal)
 	unary, stream := transport.Interceptors(transport.ChainOptions{
 		Log: log, Auth: auth, Metrics: grpcMetrics, Observer: calls, CallTimeout: cfg.CallTimeout,
@@ -174,7 +176,7 @@ func New(ctx context.Context, pool *pgxpool.Pool, sealer db.Sealer, cfg Config) 
 	healthOnly := grpc.NewServer(grpc.MaxRecvMsgSize(4<<10), grpc.MaxConcurrentStreams(16))
 	healthpb.RegisterHealthServer(healthOnly, hs)
 	s := &Server{GRPC: g, HealthOnly: healthOnly, health: hs, pool: pool, log: log, every: cfg.HealthInterval,
-		audit: auditWriter, store: store, cached: cached, listener: listener, retention: cfg.AuditRetention}
+		audit: auditWriter, store: authz, cached: cached, listener: listener, retention: cfg.AuditRetention}
 	auditWriter.Start()
 	hs.SetServingStatus(LivenessService, healthpb.HealthCheckResponse_SERVING)
 	s.checkHealth(ctx)
@@ -299,6 +301,7 @@ func (s *Server) monitor(ctx context.Context) {
 // expireAudit removes audit events older than the retention, a bounded batch at a time.
 func (s *Server) expireAudit(ctx context.Context) {
 	cutoff := time.Now().Add(-s.retention)
+	ctx = dbauthz.AsSystemRestricted(ctx, dbauthz.SystemAuditRetention)
 	var total int64
 	for ctx.Err() == nil {
 		n, err := s.store.DeleteAuditEventsBefore(ctx, cutoff, 10_000)

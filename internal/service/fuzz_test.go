@@ -88,7 +88,10 @@ type storeCall struct {
 
 // fakeQuerier implements dbauthz.Querier without a database: it records each call and fails it.
 // The Update* methods run the handler's mutate on a zero row and record the row.
-type fakeQuerier struct{ calls []storeCall }
+type fakeQuerier struct {
+	dbauthz.Querier // the system actors' methods, which no handler calls
+	calls           []storeCall
+}
 
 var _ dbauthz.Querier = (*fakeQuerier)(nil)
 

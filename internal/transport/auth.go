@@ -15,6 +15,7 @@ import (
 	"github.com/resolverd/resolverd/internal/apitoken"
 	"github.com/resolverd/resolverd/internal/cache"
 	"github.com/resolverd/resolverd/internal/db"
+	"github.com/resolverd/resolverd/internal/dbauthz"
 	"github.com/resolverd/resolverd/internal/errs"
 	"github.com/resolverd/resolverd/internal/rbac"
 	resolverv1 "github.com/resolverd/resolverd/proto/resolver/v1"
@@ -63,8 +64,8 @@ var MethodScopes = map[string][]rbac.Scope{
 	resolverv1.AdminService_ListAuditEvents_FullMethodName: {rbac.AuditRead},
 }
 
-// TokenLookup finds an active token by hash. It is the one read that happens before there is a
-// caller whose scopes could be checked.
+// TokenLookup finds an active token by hash: the scope-checked store, which the authenticator
+// calls as dbauthz.SystemAuthenticator, since there is no caller yet whose scopes could be checked.
 type TokenLookup interface {
 	ActiveToken(ctx context.Context, hash []byte) (db.Token, bool, error)
 }
@@ -182,7 +183,7 @@ func (a *Authenticator) authenticate(ctx context.Context) (rbac.Principal, error
 	if err != nil {
 		return rbac.Principal{}, errs.New(errs.Unauthenticated, err.Error())
 	}
-	t, ok, err := a.tokens.ActiveToken(ctx, apitoken.Hash(tok.Reveal()))
+	t, ok, err := a.tokens.ActiveToken(dbauthz.AsSystemRestricted(ctx, dbauthz.SystemAuthenticator), apitoken.Hash(tok.Reveal()))
 	if err != nil {
 		return rbac.Principal{}, fmt.Errorf("authenticate: %w", err)
 	}

@@ -1,0 +1,69 @@
+package dbauthz
+
+import (
+	"context"
+	"time"
+
+	"github.com/resolverd/resolverd/internal/db"
+	"github.com/resolverd/resolverd/internal/rbac"
+)
+
+// The system actors: resolverd's own components that read or write with no caller's token behind
+// them. Each holds only the scopes its work needs; system scopes cannot be put on a token, and `*`
+// does not include them (see rbac.System).
+var (
+	// SystemAuthenticator looks bearer tokens up by hash, before the caller is known.
+	SystemAuthenticator = rbac.System("authenticator", rbac.TokenAuthenticate)
+	// SystemAuditWriter writes resolution records in batches (internal/audit).
+	SystemAuditWriter = rbac.System("audit-writer", rbac.AuditAppend)
+	// SystemAuditRetention removes audit events older than --audit-retention.
+	SystemAuditRetention = rbac.System("audit-retention", rbac.AuditExpire)
+	// SystemStartup reads the fingerprint key once when a server is built.
+	SystemStartup = rbac.System("startup", rbac.FingerprintKeyRead)
+	// SystemDevSeed seeds `resolverd dev`'s demo and writes its tokens: an operator's work on a
+	// private database, so every ordinary scope, and token lookups to keep the token files.
+	SystemDevSeed = rbac.System("dev-seed", rbac.All, rbac.TokenAuthenticate)
+)
+
+// AsSystemRestricted returns ctx acting as actor, one of the System* principals above (in the
+// spirit of Coder's dbauthz.AsSystemRestricted). It is the only way code reaches the store without
+// a caller's token: `grep -rn AsSystemRestricted` lists every such read and write. The store still
+// checks the actor's scopes, so each component can do only its own work.
+func AsSystemRestricted(ctx context.Context, actor rbac.Principal) context.Context {
+	if actor.System == "" {
+		panic("dbauthz.AsSystemRestricted: " + actor.Name + " is not a system actor")
+	}
+	return rbac.WithPrincipal(ctx, actor)
+}
+
+// ActiveToken looks a token up by hash (api_tokens), for the authenticator.
+func (s *Store) ActiveToken(ctx context.Context, hash []byte) (db.Token, bool, error) {
+	if err := rbac.Require(ctx, rbac.TokenAuthenticate); err != nil {
+		return db.Token{}, false, err
+	}
+	return s.q.ActiveToken(ctx, hash)
+}
+
+// InsertAuditEvents writes a batch of resolution records (audit_events), for the audit writer.
+func (s *Store) InsertAuditEvents(ctx context.Context, events []db.AuditEvent) error {
+	if err := rbac.Require(ctx, rbac.AuditAppend); err != nil {
+		return err
+	}
+	return s.q.InsertAuditEvents(ctx, events)
+}
+
+// DeleteAuditEventsBefore removes up to limit audit events older than cutoff, for retention.
+func (s *Store) DeleteAuditEventsBefore(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
+	if err := rbac.Require(ctx, rbac.AuditExpire); err != nil {
+		return 0, err
+	}
+	return s.q.DeleteAuditEventsBefore(ctx, cutoff, limit)
+}
+
+// FingerprintKey reads the key of credential fingerprints, once at start.
+func (s *Store) FingerprintKey(ctx context.Context) ([]byte, error) {
+	if err := rbac.Require(ctx, rbac.FingerprintKeyRead); err != nil {
+		return nil, err
+	}
+	return s.q.FingerprintKey(ctx)
+}
