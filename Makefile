@@ -30,6 +30,12 @@ run: build $(BIN)/grpcurl ## run a zero-setup local resolverd (private PostgreSQ
 test: tidy-check check-generated vet $(BIN)/grpcurl $(BIN)/grpc-health-probe ## run every test (race detector on) after checking generated code and vet
 	RESOLVER_GRPCURL=$(CURDIR)/$(BIN)/grpcurl RESOLVER_GRPC_HEALTH_PROBE=$(CURDIR)/$(BIN)/grpc-health-probe \
 		$(GO) test $(TESTFLAGS) ./...
+	@# go test hides skips without -v: say when the Node.js example worker was not tested.
+	@if ! command -v node >/dev/null || ! command -v npm >/dev/null; then \
+		echo "node-worker: skipped (node not installed)"; \
+	elif ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)'; then \
+		echo "node-worker: skipped (node $$(node --version) is older than 20)"; \
+	fi
 	cd deploy/validate && $(GO) test -count=1 ./...
 	FUZZTIME=$(FUZZTIME) bash scripts/fuzz-short.sh
 
