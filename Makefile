@@ -27,9 +27,15 @@ run: build $(BIN)/grpcurl ## run a zero-setup local resolverd (private PostgreSQ
 	$(BIN)/resolverd dev
 
 .PHONY: test
-test: check-generated vet $(BIN)/grpcurl $(BIN)/grpc-health-probe ## run every test (race detector on) after checking generated code and vet
+test: tidy-check check-generated vet $(BIN)/grpcurl $(BIN)/grpc-health-probe ## run every test (race detector on) after checking generated code and vet
 	RESOLVER_GRPCURL=$(CURDIR)/$(BIN)/grpcurl RESOLVER_GRPC_HEALTH_PROBE=$(CURDIR)/$(BIN)/grpc-health-probe \
 		$(GO) test $(TESTFLAGS) ./...
+	@# go test hides skips without -v: say when the Node.js example worker was not tested.
+	@if ! command -v node >/dev/null || ! command -v npm >/dev/null; then \
+		echo "node-worker: skipped (node not installed)"; \
+	elif ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)'; then \
+		echo "node-worker: skipped (node $$(node --version) is older than 20)"; \
+	fi
 	cd deploy/validate && $(GO) test -count=1 ./...
 	FUZZTIME=$(FUZZTIME) bash scripts/fuzz-short.sh
 
@@ -59,6 +65,17 @@ vet: ## gofmt and go vet
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
+
+.PHONY: tidy-check
+tidy-check: ## fail if `go mod tidy` would change go.mod or go.sum of the module, tools/ or deploy/validate/
+	@status=0; for dir in . tools deploy/validate; do \
+		if ! out=$$(cd "$$dir" && $(GO) mod tidy -diff 2>&1); then \
+			echo "$$out"; \
+			echo "tidy-check: 'go mod tidy' would change $$dir/go.mod or $$dir/go.sum (diff above): run 'cd $$dir && go mod tidy' and commit the result"; \
+			status=1; \
+		fi; \
+	done; \
+	[ $$status -eq 0 ] && echo "tidy-check: go.mod and go.sum are tidy in . tools deploy/validate"; exit $$status
 
 .PHONY: generate
 generate: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc ## regenerate the Go code from proto/

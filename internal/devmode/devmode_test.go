@@ -195,35 +195,35 @@ func TestDevServesTheDemoAndRestartsOnItsData(t *testing.T) {
 	}
 }
 
-// runPrintedCommands runs every grpcurl command the banner printed, with the pinned grpcurl that
-// `make test` builds (RESOLVER_GRPCURL), and checks that each succeeds.
+// runPrintedCommands runs every command the banner printed exactly as printed, as someone pasting it
+// into a new shell would: through bash, with a PATH that holds no grpcurl, from another directory.
+// The banner's grpcurl is the pinned one that `make test` builds (RESOLVER_GRPCURL).
 func runPrintedCommands(t *testing.T, banner string) {
 	t.Helper()
-	grpcurl := os.Getenv("RESOLVER_GRPCURL")
-	if grpcurl == "" {
-		t.Log("RESOLVER_GRPCURL is not set (make test sets it): not running the printed grpcurl commands")
-		return
+	if os.Getenv("RESOLVER_GRPCURL") == "" {
+		if _, err := exec.LookPath("grpcurl"); err != nil {
+			if !strings.Contains(banner, "No grpcurl found") || !strings.Contains(banner, "go install ") {
+				t.Errorf("without a grpcurl the banner does not say how to get one:\n%s", banner)
+			}
+			t.Log("RESOLVER_GRPCURL is not set (make test sets it) and no grpcurl is on PATH: not running the printed grpcurl commands")
+			return
+		}
 	}
-	var n int
-	for _, line := range strings.Split(banner, "\n") {
-		rest, ok := strings.CutPrefix(line, "./bin/grpcurl ")
-		if !ok {
-			rest, ok = strings.CutPrefix(line, "grpcurl ")
+	cmds := devmode.PrintedCommands(banner)
+	for _, line := range cmds {
+		if !strings.HasPrefix(line, "/") || !strings.Contains(line, " -plaintext ") {
+			t.Errorf("printed command does not start with grpcurl's absolute path: %s", line)
 		}
-		if !ok {
-			continue
-		}
-		n++
-		out, err := exec.Command("bash", "-c", grpcurl+" "+rest).CombinedOutput()
+		out, err := devmode.RunAsPasted(t, line)
 		if err != nil {
-			t.Errorf("printed command failed: %s\n%v\n%s", line, err, out)
+			t.Errorf("printed command failed pasted into a fresh shell: %s\n%v\n%s", line, err, out)
 		}
-		if strings.Contains(rest, "ResolveModel") && !bytes.Contains(out, []byte("CREDENTIAL_SOURCE_")) {
+		if strings.Contains(line, "ResolveModel") && !bytes.Contains(out, []byte("CREDENTIAL_SOURCE_")) {
 			t.Errorf("printed command did not resolve: %s\n%s", line, out)
 		}
 	}
-	if n < 5 {
-		t.Errorf("the banner printed %d grpcurl commands, want at least 5:\n%s", n, banner)
+	if len(cmds) < 5 {
+		t.Errorf("the banner printed %d grpcurl commands, want at least 5:\n%s", len(cmds), banner)
 	}
 }
 
