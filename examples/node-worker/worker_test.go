@@ -24,8 +24,8 @@ import (
 	"github.com/resolverd/resolverd/internal/pgtest"
 	"github.com/resolverd/resolverd/internal/rbac"
 	"github.com/resolverd/resolverd/internal/server"
-	"github.com/resolverd/resolverd/internal/service"
 	"github.com/resolverd/resolverd/internal/testenv"
+	"github.com/resolverd/resolverd/internal/transport"
 	resolverv1 "github.com/resolverd/resolverd/proto/resolver/v1"
 )
 
@@ -254,7 +254,7 @@ func TestWorkerAgainstResolverd(t *testing.T) {
 func TestWorkerHonoursRetryInfo(t *testing.T) {
 	nodeBin := node(t)
 	e := testenv.New(t, testenv.Options{Configure: func(c *server.Config) {
-		c.RateLimit = service.RateLimit{PerSecond: 0.5, Burst: 1}
+		c.RateLimit = transport.RateLimit{PerSecond: 0.5, Burst: 1}
 	}})
 	// The worker token has not called yet; minting another would spend the admin token's burst.
 	tok := writeToken(t, e.WorkerToken)
@@ -313,7 +313,7 @@ func TestWorkerKnowsEveryReason(t *testing.T) {
 			t.Errorf("the worker does not handle %s", reason)
 			continue
 		}
-		if want := upperSnake(service.CodeOf(errs.Reason(reason)).String()); row[0] != want {
+		if want := upperSnake(transport.CodeOf(errs.Reason(reason)).String()); row[0] != want {
 			t.Errorf("%s: the worker expects code %s, resolverd sends %s", reason, row[0], want)
 		}
 		if !strings.HasPrefix(row[2], "exit ") || row[2] == "exit 0" || row[3] == "" {
