@@ -76,8 +76,8 @@ func adWithoutTimes(p *resolverv1.Provider) *resolverv1.Provider {
 // `enabled` (proto3 optional) means true.
 func TestAdminE2ECreate(t *testing.T) {
 	t.Parallel()
-	w := newWorld(t, testenv.Options{})
-	e, a := w.e, w.e.Admin
+	w := testenv.NewWorld(t, testenv.Options{})
+	e, a := w.Env, w.Admin
 	ctx := e.AsAdmin()
 	var p *resolverv1.Provider
 
@@ -193,7 +193,7 @@ func TestAdminE2ECreate(t *testing.T) {
 		if u.GetId() != id || u.GetUsername() != "cr-alice" || u.GetCreatedAt() == nil {
 			t.Errorf("PutUser = %v", u)
 		}
-		byok := adWorld(t, e).provider("cr-byok", "openrouter", resolverv1.ByokPolicy_BYOK_POLICY_OPTIONAL)
+		byok := adWorld(t, e).Provider("cr-byok", "openrouter", resolverv1.ByokPolicy_BYOK_POLICY_OPTIONAL)
 		uk, err := a.PutUserProviderKey(ctx, &resolverv1.PutUserProviderKeyRequest{UserId: id, AiProviderId: byok.Id, ApiKey: "sk-cr-user"})
 		if err != nil {
 			t.Fatal(err)
@@ -214,7 +214,7 @@ func TestAdminE2ECreate(t *testing.T) {
 			t.Errorf("user has %d key rows, want 1", n)
 		}
 
-		cfg := adWorld(t, e).config(p.Id, "cr-chat-model", false)
+		cfg := adWorld(t, e).Config(p.Id, "cr-chat-model", false)
 		chatID := uuid.NewString()
 		c, err := a.PutChat(ctx, &resolverv1.PutChatRequest{Id: chatID, OwnerId: id, ModelConfigId: cfg.Id})
 		if err != nil {
@@ -237,8 +237,8 @@ func TestAdminE2ECreate(t *testing.T) {
 // never changes.
 func TestAdminE2EUpdateProvider(t *testing.T) {
 	t.Parallel()
-	w := newWorld(t, testenv.Options{})
-	e, a := w.e, w.e.Admin
+	w := testenv.NewWorld(t, testenv.Options{})
+	e, a := w.Env, w.Admin
 	ctx := e.AsAdmin()
 	p, err := a.CreateProvider(ctx, &resolverv1.CreateProviderRequest{
 		Type: "azure", Name: "up-azure", DisplayName: "Azure EU", BaseUrl: "https://eu.example.com/openai", ByokPolicy: resolverv1.ByokPolicy_BYOK_POLICY_OPTIONAL,
@@ -246,7 +246,7 @@ func TestAdminE2EUpdateProvider(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bystander := w.provider("up-bystander", "openai", resolverv1.ByokPolicy_BYOK_POLICY_REQUIRED)
+	bystander := w.Provider("up-bystander", "openai", resolverv1.ByokPolicy_BYOK_POLICY_REQUIRED)
 	want := adWithoutTimes(p)
 
 	steps := []struct {
@@ -314,11 +314,11 @@ func TestAdminE2EUpdateProvider(t *testing.T) {
 // TestAdminE2EUpdateModelConfig: UpdateModelConfig changes exactly the fields that are set.
 func TestAdminE2EUpdateModelConfig(t *testing.T) {
 	t.Parallel()
-	w := newWorld(t, testenv.Options{})
-	e, a := w.e, w.e.Admin
+	w := testenv.NewWorld(t, testenv.Options{})
+	e, a := w.Env, w.Admin
 	ctx := e.AsAdmin()
-	p1 := w.provider("umc-one", "openai", resolverv1.ByokPolicy_BYOK_POLICY_DISABLED)
-	p2 := w.provider("umc-two", "anthropic", resolverv1.ByokPolicy_BYOK_POLICY_DISABLED)
+	p1 := w.Provider("umc-one", "openai", resolverv1.ByokPolicy_BYOK_POLICY_DISABLED)
+	p2 := w.Provider("umc-two", "anthropic", resolverv1.ByokPolicy_BYOK_POLICY_DISABLED)
 	opts, _ := structpb.NewStruct(map[string]any{"a": 1.0})
 	c, err := a.CreateModelConfig(ctx, &resolverv1.CreateModelConfigRequest{AiProviderId: p1.Id, Model: "m1", DisplayName: "M1", ContextLimit: 1000, CompressionThreshold: 50, Options: opts})
 	if err != nil {

@@ -21,7 +21,7 @@ func adCleanFailure(err error) string {
 	if !ok {
 		return fmt.Sprintf("not a status: %v", err)
 	}
-	info := errorInfo(st)
+	info := testenv.ErrorInfo(st)
 	switch {
 	case st.Code() == codes.Internal || st.Code() == codes.Unknown:
 		return fmt.Sprintf("%s: %s", st.Code(), st.Message())
@@ -37,16 +37,16 @@ func adCleanFailure(err error) string {
 // call succeeds or fails cleanly, and exactly one live default remains, one whose call succeeded.
 func TestAdminE2EConcurrentDefault(t *testing.T) {
 	t.Parallel()
-	w := newWorld(t, testenv.Options{})
-	e, a := w.e, w.e.Admin
-	p := w.provider("conc-default", "openai", resolverv1.ByokPolicy_BYOK_POLICY_DISABLED)
+	w := testenv.NewWorld(t, testenv.Options{})
+	e, a := w.Env, w.Admin
+	p := w.Provider("conc-default", "openai", resolverv1.ByokPolicy_BYOK_POLICY_DISABLED)
 	for round := range 3 {
 		t.Run(fmt.Sprintf("round-%d", round), func(t *testing.T) {
 			w := adWorld(t, e)
-			initial := w.config(p.Id, fmt.Sprintf("conc-initial-%d", round), true)
+			initial := w.Config(p.Id, fmt.Sprintf("conc-initial-%d", round), true)
 			ids := make([]string, 20)
 			for i := range ids {
-				ids[i] = w.config(p.Id, fmt.Sprintf("conc-%d-%02d", round, i), false).Id
+				ids[i] = w.Config(p.Id, fmt.Sprintf("conc-%d-%02d", round, i), false).Id
 			}
 			errs := make([]error, len(ids))
 			results := make([]*resolverv1.ModelConfig, len(ids))
@@ -97,12 +97,12 @@ func TestAdminE2EConcurrentDefault(t *testing.T) {
 // enabled key (SPEC 3: the new key is added and every other key disabled in one transaction).
 func TestAdminE2EConcurrentRotate(t *testing.T) {
 	t.Parallel()
-	w := newWorld(t, testenv.Options{})
-	e, a := w.e, w.e.Admin
-	p := w.provider("conc-rotate", "openai", resolverv1.ByokPolicy_BYOK_POLICY_DISABLED)
-	other := w.provider("conc-other", "openai", resolverv1.ByokPolicy_BYOK_POLICY_DISABLED)
-	w.centralKey(p.Id, "sk-conc-initial")
-	otherKey := w.centralKey(other.Id, "sk-conc-other")
+	w := testenv.NewWorld(t, testenv.Options{})
+	e, a := w.Env, w.Admin
+	p := w.Provider("conc-rotate", "openai", resolverv1.ByokPolicy_BYOK_POLICY_DISABLED)
+	other := w.Provider("conc-other", "openai", resolverv1.ByokPolicy_BYOK_POLICY_DISABLED)
+	w.CentralKey(p.Id, "sk-conc-initial")
+	otherKey := w.CentralKey(other.Id, "sk-conc-other")
 	for round := range 3 {
 		t.Run(fmt.Sprintf("round-%d", round), func(t *testing.T) {
 			const n = 10

@@ -16,16 +16,16 @@ import (
 // NOT_FOUND/NOT_FOUND naming the id, and changes nothing (SPEC section 3).
 func TestAdminE2ENotFound(t *testing.T) {
 	t.Parallel()
-	w := newWorld(t, testenv.Options{})
-	e, a := w.e, w.e.Admin
+	w := testenv.NewWorld(t, testenv.Options{})
+	e, a := w.Env, w.Admin
 	ctx := e.AsAdmin()
 	// Live rows of every kind, so that "nothing changed" is checked against a populated database.
-	p := w.provider("nf-openai", "openai", resolverv1.ByokPolicy_BYOK_POLICY_OPTIONAL)
-	w.centralKey(p.Id, "sk-nf-central")
-	c := w.config(p.Id, "nf-model", true)
-	u := w.user("nf-alice")
-	w.userKey(u.Id, p.Id, "sk-nf-user")
-	w.chat(u.Id, c.Id)
+	p := w.Provider("nf-openai", "openai", resolverv1.ByokPolicy_BYOK_POLICY_OPTIONAL)
+	w.CentralKey(p.Id, "sk-nf-central")
+	c := w.Config(p.Id, "nf-model", true)
+	u := w.User("nf-alice")
+	w.UserKey(u.Id, p.Id, "sk-nf-user")
+	w.Chat(u.Id, c.Id)
 
 	notFound := func(t *testing.T, id string, call func(context.Context) error) {
 		t.Helper()
@@ -49,7 +49,7 @@ func TestAdminE2ENotFound(t *testing.T) {
 		})
 	})
 	t.Run("DeleteProvider/twice-and-update-after", func(t *testing.T) {
-		gone := adWorld(t, e).provider("nf-gone", "anthropic", resolverv1.ByokPolicy_BYOK_POLICY_DISABLED)
+		gone := adWorld(t, e).Provider("nf-gone", "anthropic", resolverv1.ByokPolicy_BYOK_POLICY_DISABLED)
 		if _, err := a.DeleteProvider(ctx, &resolverv1.DeleteProviderRequest{Id: gone.Id}); err != nil {
 			t.Fatalf("first delete: %v", err)
 		}
@@ -77,7 +77,7 @@ func TestAdminE2ENotFound(t *testing.T) {
 			_, err := a.DeleteProviderKey(ctx, &resolverv1.DeleteProviderKeyRequest{Id: id})
 			return err
 		})
-		k := adWorld(t, e).centralKey(p.Id, "sk-nf-doomed")
+		k := adWorld(t, e).CentralKey(p.Id, "sk-nf-doomed")
 		if _, err := a.DeleteProviderKey(ctx, &resolverv1.DeleteProviderKeyRequest{Id: k.Id}); err != nil {
 			t.Fatalf("first delete: %v", err)
 		}
@@ -103,7 +103,7 @@ func TestAdminE2ENotFound(t *testing.T) {
 			_, err := a.DeleteModelConfig(ctx, &resolverv1.DeleteModelConfigRequest{Id: id})
 			return err
 		})
-		doomed := adWorld(t, e).config(p.Id, "nf-doomed", false)
+		doomed := adWorld(t, e).Config(p.Id, "nf-doomed", false)
 		if _, err := a.DeleteModelConfig(ctx, &resolverv1.DeleteModelConfigRequest{Id: doomed.Id}); err != nil {
 			t.Fatalf("first delete: %v", err)
 		}
@@ -122,7 +122,7 @@ func TestAdminE2ENotFound(t *testing.T) {
 			_, err := a.DeleteUser(ctx, &resolverv1.DeleteUserRequest{Id: id})
 			return err
 		})
-		gone := adWorld(t, e).user("nf-bob")
+		gone := adWorld(t, e).User("nf-bob")
 		if _, err := a.DeleteUser(ctx, &resolverv1.DeleteUserRequest{Id: gone.Id}); err != nil {
 			t.Fatalf("first delete: %v", err)
 		}
@@ -138,7 +138,7 @@ func TestAdminE2ENotFound(t *testing.T) {
 			return err
 		})
 		w := adWorld(t, e)
-		k := w.userKey(w.user("nf-carol").Id, p.Id, "sk-nf-carol")
+		k := w.UserKey(w.User("nf-carol").Id, p.Id, "sk-nf-carol")
 		if _, err := a.DeleteUserProviderKey(ctx, &resolverv1.DeleteUserProviderKeyRequest{Id: k.Id}); err != nil {
 			t.Fatalf("first delete: %v", err)
 		}
@@ -161,31 +161,31 @@ func TestAdminE2ENotFound(t *testing.T) {
 // sections 3 and 4, and change nothing.
 func TestAdminE2EReferential(t *testing.T) {
 	t.Parallel()
-	w := newWorld(t, testenv.Options{})
-	e, a := w.e, w.e.Admin
+	w := testenv.NewWorld(t, testenv.Options{})
+	e, a := w.Env, w.Admin
 	ctx := e.AsAdmin()
 
-	live := w.provider("ref-live", "openai", resolverv1.ByokPolicy_BYOK_POLICY_OPTIONAL)
-	w.centralKey(live.Id, "sk-ref-live")
-	liveCfg := w.config(live.Id, "ref-live-model", true)
+	live := w.Provider("ref-live", "openai", resolverv1.ByokPolicy_BYOK_POLICY_OPTIONAL)
+	w.CentralKey(live.Id, "sk-ref-live")
+	liveCfg := w.Config(live.Id, "ref-live-model", true)
 
 	// A deleted provider that still has keys and a config, so a write that ignored the deletion
 	// would change rows (and the snapshot).
-	deleted := w.provider("ref-deleted", "anthropic", resolverv1.ByokPolicy_BYOK_POLICY_OPTIONAL)
-	w.centralKey(deleted.Id, "sk-ref-deleted")
-	deletedProvCfg := w.config(deleted.Id, "ref-deleted-model", false)
+	deleted := w.Provider("ref-deleted", "anthropic", resolverv1.ByokPolicy_BYOK_POLICY_OPTIONAL)
+	w.CentralKey(deleted.Id, "sk-ref-deleted")
+	deletedProvCfg := w.Config(deleted.Id, "ref-deleted-model", false)
 
-	disabled := w.provider("ref-disabled", "google", resolverv1.ByokPolicy_BYOK_POLICY_OPTIONAL)
+	disabled := w.Provider("ref-disabled", "google", resolverv1.ByokPolicy_BYOK_POLICY_OPTIONAL)
 
-	u := w.user("ref-alice")
-	w.userKey(u.Id, disabled.Id, "sk-ref-alice-disabled")
-	w.userKey(u.Id, deleted.Id, "sk-ref-alice-deleted")
-	deletedUser := w.user("ref-deleted-user")
-	w.userKey(deletedUser.Id, live.Id, "sk-ref-deleted-user")
-	chat := w.chat(u.Id, liveCfg.Id)
-	deletedCfg := w.config(live.Id, "ref-deleted-cfg", false)
+	u := w.User("ref-alice")
+	w.UserKey(u.Id, disabled.Id, "sk-ref-alice-disabled")
+	w.UserKey(u.Id, deleted.Id, "sk-ref-alice-deleted")
+	deletedUser := w.User("ref-deleted-user")
+	w.UserKey(deletedUser.Id, live.Id, "sk-ref-deleted-user")
+	chat := w.Chat(u.Id, liveCfg.Id)
+	deletedCfg := w.Config(live.Id, "ref-deleted-cfg", false)
 
-	w.disableProvider(disabled.Id)
+	w.DisableProvider(disabled.Id)
 	if _, err := a.DeleteProvider(ctx, &resolverv1.DeleteProviderRequest{Id: deleted.Id}); err != nil {
 		t.Fatal(err)
 	}
@@ -291,11 +291,11 @@ func TestAdminE2EReferential(t *testing.T) {
 // TestAdminE2EAlreadyExists: provider names are unique among live providers, usernames among users.
 func TestAdminE2EAlreadyExists(t *testing.T) {
 	t.Parallel()
-	w := newWorld(t, testenv.Options{})
-	e, a := w.e, w.e.Admin
+	w := testenv.NewWorld(t, testenv.Options{})
+	e, a := w.Env, w.Admin
 	ctx := e.AsAdmin()
-	first := w.provider("dup-openai", "openai", resolverv1.ByokPolicy_BYOK_POLICY_DISABLED)
-	other := w.provider("dup-other", "anthropic", resolverv1.ByokPolicy_BYOK_POLICY_DISABLED)
+	first := w.Provider("dup-openai", "openai", resolverv1.ByokPolicy_BYOK_POLICY_DISABLED)
+	other := w.Provider("dup-other", "anthropic", resolverv1.ByokPolicy_BYOK_POLICY_DISABLED)
 
 	t.Run("CreateProvider/live-name", func(t *testing.T) {
 		for _, typ := range []string{"openai", "azure"} { // same type or not: the name is what is unique
@@ -307,7 +307,7 @@ func TestAdminE2EAlreadyExists(t *testing.T) {
 		}
 	})
 	t.Run("CreateProvider/disabled-provider-keeps-its-name", func(t *testing.T) {
-		adWorld(t, e).disableProvider(other.Id)
+		adWorld(t, e).DisableProvider(other.Id)
 		adRefused(t, e, codes.AlreadyExists, "ALREADY_EXISTS", func(ctx context.Context) error {
 			_, err := a.CreateProvider(ctx, &resolverv1.CreateProviderRequest{Type: "anthropic", Name: "dup-other"})
 			return err
@@ -346,7 +346,7 @@ func TestAdminE2EAlreadyExists(t *testing.T) {
 			return err
 		})
 		// A live provider may also take a deleted provider's name by renaming.
-		third := adWorld(t, e).provider("dup-third", "vercel", resolverv1.ByokPolicy_BYOK_POLICY_DISABLED)
+		third := adWorld(t, e).Provider("dup-third", "vercel", resolverv1.ByokPolicy_BYOK_POLICY_DISABLED)
 		if _, err := a.DeleteProvider(ctx, &resolverv1.DeleteProviderRequest{Id: third.Id}); err != nil {
 			t.Fatal(err)
 		}
@@ -359,8 +359,8 @@ func TestAdminE2EAlreadyExists(t *testing.T) {
 		}
 	})
 	t.Run("PutUser/username-of-another-user", func(t *testing.T) {
-		alice := adWorld(t, e).user("dup-alice")
-		bob := adWorld(t, e).user("dup-bob")
+		alice := adWorld(t, e).User("dup-alice")
+		bob := adWorld(t, e).User("dup-bob")
 		info, _ := adRefused(t, e, codes.AlreadyExists, "ALREADY_EXISTS", func(ctx context.Context) error {
 			_, err := a.PutUser(ctx, &resolverv1.PutUserRequest{Id: uuid.NewString(), Username: "dup-alice"})
 			return err

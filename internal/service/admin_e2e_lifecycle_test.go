@@ -18,24 +18,24 @@ import (
 // that provider only; SetProviderKeyEnabled toggles; DeleteProviderKey removes.
 func TestAdminE2EProviderKeys(t *testing.T) {
 	t.Parallel()
-	w := newWorld(t, testenv.Options{})
-	e, a := w.e, w.e.Admin
+	w := testenv.NewWorld(t, testenv.Options{})
+	e, a := w.Env, w.Admin
 	ctx := e.AsAdmin()
-	p1 := w.provider("keys-one", "openai", resolverv1.ByokPolicy_BYOK_POLICY_DISABLED)
-	p2 := w.provider("keys-two", "openai", resolverv1.ByokPolicy_BYOK_POLICY_DISABLED)
-	k1a := w.centralKey(p1.Id, "sk-keys-1a")
+	p1 := w.Provider("keys-one", "openai", resolverv1.ByokPolicy_BYOK_POLICY_DISABLED)
+	p2 := w.Provider("keys-two", "openai", resolverv1.ByokPolicy_BYOK_POLICY_DISABLED)
+	k1a := w.CentralKey(p1.Id, "sk-keys-1a")
 	k1b, err := a.AddProviderKey(ctx, &resolverv1.AddProviderKeyRequest{ProviderId: p1.Id, ApiKey: "sk-keys-1b", Enabled: proto.Bool(false)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	k1c := w.centralKey(p1.Id, "sk-keys-1c")
-	w.centralKey(p2.Id, "sk-keys-2a")
+	k1c := w.CentralKey(p1.Id, "sk-keys-1c")
+	w.CentralKey(p2.Id, "sk-keys-2a")
 	if _, err := a.AddProviderKey(ctx, &resolverv1.AddProviderKeyRequest{ProviderId: p2.Id, ApiKey: "sk-keys-2b", Enabled: proto.Bool(false)}); err != nil {
 		t.Fatal(err)
 	}
-	w.centralKey(p2.Id, "sk-keys-2c")
-	cfg := w.config(p1.Id, "keys-model", true)
-	chat := w.chat(w.user("keys-alice").Id, cfg.Id)
+	w.CentralKey(p2.Id, "sk-keys-2c")
+	cfg := w.Config(p1.Id, "keys-model", true)
+	chat := w.Chat(w.User("keys-alice").Id, cfg.Id)
 
 	t.Run("RotateProviderKey", func(t *testing.T) {
 		before1 := adListKeys(t, e, p1.Id)
@@ -83,7 +83,7 @@ func TestAdminE2EProviderKeys(t *testing.T) {
 			t.Errorf("ListProviderKeys(all) has %d keys, want 7", len(all))
 		}
 		// ResolveModel now serves the rotated key.
-		res, err := w.resolve(chat.Id, "", resolverv1.Purpose_PURPOSE_CHAT)
+		res, err := w.Resolve(chat.Id, "", resolverv1.Purpose_PURPOSE_CHAT)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -138,10 +138,10 @@ func TestAdminE2EProviderKeys(t *testing.T) {
 // ListModelConfigs.
 func TestAdminE2EDefaultModelConfig(t *testing.T) {
 	t.Parallel()
-	w := newWorld(t, testenv.Options{})
-	e, a := w.e, w.e.Admin
+	w := testenv.NewWorld(t, testenv.Options{})
+	e, a := w.Env, w.Admin
 	ctx := e.AsAdmin()
-	p := w.provider("def-openai", "openai", resolverv1.ByokPolicy_BYOK_POLICY_DISABLED)
+	p := w.Provider("def-openai", "openai", resolverv1.ByokPolicy_BYOK_POLICY_DISABLED)
 	wantDefaults := func(t *testing.T, want ...string) {
 		t.Helper()
 		if got := adLiveDefaults(t, e); !slices.Equal(got, want) {
@@ -152,19 +152,19 @@ func TestAdminE2EDefaultModelConfig(t *testing.T) {
 		}
 	}
 
-	c1 := w.config(p.Id, "def-1", true)
+	c1 := w.Config(p.Id, "def-1", true)
 	if !c1.GetIsDefault() {
 		t.Fatalf("CreateModelConfig(is_default) = %v", c1)
 	}
 	wantDefaults(t, c1.Id)
 
 	t.Run("CreateModelConfig-moves-the-default", func(t *testing.T) {
-		c2 := adWorld(t, e).config(p.Id, "def-2", true)
+		c2 := adWorld(t, e).Config(p.Id, "def-2", true)
 		wantDefaults(t, c2.Id)
 		if got := adListConfig(t, e, c1.Id); got == nil || got.GetIsDefault() {
 			t.Errorf("the previous default is %v", got)
 		}
-		adWorld(t, e).config(p.Id, "def-3", false)
+		adWorld(t, e).Config(p.Id, "def-3", false)
 		wantDefaults(t, c2.Id)
 	})
 	t.Run("UpdateModelConfig-moves-the-default", func(t *testing.T) {
@@ -204,7 +204,7 @@ func TestAdminE2EDefaultModelConfig(t *testing.T) {
 			t.Fatalf("ListModelConfigs still lists the deleted config: %v", got)
 		}
 		wantDefaults(t)
-		c4 := adWorld(t, e).config(p.Id, "def-4", true)
+		c4 := adWorld(t, e).Config(p.Id, "def-4", true)
 		wantDefaults(t, c4.Id)
 	})
 }
@@ -213,18 +213,18 @@ func TestAdminE2EDefaultModelConfig(t *testing.T) {
 // configs gives PROVIDER_NOT_FOUND (SPEC 2.1; within 1 second, SPEC 5).
 func TestAdminE2EDeleteProvider(t *testing.T) {
 	t.Parallel()
-	w := newWorld(t, testenv.Options{})
-	e, a := w.e, w.e.Admin
+	w := testenv.NewWorld(t, testenv.Options{})
+	e, a := w.Env, w.Admin
 	ctx := e.AsAdmin()
-	keep := w.provider("del-keep", "openai", resolverv1.ByokPolicy_BYOK_POLICY_DISABLED)
-	w.centralKey(keep.Id, "sk-del-keep")
-	def := w.config(keep.Id, "del-default", true)
-	doomed := w.provider("del-doomed", "anthropic", resolverv1.ByokPolicy_BYOK_POLICY_DISABLED)
-	w.centralKey(doomed.Id, "sk-del-doomed")
-	cfg := w.config(doomed.Id, "del-claude", false)
-	chat := w.chat(w.user("del-alice").Id, cfg.Id)
+	keep := w.Provider("del-keep", "openai", resolverv1.ByokPolicy_BYOK_POLICY_DISABLED)
+	w.CentralKey(keep.Id, "sk-del-keep")
+	def := w.Config(keep.Id, "del-default", true)
+	doomed := w.Provider("del-doomed", "anthropic", resolverv1.ByokPolicy_BYOK_POLICY_DISABLED)
+	w.CentralKey(doomed.Id, "sk-del-doomed")
+	cfg := w.Config(doomed.Id, "del-claude", false)
+	chat := w.Chat(w.User("del-alice").Id, cfg.Id)
 
-	res, err := w.resolve(chat.Id, cfg.Id, resolverv1.Purpose_PURPOSE_TITLE)
+	res, err := w.Resolve(chat.Id, cfg.Id, resolverv1.Purpose_PURPOSE_TITLE)
 	if err != nil || res.GetProvider().GetId() != doomed.Id {
 		t.Fatalf("before the delete: %v, %v", res, err)
 	}
@@ -247,18 +247,18 @@ func TestAdminE2EDeleteProvider(t *testing.T) {
 
 	t.Run("hard-override", func(t *testing.T) {
 		adEventually(t, 1500*time.Millisecond, func() error {
-			_, err := w.resolve(chat.Id, cfg.Id, resolverv1.Purpose_PURPOSE_TITLE)
+			_, err := w.Resolve(chat.Id, cfg.Id, resolverv1.Purpose_PURPOSE_TITLE)
 			if err == nil {
 				return fmt.Errorf("PURPOSE_TITLE of a config of a deleted provider succeeded")
 			}
 			return nil
 		})
-		_, err := w.resolve(chat.Id, cfg.Id, resolverv1.Purpose_PURPOSE_TITLE)
-		info := wantReason(t, err, codes.FailedPrecondition, "PROVIDER_NOT_FOUND")
+		_, err := w.Resolve(chat.Id, cfg.Id, resolverv1.Purpose_PURPOSE_TITLE)
+		info := testenv.WantReason(t, err, codes.FailedPrecondition, "PROVIDER_NOT_FOUND")
 		adMetaHas(t, info, doomed.Id)
 	})
 	t.Run("chat-falls-back-to-the-default", func(t *testing.T) {
-		res, err := w.resolve(chat.Id, "", resolverv1.Purpose_PURPOSE_CHAT)
+		res, err := w.Resolve(chat.Id, "", resolverv1.Purpose_PURPOSE_CHAT)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -272,11 +272,11 @@ func TestAdminE2EDeleteProvider(t *testing.T) {
 // TestAdminE2EUsers: PutUser upserts by id; DeleteUser removes the user's own keys.
 func TestAdminE2EUsers(t *testing.T) {
 	t.Parallel()
-	w := newWorld(t, testenv.Options{})
-	e, a := w.e, w.e.Admin
+	w := testenv.NewWorld(t, testenv.Options{})
+	e, a := w.Env, w.Admin
 	ctx := e.AsAdmin()
-	p1 := w.provider("usr-one", "openai", resolverv1.ByokPolicy_BYOK_POLICY_OPTIONAL)
-	p2 := w.provider("usr-two", "anthropic", resolverv1.ByokPolicy_BYOK_POLICY_REQUIRED)
+	p1 := w.Provider("usr-one", "openai", resolverv1.ByokPolicy_BYOK_POLICY_OPTIONAL)
+	p2 := w.Provider("usr-two", "anthropic", resolverv1.ByokPolicy_BYOK_POLICY_REQUIRED)
 
 	t.Run("PutUser-twice-updates-the-username", func(t *testing.T) {
 		id := uuid.NewString()
@@ -312,11 +312,11 @@ func TestAdminE2EUsers(t *testing.T) {
 
 	t.Run("DeleteUser-removes-the-keys", func(t *testing.T) {
 		w := adWorld(t, e)
-		bob := w.user("usr-bob")
-		carol := w.user("usr-carol")
-		w.userKey(bob.Id, p1.Id, "sk-usr-bob-1")
-		w.userKey(bob.Id, p2.Id, "sk-usr-bob-2")
-		carolKey := w.userKey(carol.Id, p1.Id, "sk-usr-carol-1")
+		bob := w.User("usr-bob")
+		carol := w.User("usr-carol")
+		w.UserKey(bob.Id, p1.Id, "sk-usr-bob-1")
+		w.UserKey(bob.Id, p2.Id, "sk-usr-bob-2")
+		carolKey := w.UserKey(carol.Id, p1.Id, "sk-usr-carol-1")
 		if n := adCount(t, e, `SELECT count(*) FROM user_ai_provider_keys WHERE user_id = $1`, bob.Id); n != 2 {
 			t.Fatalf("bob has %d keys before the delete, want 2", n)
 		}
@@ -336,9 +336,9 @@ func TestAdminE2EUsers(t *testing.T) {
 
 	t.Run("DeleteUserProviderKey", func(t *testing.T) {
 		w := adWorld(t, e)
-		dave := w.user("usr-dave")
-		k1 := w.userKey(dave.Id, p1.Id, "sk-usr-dave-1")
-		k2 := w.userKey(dave.Id, p2.Id, "sk-usr-dave-2")
+		dave := w.User("usr-dave")
+		k1 := w.UserKey(dave.Id, p1.Id, "sk-usr-dave-1")
+		k2 := w.UserKey(dave.Id, p2.Id, "sk-usr-dave-2")
 		if _, err := a.DeleteUserProviderKey(ctx, &resolverv1.DeleteUserProviderKeyRequest{Id: k1.Id}); err != nil {
 			t.Fatal(err)
 		}

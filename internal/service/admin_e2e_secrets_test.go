@@ -25,8 +25,8 @@ var adFingerprintRE = regexp.MustCompile(`^[0-9a-f]{16}$`)
 // (SPEC sections 3 and 7).
 func TestAdminE2ESecrets(t *testing.T) {
 	t.Parallel()
-	w := newWorld(t, testenv.Options{})
-	e, a := w.e, w.e.Admin
+	w := testenv.NewWorld(t, testenv.Options{})
+	e, a := w.Env, w.Admin
 	ctx := e.AsAdmin()
 
 	// Every secret seeded through the API, by what it is.
@@ -114,7 +114,7 @@ func TestAdminE2ESecrets(t *testing.T) {
 	record("CreateToken", tok, err)
 
 	// A resolution, so that the audit trail (if any) has a credential event to show.
-	if _, err := w.resolve(chat.GetId(), "", resolverv1.Purpose_PURPOSE_CHAT); err != nil {
+	if _, err := w.Resolve(chat.GetId(), "", resolverv1.Purpose_PURPOSE_CHAT); err != nil {
 		t.Errorf("resolve: %v", err)
 	}
 
@@ -223,7 +223,7 @@ func TestAdminE2ESecrets(t *testing.T) {
 			}
 		}
 		// ResolveModel reports the same fingerprint for the same stored key.
-		res, err := w.resolve(chat.GetId(), "", resolverv1.Purpose_PURPOSE_CHAT)
+		res, err := w.Resolve(chat.GetId(), "", resolverv1.Purpose_PURPOSE_CHAT)
 		if err == nil && res.GetCredential().GetFingerprint() != bySecret[res.GetCredential().GetApiKey()] {
 			t.Errorf("ResolveModel fingerprint %s for a secret whose admin fingerprint is %s", res.GetCredential().GetFingerprint(), bySecret[res.GetCredential().GetApiKey()])
 		}
@@ -259,7 +259,7 @@ func TestAdminE2ESecrets(t *testing.T) {
 		if len(slices.Compact(sharedCiphertexts)) != 4 {
 			t.Errorf("the four rows of one secret have only %d distinct ciphertexts", len(slices.Compact(sharedCiphertexts)))
 		}
-		snap := tablesSnapshot(t, e)
+		snap := e.TablesSnapshot(t)
 		for _, s := range secrets {
 			if strings.Contains(snap, s) {
 				t.Errorf("the database holds the plaintext %q somewhere", s)
@@ -281,8 +281,8 @@ func TestAdminE2ESecrets(t *testing.T) {
 // never a token or its hash; RevokeToken ends it.
 func TestAdminE2ETokens(t *testing.T) {
 	t.Parallel()
-	w := newWorld(t, testenv.Options{})
-	e, a := w.e, w.e.Admin
+	w := testenv.NewWorld(t, testenv.Options{})
+	e, a := w.Env, w.Admin
 	ctx := e.AsAdmin()
 
 	start := time.Now()
@@ -313,7 +313,7 @@ func TestAdminE2ETokens(t *testing.T) {
 		t.Errorf("the new token cannot use its scope: %v", err)
 	}
 	_, err = a.ListProviders(e.As(ci.GetToken()), &resolverv1.ListProvidersRequest{})
-	wantReason(t, err, codes.PermissionDenied, "MISSING_SCOPE")
+	testenv.WantReason(t, err, codes.PermissionDenied, "MISSING_SCOPE")
 
 	list, err := a.ListTokens(ctx, &resolverv1.ListTokensRequest{})
 	if err != nil {
@@ -353,7 +353,7 @@ func TestAdminE2ETokens(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err := a.ListModelConfigs(e.As(ci.GetToken()), &resolverv1.ListModelConfigsRequest{})
-		wantReason(t, err, codes.Unauthenticated, "UNAUTHENTICATED")
+		testenv.WantReason(t, err, codes.Unauthenticated, "UNAUTHENTICATED")
 		list, err := a.ListTokens(ctx, &resolverv1.ListTokensRequest{})
 		if err != nil {
 			t.Fatal(err)

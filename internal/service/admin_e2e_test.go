@@ -25,7 +25,7 @@ import (
 )
 
 // adWorld is a world bound to t, so fixture helpers fail the (sub)test that calls them.
-func adWorld(t *testing.T, e *testenv.Env) *world { return &world{t: t, e: e} }
+func adWorld(t *testing.T, e *testenv.Env) *testenv.World { return &testenv.World{T: t, Env: e} }
 
 // adDiff renders the lines that differ between two table snapshots.
 func adDiff(before, after string) string {
@@ -48,13 +48,13 @@ func adDiff(before, after string) string {
 // leaves every table byte-identical. It returns the error and its ErrorInfo.
 func adRefused(t *testing.T, e *testenv.Env, code codes.Code, reason string, call func(context.Context) error) (*errdetails.ErrorInfo, error) {
 	t.Helper()
-	before := tablesSnapshot(t, e)
+	before := e.TablesSnapshot(t)
 	err := call(e.AsAdmin())
-	after := tablesSnapshot(t, e)
+	after := e.TablesSnapshot(t)
 	if after != before {
 		t.Errorf("a refused call changed the database:\n%s", adDiff(before, after))
 	}
-	info := wantReason(t, err, code, reason)
+	info := testenv.WantReason(t, err, code, reason)
 	return info, err
 }
 
@@ -63,7 +63,7 @@ func adRefused(t *testing.T, e *testenv.Env, code codes.Code, reason string, cal
 func adInvalid(t *testing.T, e *testenv.Env, fields []string, call func(context.Context) error) error {
 	t.Helper()
 	info, err := adRefused(t, e, codes.InvalidArgument, "INVALID_ARGUMENT", call)
-	br := badRequest(err)
+	br := testenv.BadRequest(err)
 	if br == nil {
 		t.Fatalf("INVALID_ARGUMENT without a google.rpc.BadRequest detail: %v", err)
 	}

@@ -25,14 +25,14 @@ type adCase struct {
 
 func TestAdminE2EValidation(t *testing.T) {
 	t.Parallel()
-	w := newWorld(t, testenv.Options{})
-	e, a := w.e, w.e.Admin
-	p := w.provider("val-openai", "openai", resolverv1.ByokPolicy_BYOK_POLICY_OPTIONAL)
-	k := w.centralKey(p.Id, "sk-val-central-1")
-	c := w.config(p.Id, "gpt-val", true)
-	u := w.user("val-alice")
-	uk := w.userKey(u.Id, p.Id, "sk-val-user-1")
-	chat := w.chat(u.Id, c.Id)
+	w := testenv.NewWorld(t, testenv.Options{})
+	e, a := w.Env, w.Admin
+	p := w.Provider("val-openai", "openai", resolverv1.ByokPolicy_BYOK_POLICY_OPTIONAL)
+	k := w.CentralKey(p.Id, "sk-val-central-1")
+	c := w.Config(p.Id, "gpt-val", true)
+	u := w.User("val-alice")
+	uk := w.UserKey(u.Id, p.Id, "sk-val-user-1")
+	chat := w.Chat(u.Id, c.Id)
 	tok, err := a.CreateToken(e.AsAdmin(), &resolverv1.CreateTokenRequest{Name: "val-token", Scopes: []string{"chat:read"}})
 	if err != nil {
 		t.Fatal(err)
@@ -415,10 +415,10 @@ func TestAdminE2EValidation(t *testing.T) {
 // and be stored as SPEC section 3 says (an API key trimmed).
 func TestAdminE2EValidationBoundaries(t *testing.T) {
 	t.Parallel()
-	w := newWorld(t, testenv.Options{})
-	e, a := w.e, w.e.Admin
+	w := testenv.NewWorld(t, testenv.Options{})
+	e, a := w.Env, w.Admin
 	ctx := e.AsAdmin()
-	u := w.user("bound-alice")
+	u := w.User("bound-alice")
 
 	t.Run("names", func(t *testing.T) {
 		for _, n := range []string{"a", "0", "a-1-b", "openai-eu-2", strings.Repeat("a", 63), strings.Repeat("a1-", 20) + "abc"} {
@@ -456,7 +456,7 @@ func TestAdminE2EValidationBoundaries(t *testing.T) {
 		}
 	})
 
-	p := w.provider("bound-openai", "openai", resolverv1.ByokPolicy_BYOK_POLICY_OPTIONAL)
+	p := w.Provider("bound-openai", "openai", resolverv1.ByokPolicy_BYOK_POLICY_OPTIONAL)
 
 	t.Run("context_limit-and-compression_threshold", func(t *testing.T) {
 		for _, th := range []int32{0, 100} {
@@ -492,12 +492,12 @@ func TestAdminE2EValidationBoundaries(t *testing.T) {
 	// stored trimmed: ResolveModel serves exactly the trimmed value.
 	t.Run("api_key-10240-bytes", func(t *testing.T) {
 		w := adWorld(t, e)
-		central := w.provider("big-central", "openai", resolverv1.ByokPolicy_BYOK_POLICY_DISABLED)
-		cfg := w.config(central.Id, "big-model", false)
-		chat := w.chat(u.Id, cfg.Id)
+		central := w.Provider("big-central", "openai", resolverv1.ByokPolicy_BYOK_POLICY_DISABLED)
+		cfg := w.Config(central.Id, "big-model", false)
+		chat := w.Chat(u.Id, cfg.Id)
 		title := func(wantKey, wantKeyID string, wantSource resolverv1.CredentialSource, cfgID string) {
 			t.Helper()
-			res, err := w.resolve(chat.Id, cfgID, resolverv1.Purpose_PURPOSE_TITLE)
+			res, err := w.Resolve(chat.Id, cfgID, resolverv1.Purpose_PURPOSE_TITLE)
 			if err != nil {
 				t.Fatalf("resolve: %v", err)
 			}
@@ -521,8 +521,8 @@ func TestAdminE2EValidationBoundaries(t *testing.T) {
 		}
 		title(k2, rotated.Id, resolverv1.CredentialSource_CREDENTIAL_SOURCE_CENTRAL, cfg.Id)
 
-		byok := w.provider("big-byok", "anthropic", resolverv1.ByokPolicy_BYOK_POLICY_REQUIRED)
-		byokCfg := w.config(byok.Id, "big-claude", false)
+		byok := w.Provider("big-byok", "anthropic", resolverv1.ByokPolicy_BYOK_POLICY_REQUIRED)
+		byokCfg := w.Config(byok.Id, "big-claude", false)
 		k3 := adKey("big3", 10240)
 		uk, err := a.PutUserProviderKey(ctx, &resolverv1.PutUserProviderKeyRequest{UserId: u.Id, AiProviderId: byok.Id, ApiKey: " " + k3 + " "})
 		if err != nil {

@@ -18,14 +18,14 @@ import (
 
 // auditEvents lists every event matching req (all pages), waiting until at least want exist:
 // resolutions reach the trail through the batching writer.
-func auditEvents(t *testing.T, w *world, req *resolverv1.ListAuditEventsRequest, want int) []*resolverv1.AuditEvent {
+func auditEvents(t *testing.T, w *testenv.World, req *resolverv1.ListAuditEventsRequest, want int) []*resolverv1.AuditEvent {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var all []*resolverv1.AuditEvent
 		page := auditReq(req)
 		for {
-			resp, err := w.e.Admin.ListAuditEvents(w.e.AsAdmin(), page)
+			resp, err := w.Admin.ListAuditEvents(w.AsAdmin(), page)
 			if err != nil {
 				t.Fatalf("ListAuditEvents: %v", err)
 			}
@@ -48,25 +48,25 @@ func auditReq(r *resolverv1.ListAuditEventsRequest) *resolverv1.ListAuditEventsR
 }
 
 func TestAuditTrailRecordsResolutionsAndChanges(t *testing.T) {
-	w := newWorld(t, testenv.Options{})
-	p := w.provider("audited", "openai", resolverv1.ByokPolicy_BYOK_POLICY_OPTIONAL)
-	key := w.centralKey(p.Id, "sk-audit-central-secret")
-	cfg := w.config(p.Id, "gpt-audit", true)
-	off := w.config(p.Id, "gpt-off", false)
-	w.disableConfig(off.Id)
-	alice := w.user("audit-alice")
-	chat := w.chat(alice.Id, cfg.Id)
+	w := testenv.NewWorld(t, testenv.Options{})
+	p := w.Provider("audited", "openai", resolverv1.ByokPolicy_BYOK_POLICY_OPTIONAL)
+	key := w.CentralKey(p.Id, "sk-audit-central-secret")
+	cfg := w.Config(p.Id, "gpt-audit", true)
+	off := w.Config(p.Id, "gpt-off", false)
+	w.DisableConfig(off.Id)
+	alice := w.User("audit-alice")
+	chat := w.Chat(alice.Id, cfg.Id)
 
-	ok, err := w.resolve(chat.Id, "", resolverv1.Purpose_PURPOSE_CHAT)
+	ok, err := w.Resolve(chat.Id, "", resolverv1.Purpose_PURPOSE_CHAT)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fell, err := w.resolve(chat.Id, off.Id, resolverv1.Purpose_PURPOSE_SUBAGENT)
+	fell, err := w.Resolve(chat.Id, off.Id, resolverv1.Purpose_PURPOSE_SUBAGENT)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = w.resolve(chat.Id, off.Id, resolverv1.Purpose_PURPOSE_TITLE)
-	wantReason(t, err, codes.FailedPrecondition, "MODEL_CONFIG_DISABLED")
+	_, err = w.Resolve(chat.Id, off.Id, resolverv1.Purpose_PURPOSE_TITLE)
+	testenv.WantReason(t, err, codes.FailedPrecondition, "MODEL_CONFIG_DISABLED")
 
 	events := auditEvents(t, w, &resolverv1.ListAuditEventsRequest{ChatId: chat.Id, Action: "ResolveModel", Limit: 2}, 3)
 	if len(events) != 3 {
@@ -117,18 +117,18 @@ func TestAuditTrailRecordsResolutionsAndChanges(t *testing.T) {
 		}
 	}
 	var leaks int
-	if err := w.e.Pool.QueryRow(context.Background(), `SELECT count(*) FROM audit_events WHERE details::text LIKE '%sk-audit-%'`).Scan(&leaks); err != nil || leaks != 0 {
+	if err := w.Pool.QueryRow(context.Background(), `SELECT count(*) FROM audit_events WHERE details::text LIKE '%sk-audit-%'`).Scan(&leaks); err != nil || leaks != 0 {
 		t.Fatalf("%d audit rows hold the secret (%v)", leaks, err)
 	}
 
 	// Bad filters and page tokens are refused.
 	for _, req := range []*resolverv1.ListAuditEventsRequest{{PageToken: "nope"}, {Limit: 501}, {ChatId: "x"}} {
-		_, err := w.e.Admin.ListAuditEvents(w.e.AsAdmin(), req)
-		wantReason(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
+		_, err := w.Admin.ListAuditEvents(w.AsAdmin(), req)
+		testenv.WantReason(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
 	}
 	// audit:read is required.
-	_, err = w.e.Admin.ListAuditEvents(w.e.As(w.e.Token(t, "no-audit", rbac.ChatRead)), &resolverv1.ListAuditEventsRequest{})
-	wantReason(t, err, codes.PermissionDenied, "MISSING_SCOPE")
+	_, err = w.Admin.ListAuditEvents(w.As(w.Token(t, "no-audit", rbac.ChatRead)), &resolverv1.ListAuditEventsRequest{})
+	testenv.WantReason(t, err, codes.PermissionDenied, "MISSING_SCOPE")
 }
 
 func TestAuditRetentionRemovesOldEvents(t *testing.T) {
@@ -139,7 +139,7 @@ func TestAuditRetentionRemovesOldEvents(t *testing.T) {
 		(now() - interval '2 hours', 'ResolveModel', 'OK'), (now() - interval '10 minutes', 'ResolveModel', 'OK')`); err != nil {
 		t.Fatal(err)
 	}
-	w := &world{t: t, e: testenv.New(t, testenv.Options{DatabaseURL: url, AuditRetention: time.Hour})}
+	w := &testenv.World{T: t, Env: testenv.New(t, testenv.Options{DatabaseURL: url, AuditRetention: time.Hour})}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var old, recent int
@@ -156,7 +156,7 @@ func TestAuditRetentionRemovesOldEvents(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	// The server that did it still serves.
-	if _, err := w.e.Admin.ListAuditEvents(w.e.AsAdmin(), &resolverv1.ListAuditEventsRequest{}); err != nil {
+	if _, err := w.Admin.ListAuditEvents(w.AsAdmin(), &resolverv1.ListAuditEventsRequest{}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -165,22 +165,22 @@ func TestAuditRetentionRemovesOldEvents(t *testing.T) {
 // refused before the handler runs, and the trail still shows what it tried; a call without a
 // valid token leaves nothing (anyone could send those).
 func TestAuditTrailRecordsRefusedResolutions(t *testing.T) {
-	w := newWorld(t, testenv.Options{})
-	p := w.provider("refused", "openai", resolverv1.ByokPolicy_BYOK_POLICY_DISABLED)
-	w.centralKey(p.Id, "sk-refused-central")
-	cfg := w.config(p.Id, "gpt-refused", true)
-	chat := w.chat(w.user("refused-owner").Id, cfg.Id)
+	w := testenv.NewWorld(t, testenv.Options{})
+	p := w.Provider("refused", "openai", resolverv1.ByokPolicy_BYOK_POLICY_DISABLED)
+	w.CentralKey(p.Id, "sk-refused-central")
+	cfg := w.Config(p.Id, "gpt-refused", true)
+	chat := w.Chat(w.User("refused-owner").Id, cfg.Id)
 
-	noProviders := w.e.Token(t, "no-providers", rbac.ChatRead, rbac.ModelConfigRead, rbac.AIProviderKeyRead)
-	_, err := w.e.Resolver.ResolveModel(w.e.As(noProviders), &resolverv1.ResolveModelRequest{ChatId: chat.Id, ModelConfigId: cfg.Id, Purpose: resolverv1.Purpose_PURPOSE_TITLE})
-	info := wantReason(t, err, codes.PermissionDenied, "MISSING_SCOPE")
+	noProviders := w.Token(t, "no-providers", rbac.ChatRead, rbac.ModelConfigRead, rbac.AIProviderKeyRead)
+	_, err := w.Resolver.ResolveModel(w.As(noProviders), &resolverv1.ResolveModelRequest{ChatId: chat.Id, ModelConfigId: cfg.Id, Purpose: resolverv1.Purpose_PURPOSE_TITLE})
+	info := testenv.WantReason(t, err, codes.PermissionDenied, "MISSING_SCOPE")
 	if info.GetMetadata()["scope"] != string(rbac.AIProviderRead) {
 		t.Fatalf("refused for %q, want ai_provider:read", info.GetMetadata()["scope"])
 	}
-	_, err = w.e.Resolver.ResolveModel(w.e.As("rsv_"+strings.Repeat("A", 43)), &resolverv1.ResolveModelRequest{ChatId: chat.Id, Purpose: resolverv1.Purpose_PURPOSE_CHAT})
-	wantReason(t, err, codes.Unauthenticated, "UNAUTHENTICATED")
+	_, err = w.Resolver.ResolveModel(w.As("rsv_"+strings.Repeat("A", 43)), &resolverv1.ResolveModelRequest{ChatId: chat.Id, Purpose: resolverv1.Purpose_PURPOSE_CHAT})
+	testenv.WantReason(t, err, codes.Unauthenticated, "UNAUTHENTICATED")
 	// A resolution that works, so that the trail has reached everything before it is read.
-	if _, err := w.resolve(chat.Id, "", resolverv1.Purpose_PURPOSE_CHAT); err != nil {
+	if _, err := w.Resolve(chat.Id, "", resolverv1.Purpose_PURPOSE_CHAT); err != nil {
 		t.Fatal(err)
 	}
 

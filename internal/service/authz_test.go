@@ -202,7 +202,7 @@ func TestAuthzMethodCoverage(t *testing.T) {
 		authenticated++
 		t.Run(strings.TrimPrefix(m.full, "/"), func(t *testing.T) {
 			t.Run("no token", func(t *testing.T) {
-				wantReason(t, azCall(context.Background(), e, m), codes.Unauthenticated, "UNAUTHENTICATED")
+				testenv.WantReason(t, azCall(context.Background(), e, m), codes.Unauthenticated, "UNAUTHENTICATED")
 			})
 
 			rule, ok := service.MethodScopes[m.full]
@@ -214,7 +214,7 @@ func TestAuthzMethodCoverage(t *testing.T) {
 			}
 
 			t.Run("token without scopes", func(t *testing.T) {
-				info := wantReason(t, azCall(e.As(noScopes), e, m), codes.PermissionDenied, "MISSING_SCOPE")
+				info := testenv.WantReason(t, azCall(e.As(noScopes), e, m), codes.PermissionDenied, "MISSING_SCOPE")
 				if got := info.GetMetadata()["scope"]; got != string(rule[0]) {
 					t.Errorf("metadata[scope] = %q, want %q", got, rule[0])
 				}
@@ -224,7 +224,7 @@ func TestAuthzMethodCoverage(t *testing.T) {
 				for _, s := range rule {
 					// Every other scope, so that no unrelated scope may stand in for s.
 					err := azCall(e.As(tokens.get(t, azAllBut(s)...)), e, m)
-					info := wantReason(t, err, codes.PermissionDenied, "MISSING_SCOPE")
+					info := testenv.WantReason(t, err, codes.PermissionDenied, "MISSING_SCOPE")
 					if got := info.GetMetadata()["scope"]; got != string(s) {
 						t.Errorf("without %s: metadata[scope] = %q, want %q", s, got, s)
 					}
@@ -234,14 +234,14 @@ func TestAuthzMethodCoverage(t *testing.T) {
 			t.Run("exactly the rule's scopes", func(t *testing.T) {
 				err := azCall(e.As(tokens.get(t, rule...)), e, m)
 				if m.full == resolverv1.ResolverService_ResolveModel_FullMethodName {
-					wantReason(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
+					testenv.WantReason(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
 					return
 				}
 				st := azStatus(t, err)
 				if st.Code() == codes.Unauthenticated {
 					t.Fatalf("with the rule's scopes %v: %s %s", rule, st.Code(), st.Message())
 				}
-				if info := errorInfo(st); info.GetReason() == "MISSING_SCOPE" && slices.Contains(rule, rbac.Scope(info.GetMetadata()["scope"])) {
+				if info := testenv.ErrorInfo(st); info.GetReason() == "MISSING_SCOPE" && slices.Contains(rule, rbac.Scope(info.GetMetadata()["scope"])) {
 					t.Fatalf("with the rule's scopes %v: MISSING_SCOPE %s", rule, info.GetMetadata()["scope"])
 				}
 			})

@@ -59,7 +59,7 @@ func TestAuthzAuthorizationHeader(t *testing.T) {
 				}
 				return
 			}
-			wantReason(t, err, codes.Unauthenticated, "UNAUTHENTICATED")
+			testenv.WantReason(t, err, codes.Unauthenticated, "UNAUTHENTICATED")
 			if msg := status.Convert(err).Message(); strings.Contains(msg, e.AdminToken) || strings.Contains(msg, unknown.Reveal()) {
 				t.Errorf("the error message carries the token: %q", msg)
 			}
@@ -97,7 +97,7 @@ func TestAuthzRevokedAndExpired(t *testing.T) {
 		if _, err := e.Admin.RevokeToken(e.AsAdmin(), &resolverv1.RevokeTokenRequest{Id: tok.GetId()}); err != nil {
 			t.Fatalf("revoke: %v", err)
 		}
-		wantReason(t, list(tok.GetToken()), codes.Unauthenticated, "UNAUTHENTICATED")
+		testenv.WantReason(t, list(tok.GetToken()), codes.Unauthenticated, "UNAUTHENTICATED")
 		if err := list(e.AdminToken); err != nil {
 			t.Fatalf("revoking one token refused another: %v", err)
 		}
@@ -113,7 +113,7 @@ func TestAuthzRevokedAndExpired(t *testing.T) {
 		for {
 			err := list(tok.GetToken())
 			if status.Code(err) == codes.Unauthenticated || time.Now().After(deadline) {
-				wantReason(t, err, codes.Unauthenticated, "UNAUTHENTICATED")
+				testenv.WantReason(t, err, codes.Unauthenticated, "UNAUTHENTICATED")
 				break
 			}
 			time.Sleep(50 * time.Millisecond)
@@ -128,7 +128,7 @@ func TestAuthzRevokedAndExpired(t *testing.T) {
 			t.Errorf("expires_at is %v from now, want about 1s", d)
 		}
 		time.Sleep(1200 * time.Millisecond)
-		wantReason(t, list(tok.GetToken()), codes.Unauthenticated, "UNAUTHENTICATED")
+		testenv.WantReason(t, list(tok.GetToken()), codes.Unauthenticated, "UNAUTHENTICATED")
 	})
 }
 
@@ -154,13 +154,13 @@ func TestAuthzTokenEscalation(t *testing.T) {
 	}
 	for _, tc := range refused {
 		t.Run(tc.name, func(t *testing.T) {
-			before := tablesSnapshot(t, e)
+			before := e.TablesSnapshot(t)
 			_, err := create(tc.token, tc.scopes...)
-			info := wantReason(t, err, codes.PermissionDenied, "MISSING_SCOPE")
+			info := testenv.WantReason(t, err, codes.PermissionDenied, "MISSING_SCOPE")
 			if got := info.GetMetadata()["scope"]; got != tc.scope {
 				t.Errorf("metadata[scope] = %q, want %q", got, tc.scope)
 			}
-			if after := tablesSnapshot(t, e); after != before {
+			if after := e.TablesSnapshot(t); after != before {
 				t.Errorf("a refused CreateToken changed the database:\nbefore:\n%s\nafter:\n%s", before, after)
 			}
 		})
@@ -178,7 +178,7 @@ func TestAuthzTokenEscalation(t *testing.T) {
 			t.Errorf("the minted token cannot use its scope: %v", err)
 		}
 		_, err = e.Admin.ListProviders(e.As(resp.GetToken()), &resolverv1.ListProvidersRequest{})
-		wantReason(t, err, codes.PermissionDenied, "MISSING_SCOPE")
+		testenv.WantReason(t, err, codes.PermissionDenied, "MISSING_SCOPE")
 	})
 
 	t.Run("star grants anything", func(t *testing.T) {
@@ -206,8 +206,8 @@ func TestAuthzCreateTokenUnknownScope(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := e.Admin.CreateToken(e.As(tc.token), &resolverv1.CreateTokenRequest{Name: "az-bad", Scopes: tc.scopes})
-			wantReason(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
-			br := badRequest(err)
+			testenv.WantReason(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
+			br := testenv.BadRequest(err)
 			if br == nil {
 				t.Fatal("no google.rpc.BadRequest detail")
 			}
@@ -228,26 +228,26 @@ func TestAuthzResolveModelKeyScopes(t *testing.T) {
 	base := []rbac.Scope{rbac.ChatRead, rbac.ModelConfigRead, rbac.AIProviderRead}
 	with := func(extra ...rbac.Scope) []rbac.Scope { return append(slices.Clone(base), extra...) }
 
-	w := newWorld(t, testenv.Options{})
-	tokens := &azTokens{e: w.e, cache: map[string]string{}}
-	alice := w.user("alice")
+	w := testenv.NewWorld(t, testenv.Options{})
+	tokens := &azTokens{e: w.Env, cache: map[string]string{}}
+	alice := w.User("alice")
 	// closed: BYOK disabled, a central key. open: BYOK optional, a central key, alice has a key.
 	// required: BYOK required, alice has a key. openNoUserKey: BYOK optional, a central key only.
-	closed := w.provider("closed", "openai", resolverv1.ByokPolicy_BYOK_POLICY_DISABLED)
-	w.centralKey(closed.Id, "sk-closed-central")
-	open := w.provider("open", "anthropic", resolverv1.ByokPolicy_BYOK_POLICY_OPTIONAL)
-	w.centralKey(open.Id, "sk-open-central")
-	w.userKey(alice.Id, open.Id, "sk-open-alice")
-	required := w.provider("required", "google", resolverv1.ByokPolicy_BYOK_POLICY_REQUIRED)
-	w.userKey(alice.Id, required.Id, "sk-required-alice")
-	openNoUserKey := w.provider("open-nokey", "openrouter", resolverv1.ByokPolicy_BYOK_POLICY_OPTIONAL)
-	w.centralKey(openNoUserKey.Id, "sk-open-nokey-central")
+	closed := w.Provider("closed", "openai", resolverv1.ByokPolicy_BYOK_POLICY_DISABLED)
+	w.CentralKey(closed.Id, "sk-closed-central")
+	open := w.Provider("open", "anthropic", resolverv1.ByokPolicy_BYOK_POLICY_OPTIONAL)
+	w.CentralKey(open.Id, "sk-open-central")
+	w.UserKey(alice.Id, open.Id, "sk-open-alice")
+	required := w.Provider("required", "google", resolverv1.ByokPolicy_BYOK_POLICY_REQUIRED)
+	w.UserKey(alice.Id, required.Id, "sk-required-alice")
+	openNoUserKey := w.Provider("open-nokey", "openrouter", resolverv1.ByokPolicy_BYOK_POLICY_OPTIONAL)
+	w.CentralKey(openNoUserKey.Id, "sk-open-nokey-central")
 
-	closedCfg := w.config(closed.Id, "closed-model", true)
-	openCfg := w.config(open.Id, "open-model", false)
-	requiredCfg := w.config(required.Id, "required-model", false)
-	openNoUserKeyCfg := w.config(openNoUserKey.Id, "open-nokey-model", false)
-	chatOnOpen := w.chat(alice.Id, openCfg.Id)
+	closedCfg := w.Config(closed.Id, "closed-model", true)
+	openCfg := w.Config(open.Id, "open-model", false)
+	requiredCfg := w.Config(required.Id, "required-model", false)
+	openNoUserKeyCfg := w.Config(openNoUserKey.Id, "open-nokey-model", false)
+	chatOnOpen := w.Chat(alice.Id, openCfg.Id)
 
 	type want struct {
 		source resolverv1.CredentialSource // on success
@@ -295,9 +295,9 @@ func TestAuthzResolveModelKeyScopes(t *testing.T) {
 			if tc.config != nil {
 				req.ModelConfigId = tc.config.Id
 			}
-			res, err := w.e.Resolver.ResolveModel(w.e.As(tokens.get(t, tc.scopes...)), req)
+			res, err := w.Resolver.ResolveModel(w.As(tokens.get(t, tc.scopes...)), req)
 			if tc.want.scope != "" {
-				info := wantReason(t, err, codes.PermissionDenied, "MISSING_SCOPE")
+				info := testenv.WantReason(t, err, codes.PermissionDenied, "MISSING_SCOPE")
 				if got := info.GetMetadata()["scope"]; got != string(tc.want.scope) {
 					t.Errorf("metadata[scope] = %q, want %q", got, tc.want.scope)
 				}
@@ -316,24 +316,24 @@ func TestAuthzResolveModelKeyScopes(t *testing.T) {
 	}
 
 	t.Run("missing chat without chat:read is MISSING_SCOPE, not CHAT_NOT_FOUND", func(t *testing.T) {
-		_, err := w.e.Resolver.ResolveModel(w.e.As(tokens.get(t, rbac.ModelConfigRead, rbac.AIProviderRead)),
+		_, err := w.Resolver.ResolveModel(w.As(tokens.get(t, rbac.ModelConfigRead, rbac.AIProviderRead)),
 			&resolverv1.ResolveModelRequest{ChatId: uuid.NewString(), Purpose: resolverv1.Purpose_PURPOSE_CHAT})
-		info := wantReason(t, err, codes.PermissionDenied, "MISSING_SCOPE")
+		info := testenv.WantReason(t, err, codes.PermissionDenied, "MISSING_SCOPE")
 		if got := info.GetMetadata()["scope"]; got != string(rbac.ChatRead) {
 			t.Errorf("metadata[scope] = %q, want chat:read", got)
 		}
 	})
 
 	t.Run("BYOK off for the deployment: user keys are not read", func(t *testing.T) {
-		w := newWorld(t, testenv.Options{DenyBYOK: true})
-		bob := w.user("bob")
-		p := w.provider("open", "anthropic", resolverv1.ByokPolicy_BYOK_POLICY_OPTIONAL)
-		w.centralKey(p.Id, "sk-central")
-		w.userKey(bob.Id, p.Id, "sk-bob")
-		c := w.config(p.Id, "m", true)
-		chat := w.chat(bob.Id, c.Id)
-		tok := w.e.Token(t, "az-central-only", with(rbac.AIProviderKeyRead)...)
-		res, err := w.e.Resolver.ResolveModel(w.e.As(tok), &resolverv1.ResolveModelRequest{ChatId: chat.Id, Purpose: resolverv1.Purpose_PURPOSE_CHAT})
+		w := testenv.NewWorld(t, testenv.Options{DenyBYOK: true})
+		bob := w.User("bob")
+		p := w.Provider("open", "anthropic", resolverv1.ByokPolicy_BYOK_POLICY_OPTIONAL)
+		w.CentralKey(p.Id, "sk-central")
+		w.UserKey(bob.Id, p.Id, "sk-bob")
+		c := w.Config(p.Id, "m", true)
+		chat := w.Chat(bob.Id, c.Id)
+		tok := w.Token(t, "az-central-only", with(rbac.AIProviderKeyRead)...)
+		res, err := w.Resolver.ResolveModel(w.As(tok), &resolverv1.ResolveModelRequest{ChatId: chat.Id, Purpose: resolverv1.Purpose_PURPOSE_CHAT})
 		if err != nil {
 			t.Fatalf("want a central key without user_ai_provider_key:read, got %v", err)
 		}
@@ -409,7 +409,7 @@ func TestAuthzAuthenticatorPaths(t *testing.T) {
 				if reached || err == nil {
 					t.Fatalf("a method without a scope rule was reached (err %v)", err)
 				}
-				wantReason(t, err, codes.PermissionDenied, "MISSING_SCOPE")
+				testenv.WantReason(t, err, codes.PermissionDenied, "MISSING_SCOPE")
 			})
 			t.Run("method without a rule, no token", func(t *testing.T) {
 				reached, _, err := call(a, incoming(), "/resolver.v1.AdminService/NoRuleYet")
@@ -422,14 +422,14 @@ func TestAuthzAuthenticatorPaths(t *testing.T) {
 				if reached {
 					t.Fatal("reached the handler without a token")
 				}
-				wantReason(t, err, codes.Unauthenticated, "UNAUTHENTICATED")
+				testenv.WantReason(t, err, codes.Unauthenticated, "UNAUTHENTICATED")
 			})
 			t.Run("no metadata at all", func(t *testing.T) {
 				reached, _, err := call(a, context.Background(), listProviders)
 				if reached {
 					t.Fatal("reached the handler without metadata")
 				}
-				wantReason(t, err, codes.Unauthenticated, "UNAUTHENTICATED")
+				testenv.WantReason(t, err, codes.Unauthenticated, "UNAUTHENTICATED")
 			})
 			t.Run("valid token carries the principal", func(t *testing.T) {
 				reached, p, err := call(a, incoming(bearer), listProviders)
@@ -522,7 +522,7 @@ func TestAuthzTokensCannotOutliveOrOutrankTheirAdministrator(t *testing.T) {
 		t.Fatalf("revoking a token:write token with token:write: %v", err)
 	}
 	_, err = e.Admin.ListTokens(e.As(peer), &resolverv1.ListTokensRequest{})
-	wantReason(t, err, codes.Unauthenticated, "UNAUTHENTICATED")
+	testenv.WantReason(t, err, codes.Unauthenticated, "UNAUTHENTICATED")
 	if err := revoke(e.AdminToken, "test-worker")(nil); err != nil {
 		t.Fatalf("`*` revoking the worker token: %v", err)
 	}

@@ -20,20 +20,20 @@ import (
 // what a cached caller may do, apply within a second like any other change (SPEC 5): a token's
 // scopes, a token reissued in place (new hash, same row), a chat given a new id.
 func TestChangesToWhatEntriesAreFoundBy(t *testing.T) {
-	w := newWorld(t, testenv.Options{})
+	w := testenv.NewWorld(t, testenv.Options{})
 	ctx := context.Background()
-	p := w.provider("found-by", "openai", resolverv1.ByokPolicy_BYOK_POLICY_DISABLED)
-	w.centralKey(p.Id, "sk-found-by")
-	cfg := w.config(p.Id, "found-by", true)
-	chat := w.chat(w.user("found-by-owner").Id, cfg.Id)
+	p := w.Provider("found-by", "openai", resolverv1.ByokPolicy_BYOK_POLICY_DISABLED)
+	w.CentralKey(p.Id, "sk-found-by")
+	cfg := w.Config(p.Id, "found-by", true)
+	chat := w.Chat(w.User("found-by-owner").Id, cfg.Id)
 	psql := func(sql string, args ...any) {
 		t.Helper()
-		if _, err := w.e.Pool.Exec(ctx, sql, args...); err != nil {
+		if _, err := w.Pool.Exec(ctx, sql, args...); err != nil {
 			t.Fatalf("psql %q: %v", sql, err)
 		}
 	}
 	resolveAs := func(token, chatID string) error {
-		_, err := w.e.Resolver.ResolveModel(w.e.As(token), &resolverv1.ResolveModelRequest{ChatId: chatID, Purpose: resolverv1.Purpose_PURPOSE_CHAT})
+		_, err := w.Resolver.ResolveModel(w.As(token), &resolverv1.ResolveModelRequest{ChatId: chatID, Purpose: resolverv1.Purpose_PURPOSE_CHAT})
 		return err
 	}
 	wantCode := func(token, chatID string, code codes.Code) func() error {
@@ -46,7 +46,7 @@ func TestChangesToWhatEntriesAreFoundBy(t *testing.T) {
 	}
 
 	t.Run("token scopes", func(t *testing.T) {
-		tok := w.e.Token(t, "found-by-scopes", rbac.WorkerScopes...)
+		tok := w.Token(t, "found-by-scopes", rbac.WorkerScopes...)
 		for range 2 { // the second call is served from memory, caller included
 			if err := resolveAs(tok, chat.Id); err != nil {
 				t.Fatal(err)
@@ -54,7 +54,7 @@ func TestChangesToWhatEntriesAreFoundBy(t *testing.T) {
 		}
 		psql(`UPDATE api_tokens SET scopes = '{chat:read,model_config:read,ai_provider:read}' WHERE name = 'found-by-scopes'`)
 		took := eventually(t, time.Second, "the token's narrower scopes", wantCode(tok, chat.Id, codes.PermissionDenied))
-		info := wantReason(t, resolveAs(tok, chat.Id), codes.PermissionDenied, "MISSING_SCOPE")
+		info := testenv.WantReason(t, resolveAs(tok, chat.Id), codes.PermissionDenied, "MISSING_SCOPE")
 		if info.GetMetadata()["scope"] != string(rbac.AIProviderKeyRead) {
 			t.Errorf("missing scope %q, want ai_provider_key:read", info.GetMetadata()["scope"])
 		}
@@ -62,7 +62,7 @@ func TestChangesToWhatEntriesAreFoundBy(t *testing.T) {
 	})
 
 	t.Run("token reissued in place", func(t *testing.T) {
-		old := w.e.Token(t, "found-by-reissue", rbac.WorkerScopes...)
+		old := w.Token(t, "found-by-reissue", rbac.WorkerScopes...)
 		for range 2 {
 			if err := resolveAs(old, chat.Id); err != nil {
 				t.Fatal(err)
@@ -79,14 +79,14 @@ func TestChangesToWhatEntriesAreFoundBy(t *testing.T) {
 
 	t.Run("chat id", func(t *testing.T) {
 		for range 2 {
-			if _, err := w.resolve(chat.Id, "", resolverv1.Purpose_PURPOSE_CHAT); err != nil {
+			if _, err := w.Resolve(chat.Id, "", resolverv1.Purpose_PURPOSE_CHAT); err != nil {
 				t.Fatal(err)
 			}
 		}
 		moved := uuid.NewString()
 		psql(`UPDATE chats SET id = $2 WHERE id = $1`, chat.Id, moved)
-		took := eventually(t, time.Second, "the old chat id gone", wantCode(w.e.WorkerToken, chat.Id, codes.NotFound))
-		if _, err := w.resolve(moved, "", resolverv1.Purpose_PURPOSE_CHAT); err != nil {
+		took := eventually(t, time.Second, "the old chat id gone", wantCode(w.WorkerToken, chat.Id, codes.NotFound))
+		if _, err := w.Resolve(moved, "", resolverv1.Purpose_PURPOSE_CHAT); err != nil {
 			t.Fatalf("the chat under its new id: %v", err)
 		}
 		t.Logf("old chat id gone after %s", took)

@@ -20,20 +20,20 @@ import (
 // nothing from the database, is answered meanwhile; once the lock is gone everything works.
 func TestCallTimeoutBoundsADatabaseWait(t *testing.T) {
 	const timeout = 300 * time.Millisecond
-	w := newWorld(t, testenv.Options{Configure: func(c *server.Config) { c.CallTimeout = timeout }})
+	w := testenv.NewWorld(t, testenv.Options{Configure: func(c *server.Config) { c.CallTimeout = timeout }})
 	ctx := context.Background()
-	p := w.provider("timeout-p", "openai", resolverv1.ByokPolicy_BYOK_POLICY_OPTIONAL)
-	w.centralKey(p.Id, "sk-timeout-1")
-	cfg := w.config(p.Id, "timeout-model", true)
-	owner := w.user("timeout-owner")
-	warm, cold := w.chat(owner.Id, cfg.Id), w.chat(owner.Id, cfg.Id)
-	w.e.Sync(t) // the fixtures' own notifications are in: none will drop the warm entries below
-	if _, err := w.resolve(warm.Id, "", resolverv1.Purpose_PURPOSE_CHAT); err != nil {
+	p := w.Provider("timeout-p", "openai", resolverv1.ByokPolicy_BYOK_POLICY_OPTIONAL)
+	w.CentralKey(p.Id, "sk-timeout-1")
+	cfg := w.Config(p.Id, "timeout-model", true)
+	owner := w.User("timeout-owner")
+	warm, cold := w.Chat(owner.Id, cfg.Id), w.Chat(owner.Id, cfg.Id)
+	w.Sync(t) // the fixtures' own notifications are in: none will drop the warm entries below
+	if _, err := w.Resolve(warm.Id, "", resolverv1.Purpose_PURPOSE_CHAT); err != nil {
 		t.Fatal(err)
 	}
 
 	// Another session takes the chats table and keeps it.
-	tx, err := w.e.Pool.Begin(ctx)
+	tx, err := w.Pool.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,23 +43,23 @@ func TestCallTimeoutBoundsADatabaseWait(t *testing.T) {
 	}
 
 	start := time.Now()
-	_, err = w.resolve(cold.Id, "", resolverv1.Purpose_PURPOSE_CHAT)
+	_, err = w.Resolve(cold.Id, "", resolverv1.Purpose_PURPOSE_CHAT)
 	took := time.Since(start)
-	wantReason(t, err, codes.Unavailable, "DATABASE_UNAVAILABLE")
+	testenv.WantReason(t, err, codes.Unavailable, "DATABASE_UNAVAILABLE")
 	if took < timeout || took > timeout+2*time.Second {
 		t.Errorf("cold resolution failed after %s, want about %s", took, timeout)
 	}
 
 	start = time.Now()
-	_, err = w.e.Admin.PutChat(w.e.AsAdmin(), &resolverv1.PutChatRequest{Id: uuid.NewString(), OwnerId: owner.Id, ModelConfigId: cfg.Id})
+	_, err = w.Admin.PutChat(w.AsAdmin(), &resolverv1.PutChatRequest{Id: uuid.NewString(), OwnerId: owner.Id, ModelConfigId: cfg.Id})
 	took = time.Since(start)
-	wantReason(t, err, codes.Unavailable, "DATABASE_UNAVAILABLE")
+	testenv.WantReason(t, err, codes.Unavailable, "DATABASE_UNAVAILABLE")
 	if took < timeout || took > timeout+2*time.Second {
 		t.Errorf("PutChat failed after %s, want about %s", took, timeout)
 	}
 
 	start = time.Now()
-	if res, err := w.resolve(warm.Id, "", resolverv1.Purpose_PURPOSE_CHAT); err != nil || res.GetModelConfig().GetId() != cfg.Id {
+	if res, err := w.Resolve(warm.Id, "", resolverv1.Purpose_PURPOSE_CHAT); err != nil || res.GetModelConfig().GetId() != cfg.Id {
 		t.Fatalf("warm resolution under the lock: %v, %v", res, err)
 	}
 	if took := time.Since(start); took >= timeout {
@@ -82,8 +82,8 @@ WHERE pid <> pg_backend_pid() AND datname = current_database() AND wait_event_ty
 	if err := tx.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if res, err := w.resolve(cold.Id, "", resolverv1.Purpose_PURPOSE_CHAT); err != nil || res.GetModelConfig().GetId() != cfg.Id {
+	if res, err := w.Resolve(cold.Id, "", resolverv1.Purpose_PURPOSE_CHAT); err != nil || res.GetModelConfig().GetId() != cfg.Id {
 		t.Fatalf("cold resolution after the lock: %v, %v", res, err)
 	}
-	w.chat(owner.Id, cfg.Id)
+	w.Chat(owner.Id, cfg.Id)
 }

@@ -67,7 +67,7 @@ func TestResolveOnACutOverLegacyDatabase(t *testing.T) {
 		t.Fatalf("migrate up: %v", err)
 	}
 
-	w := &world{t: t, e: testenv.New(t, testenv.Options{DatabaseURL: url})}
+	w := &testenv.World{T: t, Env: testenv.New(t, testenv.Options{DatabaseURL: url})}
 	cases := []struct {
 		name, chat, config string
 		purpose            resolverv1.Purpose
@@ -82,7 +82,7 @@ func TestResolveOnACutOverLegacyDatabase(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			res, err := w.resolve(c.chat, c.config, c.purpose)
+			res, err := w.Resolve(c.chat, c.config, c.purpose)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -95,7 +95,7 @@ func TestResolveOnACutOverLegacyDatabase(t *testing.T) {
 		})
 	}
 	t.Run("BYOK-required provider and an owner without a key", func(t *testing.T) {
-		_, err := w.resolve(chatClaudeBob, "", resolverv1.Purpose_PURPOSE_CHAT)
-		wantReason(t, err, codes.FailedPrecondition, "USER_KEY_REQUIRED")
+		_, err := w.Resolve(chatClaudeBob, "", resolverv1.Purpose_PURPOSE_CHAT)
+		testenv.WantReason(t, err, codes.FailedPrecondition, "USER_KEY_REQUIRED")
 	})
 }

@@ -18,18 +18,18 @@ import (
 // included (an oversized key, a key with a line break), then reads every row of every table as
 // psql would and every log line, and fails on any plaintext secret.
 func TestNoSecretAtRestInLogsOrErrors(t *testing.T) {
-	w := newWorld(t, testenv.Options{})
-	ctx := w.e.AsAdmin()
+	w := testenv.NewWorld(t, testenv.Options{})
+	ctx := w.AsAdmin()
 	secrets := []string{"sk-leak-central-one-7f3a", "sk-leak-central-two-9b1c", "sk-leak-user-alice-2d4e", "sk-leak-rotated-5c6d"}
 
-	p := w.provider("leaky", "openai", resolverv1.ByokPolicy_BYOK_POLICY_OPTIONAL)
-	w.centralKey(p.Id, secrets[0])
-	w.centralKey(p.Id, secrets[1])
-	cfg := w.config(p.Id, "gpt-leak", true)
-	alice, bob := w.user("leak-alice"), w.user("leak-bob")
-	w.userKey(alice.Id, p.Id, secrets[2])
-	aliceChat, bobChat := w.chat(alice.Id, cfg.Id), w.chat(bob.Id, cfg.Id)
-	if _, err := w.e.Admin.RotateProviderKey(ctx, &resolverv1.RotateProviderKeyRequest{ProviderId: p.Id, ApiKey: secrets[3]}); err != nil {
+	p := w.Provider("leaky", "openai", resolverv1.ByokPolicy_BYOK_POLICY_OPTIONAL)
+	w.CentralKey(p.Id, secrets[0])
+	w.CentralKey(p.Id, secrets[1])
+	cfg := w.Config(p.Id, "gpt-leak", true)
+	alice, bob := w.User("leak-alice"), w.User("leak-bob")
+	w.UserKey(alice.Id, p.Id, secrets[2])
+	aliceChat, bobChat := w.Chat(alice.Id, cfg.Id), w.Chat(bob.Id, cfg.Id)
+	if _, err := w.Admin.RotateProviderKey(ctx, &resolverv1.RotateProviderKeyRequest{ProviderId: p.Id, ApiKey: secrets[3]}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -38,14 +38,14 @@ func TestNoSecretAtRestInLogsOrErrors(t *testing.T) {
 	broken := "sk-leak-broken-line\nsecond-half-3e8f"
 	var refusals []error
 	for _, k := range []string{oversized, broken} {
-		_, err := w.e.Admin.AddProviderKey(ctx, &resolverv1.AddProviderKeyRequest{ProviderId: p.Id, ApiKey: k})
+		_, err := w.Admin.AddProviderKey(ctx, &resolverv1.AddProviderKeyRequest{ProviderId: p.Id, ApiKey: k})
 		refusals = append(refusals, err)
-		_, err = w.e.Admin.PutUserProviderKey(ctx, &resolverv1.PutUserProviderKeyRequest{UserId: bob.Id, AiProviderId: p.Id, ApiKey: k})
+		_, err = w.Admin.PutUserProviderKey(ctx, &resolverv1.PutUserProviderKeyRequest{UserId: bob.Id, AiProviderId: p.Id, ApiKey: k})
 		refusals = append(refusals, err)
-		_, err = w.e.Admin.RotateProviderKey(ctx, &resolverv1.RotateProviderKeyRequest{ProviderId: p.Id, ApiKey: k})
+		_, err = w.Admin.RotateProviderKey(ctx, &resolverv1.RotateProviderKeyRequest{ProviderId: p.Id, ApiKey: k})
 		refusals = append(refusals, err)
 	}
-	_, err := w.e.Admin.PutUserProviderKey(ctx, &resolverv1.PutUserProviderKeyRequest{UserId: alice.Id, AiProviderId: "not-a-uuid", ApiKey: secrets[2]})
+	_, err := w.Admin.PutUserProviderKey(ctx, &resolverv1.PutUserProviderKeyRequest{UserId: alice.Id, AiProviderId: "not-a-uuid", ApiKey: secrets[2]})
 	refusals = append(refusals, err)
 	for i, err := range refusals {
 		if status.Code(err) != codes.InvalidArgument {
@@ -56,12 +56,12 @@ func TestNoSecretAtRestInLogsOrErrors(t *testing.T) {
 
 	// Resolutions that hand secrets out, and ones that fail.
 	for _, chat := range []string{aliceChat.Id, bobChat.Id} {
-		if _, err := w.resolve(chat, "", resolverv1.Purpose_PURPOSE_CHAT); err != nil {
+		if _, err := w.Resolve(chat, "", resolverv1.Purpose_PURPOSE_CHAT); err != nil {
 			t.Fatal(err)
 		}
 	}
-	_, _ = w.resolve(aliceChat.Id, "00000000-0000-4000-8000-000000000000", resolverv1.Purpose_PURPOSE_TITLE)
-	_, _ = w.e.Resolver.ResolveModel(w.e.As("rsv_"+strings.Repeat("A", 43)), &resolverv1.ResolveModelRequest{ChatId: aliceChat.Id, Purpose: resolverv1.Purpose_PURPOSE_CHAT})
+	_, _ = w.Resolve(aliceChat.Id, "00000000-0000-4000-8000-000000000000", resolverv1.Purpose_PURPOSE_TITLE)
+	_, _ = w.Resolver.ResolveModel(w.As("rsv_"+strings.Repeat("A", 43)), &resolverv1.ResolveModelRequest{ChatId: aliceChat.Id, Purpose: resolverv1.Purpose_PURPOSE_CHAT})
 	auditEvents(t, w, &resolverv1.ListAuditEventsRequest{Action: "ResolveModel"}, 3)
 
 	// Every error message and detail.
@@ -73,7 +73,7 @@ func TestNoSecretAtRestInLogsOrErrors(t *testing.T) {
 		}
 	}
 	// Every row of every table, as psql shows it.
-	rows, err := w.e.Pool.Query(context.Background(), `SELECT tablename FROM pg_tables WHERE schemaname = 'public'`)
+	rows, err := w.Pool.Query(context.Background(), `SELECT tablename FROM pg_tables WHERE schemaname = 'public'`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestNoSecretAtRestInLogsOrErrors(t *testing.T) {
 	}
 	for _, table := range tables {
 		var dump string
-		if err := w.e.Pool.QueryRow(context.Background(), `SELECT coalesce(string_agg(to_jsonb(x)::text, E'\n'), '') FROM `+pgx.Identifier{table}.Sanitize()+` x`).Scan(&dump); err != nil {
+		if err := w.Pool.QueryRow(context.Background(), `SELECT coalesce(string_agg(to_jsonb(x)::text, E'\n'), '') FROM `+pgx.Identifier{table}.Sanitize()+` x`).Scan(&dump); err != nil {
 			t.Fatal(err)
 		}
 		for _, s := range secrets {
@@ -97,7 +97,7 @@ func TestNoSecretAtRestInLogsOrErrors(t *testing.T) {
 	}
 	// Every log line (after the shutdown flush is not needed: the writer logs no records).
 	time.Sleep(50 * time.Millisecond)
-	logs := w.e.Logs.String()
+	logs := w.Logs.String()
 	if !strings.Contains(logs, "ResolveModel") || !strings.Contains(logs, "AddProviderKey") {
 		t.Fatal("the server logged no calls: the check below would prove nothing")
 	}

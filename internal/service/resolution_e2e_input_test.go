@@ -26,7 +26,7 @@ func TestResolveE2EBadInput(t *testing.T) {
 	w.central(s.p.Id)
 	w.own(s.owner.Id, s.p.Id)
 	leaked := w.newKey("pasted") // a worker pasting a key into the wrong field
-	before := tablesSnapshot(t, w.e)
+	before := w.Env.TablesSnapshot(t)
 
 	cases := []struct {
 		name    string
@@ -52,8 +52,8 @@ func TestResolveE2EBadInput(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			w := w.in(t)
 			_, err := w.res(c.chat, c.config, c.purpose)
-			wantReason(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
-			br := badRequest(err)
+			testenv.WantReason(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
+			br := testenv.BadRequest(err)
 			if br == nil {
 				t.Fatalf("no google.rpc.BadRequest in %v", err)
 			}
@@ -82,7 +82,7 @@ func TestResolveE2EBadInput(t *testing.T) {
 		}
 	})
 
-	if after := tablesSnapshot(t, w.e); after != before {
+	if after := w.Env.TablesSnapshot(t); after != before {
 		t.Errorf("refused calls changed the database:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 }
@@ -100,27 +100,27 @@ func TestResolveE2EAuthentication(t *testing.T) {
 	}
 	mint := func(name string, ttl int64) *resolverv1.CreateTokenResponse {
 		t.Helper()
-		tok, err := w.e.Admin.CreateToken(w.e.AsAdmin(), &resolverv1.CreateTokenRequest{Name: name, Scopes: worker, TtlSeconds: ttl})
+		tok, err := w.Admin.CreateToken(w.AsAdmin(), &resolverv1.CreateTokenRequest{Name: name, Scopes: worker, TtlSeconds: ttl})
 		if err != nil {
 			t.Fatal(err)
 		}
 		w.keys.mu.Lock() // a token is a secret too: it must not reach an error or the log
 		w.keys.list = append(w.keys.list, tok.GetToken())
 		w.keys.mu.Unlock()
-		res, err := w.call(w.e.As(tok.GetToken()), s.chat.Id, "", reChat)
+		res, err := w.call(w.As(tok.GetToken()), s.chat.Id, "", reChat)
 		reOK(t, res, err, reWant{config: s.cfg, provider: s.p, cred: k, requested: s.cfg.Id})
 		return tok
 	}
 	short := mint("re-short-lived", 2)
 	revoked := mint("re-revoked", 0)
 	expired := mint("re-expired-by-psql", 0)
-	if _, err := w.e.Admin.RevokeToken(w.e.AsAdmin(), &resolverv1.RevokeTokenRequest{Id: revoked.GetId()}); err != nil {
+	if _, err := w.Admin.RevokeToken(w.AsAdmin(), &resolverv1.RevokeTokenRequest{Id: revoked.GetId()}); err != nil {
 		t.Fatal(err)
 	}
 	w.psql(`UPDATE api_tokens SET expires_at = now() - interval '1 second' WHERE id = $1`, expired.GetId())
 	unknown, _ := apitoken.New()
 	time.Sleep(time.Until(short.GetExpiresAt().AsTime().Add(200 * time.Millisecond)))
-	before := tablesSnapshot(t, w.e)
+	before := w.Env.TablesSnapshot(t)
 
 	with := func(value string) context.Context {
 		return metadata.AppendToOutgoingContext(context.Background(), "authorization", value)
@@ -132,25 +132,25 @@ func TestResolveE2EAuthentication(t *testing.T) {
 		{"no token", context.Background()},
 		{"empty bearer", with("Bearer ")},
 		{"garbage token", with("Bearer garbage")},
-		{"another scheme", with("Basic " + w.e.WorkerToken)},
-		{"the token without a scheme", with(w.e.WorkerToken)},
+		{"another scheme", with("Basic " + w.WorkerToken)},
+		{"the token without a scheme", with(w.WorkerToken)},
 		{"a well-formed unknown token", with("Bearer " + unknown.Reveal())},
-		{"a truncated token", with("Bearer " + w.e.WorkerToken[:len(w.e.WorkerToken)-1])},
-		{"revoked", w.e.As(revoked.GetToken())},
-		{"expired (ttl_seconds 2)", w.e.As(short.GetToken())},
-		{"expired (by psql)", w.e.As(expired.GetToken())},
-		{"two tokens", metadata.AppendToOutgoingContext(w.e.AsWorker(), "authorization", "Bearer "+w.e.WorkerToken)},
+		{"a truncated token", with("Bearer " + w.WorkerToken[:len(w.WorkerToken)-1])},
+		{"revoked", w.As(revoked.GetToken())},
+		{"expired (ttl_seconds 2)", w.As(short.GetToken())},
+		{"expired (by psql)", w.As(expired.GetToken())},
+		{"two tokens", metadata.AppendToOutgoingContext(w.AsWorker(), "authorization", "Bearer "+w.WorkerToken)},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			w := w.in(t)
 			for _, p := range rePurposes {
 				_, err := w.call(c.ctx, s.chat.Id, "", p)
-				wantReason(t, err, codes.Unauthenticated, "UNAUTHENTICATED")
+				testenv.WantReason(t, err, codes.Unauthenticated, "UNAUTHENTICATED")
 			}
 		})
 	}
-	if after := tablesSnapshot(t, w.e); after != before {
+	if after := w.Env.TablesSnapshot(t); after != before {
 		t.Errorf("refused calls changed the database:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 	// The worker's own token still works.
@@ -181,15 +181,15 @@ func TestResolveE2ENoSecretInErrorsOrLogs(t *testing.T) {
 	_, err = w.call(w.reWithout(rbac.AIProviderKeyRead), off.chat.Id, "", reChat)
 	reDenied(t, err, rbac.AIProviderKeyRead)
 	_, err = w.res(opt.chat.Id, mine.apiKey, reSubagent)
-	wantReason(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
+	testenv.WantReason(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
 	_, err = w.res(central.apiKey, "", reChat)
-	wantReason(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
-	_, err = w.call(w.e.As(central.apiKey), opt.chat.Id, "", reChat)
-	wantReason(t, err, codes.Unauthenticated, "UNAUTHENTICATED")
+	testenv.WantReason(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
+	_, err = w.call(w.As(central.apiKey), opt.chat.Id, "", reChat)
+	testenv.WantReason(t, err, codes.Unauthenticated, "UNAUTHENTICATED")
 	_, err = w.call(metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+mine.apiKey), opt.chat.Id, "", reChat)
-	wantReason(t, err, codes.Unauthenticated, "UNAUTHENTICATED")
+	testenv.WantReason(t, err, codes.Unauthenticated, "UNAUTHENTICATED")
 
-	logs := w.e.Logs.String()
+	logs := w.Logs.String()
 	if n := strings.Count(logs, resolverv1.ResolverService_ResolveModel_FullMethodName); n < 9 {
 		t.Fatalf("the server log has %d ResolveModel lines, want at least 9 (one per call above):\n%s", n, logs)
 	}

@@ -23,25 +23,25 @@ type reSetup struct {
 }
 
 func (w *reWorld) reSetup(typ string, policy resolverv1.ByokPolicy) reSetup {
-	w.t.Helper()
+	w.T.Helper()
 	s := reSetup{owner: w.person(), p: w.prov(typ, policy)}
 	s.cfg = w.cfg(s.p.Id)
-	s.chat = w.chat(s.owner.Id, s.cfg.Id)
+	s.chat = w.Chat(s.owner.Id, s.cfg.Id)
 	return s
 }
 
 // ok resolves the chat's own model as the worker and wants cred.
 func (s reSetup) ok(w *reWorld, cred reCred) {
-	w.t.Helper()
+	w.T.Helper()
 	res, err := w.res(s.chat.Id, "", reChat)
-	reOK(w.t, res, err, reWant{config: s.cfg, provider: s.p, cred: cred, requested: s.cfg.Id})
+	reOK(w.T, res, err, reWant{config: s.cfg, provider: s.p, cred: cred, requested: s.cfg.Id})
 }
 
 // fail resolves the chat's own model as the worker and wants a credential failure.
 func (s reSetup) fail(w *reWorld, reason string) {
-	w.t.Helper()
+	w.T.Helper()
 	_, err := w.res(s.chat.Id, "", reChat)
-	reFail(w.t, err, reFP, reason, map[string]string{"provider_id": s.p.Id, "model_config_id": s.cfg.Id})
+	reFail(w.T, err, reFP, reason, map[string]string{"provider_id": s.p.Id, "model_config_id": s.cfg.Id})
 }
 
 // TestResolveE2ECredentials covers SPEC 2.2 with --allow-byok on.
@@ -73,7 +73,7 @@ func TestResolveE2ECredentials(t *testing.T) {
 		// The owner's key appears, then is deleted again.
 		mine := w.own(s.owner.Id, s.p.Id)
 		s.ok(w, mine)
-		if _, err := w.e.Admin.DeleteUserProviderKey(w.e.AsAdmin(), &resolverv1.DeleteUserProviderKeyRequest{Id: mine.keyID}); err != nil {
+		if _, err := w.Admin.DeleteUserProviderKey(w.AsAdmin(), &resolverv1.DeleteUserProviderKeyRequest{Id: mine.keyID}); err != nil {
 			t.Fatal(err)
 		}
 		s.ok(w, k)
@@ -130,7 +130,7 @@ func TestResolveE2ECredentials(t *testing.T) {
 		w := w.in(t)
 		s := w.reSetup("openai", reDisabled)
 		// An older key added disabled never answers.
-		off, err := w.e.Admin.AddProviderKey(w.e.AsAdmin(), &resolverv1.AddProviderKeyRequest{ProviderId: s.p.Id, ApiKey: w.newKey("off"), Enabled: proto.Bool(false)})
+		off, err := w.Admin.AddProviderKey(w.AsAdmin(), &resolverv1.AddProviderKeyRequest{ProviderId: s.p.Id, ApiKey: w.newKey("off"), Enabled: proto.Bool(false)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -158,7 +158,7 @@ func TestResolveE2ECredentials(t *testing.T) {
 		// Rotation disables every other key, the disabled older one included.
 		k4 := w.rotate(s.p.Id)
 		s.ok(w, k4)
-		list, err := w.e.Admin.ListProviderKeys(w.e.AsAdmin(), &resolverv1.ListProviderKeysRequest{ProviderId: s.p.Id})
+		list, err := w.Admin.ListProviderKeys(w.AsAdmin(), &resolverv1.ListProviderKeysRequest{ProviderId: s.p.Id})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -167,7 +167,7 @@ func TestResolveE2ECredentials(t *testing.T) {
 				t.Errorf("after rotation key %s (off key %s) enabled=%v", k.GetId(), off.GetId(), k.GetEnabled())
 			}
 		}
-		if _, err := w.e.Admin.DeleteProviderKey(w.e.AsAdmin(), &resolverv1.DeleteProviderKeyRequest{Id: k4.keyID}); err != nil {
+		if _, err := w.Admin.DeleteProviderKey(w.AsAdmin(), &resolverv1.DeleteProviderKeyRequest{Id: k4.keyID}); err != nil {
 			t.Fatal(err)
 		}
 		s.fail(w, "NO_CREDENTIALS")
@@ -212,7 +212,7 @@ func TestResolveE2ECredentials(t *testing.T) {
 			mu.Lock()
 			fps[key] = "" // resolutions may answer it once committed, before RotateProviderKey returns
 			mu.Unlock()
-			r, err := w.e.Admin.RotateProviderKey(w.e.AsAdmin(), &resolverv1.RotateProviderKeyRequest{ProviderId: s.p.Id, ApiKey: key})
+			r, err := w.Admin.RotateProviderKey(w.AsAdmin(), &resolverv1.RotateProviderKeyRequest{ProviderId: s.p.Id, ApiKey: key})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -238,9 +238,9 @@ func TestResolveE2ECredentials(t *testing.T) {
 		w := w.in(t)
 		shared := w.newKey("shared")
 		s1 := w.reSetup("openai", reDisabled)
-		k := w.centralKey(s1.p.Id, "  "+shared+"\t\n")
+		k := w.CentralKey(s1.p.Id, "  "+shared+"\t\n")
 		s2 := w.reSetup("anthropic", reOptional)
-		u := w.userKey(s2.owner.Id, s2.p.Id, shared)
+		u := w.UserKey(s2.owner.Id, s2.p.Id, shared)
 		if k.Fingerprint != u.Fingerprint {
 			t.Errorf("one secret, two fingerprints: %s (central) and %s (user)", k.Fingerprint, u.Fingerprint)
 		}
@@ -261,7 +261,7 @@ func TestResolveE2ECredentials(t *testing.T) {
 		p2 := w.prov("openai", reOptional)
 		c1, c2 := w.cfg(p1.Id), w.cfg(p2.Id)
 		k1, k2 := w.central(p1.Id), w.central(p2.Id)
-		chat := w.chat(owner.Id, c1.Id)
+		chat := w.Chat(owner.Id, c1.Id)
 		for _, p := range rePurposes {
 			res, err := w.res(chat.Id, c2.Id, p)
 			reOK(t, res, err, reWant{config: c2, provider: p2, cred: k2, requested: c2.Id})
@@ -288,7 +288,7 @@ func TestResolveE2ECredentials(t *testing.T) {
 		s := w.reSetup("anthropic", reRequired)
 		w.central(s.p.Id)
 		s.ok(w, w.own(s.owner.Id, s.p.Id))
-		if _, err := w.e.Admin.DeleteUser(w.e.AsAdmin(), &resolverv1.DeleteUserRequest{Id: s.owner.Id}); err != nil {
+		if _, err := w.Admin.DeleteUser(w.AsAdmin(), &resolverv1.DeleteUserRequest{Id: s.owner.Id}); err != nil {
 			t.Fatal(err)
 		}
 		s.fail(w, "USER_KEY_REQUIRED")
@@ -311,7 +311,7 @@ func TestResolveE2ECredentialsDenyBYOK(t *testing.T) {
 			noUserKeyScope = append(noUserKeyScope, s)
 		}
 	}
-	restricted := w.e.As(w.e.Token(t, "re-no-user-key-read", noUserKeyScope...))
+	restricted := w.As(w.Token(t, "re-no-user-key-read", noUserKeyScope...))
 
 	for _, policy := range []resolverv1.ByokPolicy{reDisabled, reOptional, reRequired} {
 		t.Run(policy.String(), func(t *testing.T) {

@@ -25,7 +25,7 @@ type reBreak struct {
 
 // reWorking makes a provider of policy with one central key and a config on it.
 func (w *reWorld) reWorking(policy resolverv1.ByokPolicy) (*resolverv1.Provider, reCred, *resolverv1.ModelConfig) {
-	w.t.Helper()
+	w.T.Helper()
 	p := w.prov("anthropic", policy)
 	k := w.central(p.Id)
 	return p, k, w.cfg(p.Id)
@@ -34,7 +34,7 @@ func (w *reWorld) reWorking(policy resolverv1.ByokPolicy) (*resolverv1.Provider,
 var reBreaks = []reBreak{
 	{"config disabled by admin", reFP, "MODEL_CONFIG_DISABLED", false, func(w *reWorld, _ string) string {
 		_, _, c := w.reWorking(reDisabled)
-		w.disableConfig(c.Id)
+		w.DisableConfig(c.Id)
 		return c.Id
 	}},
 	{"config disabled by psql", reFP, "MODEL_CONFIG_DISABLED", false, func(w *reWorld, _ string) string {
@@ -44,8 +44,8 @@ var reBreaks = []reBreak{
 	}},
 	{"config deleted by admin", codes.NotFound, "MODEL_CONFIG_NOT_FOUND", false, func(w *reWorld, _ string) string {
 		_, _, c := w.reWorking(reDisabled)
-		if _, err := w.e.Admin.DeleteModelConfig(w.e.AsAdmin(), &resolverv1.DeleteModelConfigRequest{Id: c.Id}); err != nil {
-			w.t.Fatal(err)
+		if _, err := w.Admin.DeleteModelConfig(w.AsAdmin(), &resolverv1.DeleteModelConfigRequest{Id: c.Id}); err != nil {
+			w.T.Fatal(err)
 		}
 		return c.Id
 	}},
@@ -59,15 +59,15 @@ var reBreaks = []reBreak{
 	}},
 	{"config disabled on a disabled provider", reFP, "MODEL_CONFIG_DISABLED", false, func(w *reWorld, _ string) string {
 		p, _, c := w.reWorking(reDisabled)
-		w.disableConfig(c.Id)
-		w.disableProvider(p.Id)
+		w.DisableConfig(c.Id)
+		w.DisableProvider(p.Id)
 		return c.Id
 	}},
 	{"config disabled on a deleted provider", reFP, "MODEL_CONFIG_DISABLED", false, func(w *reWorld, _ string) string {
 		p, _, c := w.reWorking(reDisabled)
-		w.disableConfig(c.Id)
-		if _, err := w.e.Admin.DeleteProvider(w.e.AsAdmin(), &resolverv1.DeleteProviderRequest{Id: p.Id}); err != nil {
-			w.t.Fatal(err)
+		w.DisableConfig(c.Id)
+		if _, err := w.Admin.DeleteProvider(w.AsAdmin(), &resolverv1.DeleteProviderRequest{Id: p.Id}); err != nil {
+			w.T.Fatal(err)
 		}
 		return c.Id
 	}},
@@ -79,7 +79,7 @@ var reBreaks = []reBreak{
 	}},
 	{"provider disabled by admin", reFP, "PROVIDER_DISABLED", false, func(w *reWorld, _ string) string {
 		p, _, c := w.reWorking(reDisabled)
-		w.disableProvider(p.Id)
+		w.DisableProvider(p.Id)
 		return c.Id
 	}},
 	{"provider disabled by psql", reFP, "PROVIDER_DISABLED", false, func(w *reWorld, _ string) string {
@@ -89,8 +89,8 @@ var reBreaks = []reBreak{
 	}},
 	{"provider deleted by admin", reFP, "PROVIDER_NOT_FOUND", false, func(w *reWorld, _ string) string {
 		p, _, c := w.reWorking(reDisabled)
-		if _, err := w.e.Admin.DeleteProvider(w.e.AsAdmin(), &resolverv1.DeleteProviderRequest{Id: p.Id}); err != nil {
-			w.t.Fatal(err)
+		if _, err := w.Admin.DeleteProvider(w.AsAdmin(), &resolverv1.DeleteProviderRequest{Id: p.Id}); err != nil {
+			w.T.Fatal(err)
 		}
 		return c.Id
 	}},
@@ -110,7 +110,7 @@ var reBreaks = []reBreak{
 	}},
 	{"byok required and the owner's key is for another provider", reFP, "USER_KEY_REQUIRED", true, func(w *reWorld, owner string) string {
 		p, _, c := w.reWorking(reRequired)
-		other := w.provider("re-same-type-"+reShort(), p.Type, reRequired)
+		other := w.Provider("re-same-type-"+reShort(), p.Type, reRequired)
 		w.own(owner, other.Id)
 		return c.Id
 	}},
@@ -134,8 +134,8 @@ var reBreaks = []reBreak{
 	}},
 	{"only key deleted by admin", reFP, "NO_CREDENTIALS", true, func(w *reWorld, _ string) string {
 		_, k, c := w.reWorking(reDisabled)
-		if _, err := w.e.Admin.DeleteProviderKey(w.e.AsAdmin(), &resolverv1.DeleteProviderKeyRequest{Id: k.keyID}); err != nil {
-			w.t.Fatal(err)
+		if _, err := w.Admin.DeleteProviderKey(w.AsAdmin(), &resolverv1.DeleteProviderKeyRequest{Id: k.keyID}); err != nil {
+			w.T.Fatal(err)
 		}
 		return c.Id
 	}},
@@ -151,7 +151,7 @@ func TestResolveE2EBrokenOverrides(t *testing.T) {
 	pa := w.prov("openai", reDisabled)
 	ka := w.central(pa.Id)
 	own := w.cfg(pa.Id)
-	chat := w.chat(owner.Id, own.Id)
+	chat := w.Chat(owner.Id, own.Id)
 	pd := w.prov("google", reDisabled)
 	kd := w.central(pd.Id)
 	def := w.def(pd.Id)

@@ -13,7 +13,7 @@ import (
 
 // reWithout is a token with the worker's five read scopes but drop.
 func (w *reWorld) reWithout(drop rbac.Scope) context.Context {
-	w.t.Helper()
+	w.T.Helper()
 	var scopes []rbac.Scope
 	for _, s := range rbac.WorkerScopes {
 		if s != drop {
@@ -21,9 +21,9 @@ func (w *reWorld) reWithout(drop rbac.Scope) context.Context {
 		}
 	}
 	if len(scopes) != len(rbac.WorkerScopes)-1 {
-		w.t.Fatalf("%s is not a worker scope", drop)
+		w.T.Fatalf("%s is not a worker scope", drop)
 	}
-	return w.e.As(w.e.Token(w.t, "re-without-"+reShort(), scopes...))
+	return w.As(w.Token(w.T, "re-without-"+reShort(), scopes...))
 }
 
 // reDenied wants PERMISSION_DENIED/MISSING_SCOPE naming scope.
@@ -54,17 +54,17 @@ func TestResolveE2EScopes(t *testing.T) {
 	pb := w.prov("bedrock", reDisabled) // no key: ambient
 	cb := w.cfg(pb.Id)
 	cx := w.cfg(pd.Id)
-	w.disableConfig(cx.Id)
+	w.DisableConfig(cx.Id)
 	w.def(pd.Id)
-	chat := w.chat(owner.Id, cd.Id)  // own model needs the central key
-	chatO := w.chat(owner.Id, co.Id) // own model settled by the owner's key
+	chat := w.Chat(owner.Id, cd.Id)  // own model needs the central key
+	chatO := w.Chat(owner.Id, co.Id) // own model settled by the owner's key
 	unknownChat, unknownConfig := uuid.NewString(), uuid.NewString()
 
 	for _, scope := range []rbac.Scope{rbac.ChatRead, rbac.ModelConfigRead, rbac.AIProviderRead} {
 		t.Run("without "+string(scope), func(t *testing.T) {
 			w := w.in(t)
 			ctx := w.reWithout(scope)
-			before := tablesSnapshot(t, w.e)
+			before := w.Env.TablesSnapshot(t)
 			for _, c := range []string{chat.Id, chatO.Id, unknownChat} {
 				for _, id := range []string{"", cd.Id, co.Id, cb.Id, cx.Id, unknownConfig} {
 					for _, p := range rePurposes {
@@ -73,7 +73,7 @@ func TestResolveE2EScopes(t *testing.T) {
 					}
 				}
 			}
-			if after := tablesSnapshot(t, w.e); after != before {
+			if after := w.Env.TablesSnapshot(t); after != before {
 				t.Errorf("refused calls changed the database:\nbefore:\n%s\nafter:\n%s", before, after)
 			}
 		})
@@ -157,16 +157,16 @@ func TestResolveE2EScopes(t *testing.T) {
 
 	t.Run("a token with no scope, and one with all", func(t *testing.T) {
 		w := w.in(t)
-		none := w.e.As(w.e.Token(t, "re-none"))
+		none := w.As(w.Token(t, "re-none"))
 		for _, p := range rePurposes {
 			_, err := w.call(none, chat.Id, "", p)
-			info := wantReason(t, err, codes.PermissionDenied, "MISSING_SCOPE")
+			info := testenv.WantReason(t, err, codes.PermissionDenied, "MISSING_SCOPE")
 			switch s := info.GetMetadata()["scope"]; rbac.Scope(s) {
 			case rbac.ChatRead, rbac.ModelConfigRead, rbac.AIProviderRead:
 			default:
 				t.Errorf("metadata[scope] = %q, want one of the three read scopes every call needs", s)
 			}
-			res, err := w.call(w.e.AsAdmin(), chatO.Id, "", p)
+			res, err := w.call(w.AsAdmin(), chatO.Id, "", p)
 			reOK(t, res, err, reWant{config: co, provider: po, cred: uo, requested: co.Id})
 		}
 	})

@@ -46,7 +46,7 @@ var (
 // reWorld is a world that remembers every API key it seeds, so that every error the test receives and
 // the server's log can be searched for them.
 type reWorld struct {
-	*world
+	*testenv.World
 	keys *reKeys
 }
 
@@ -58,16 +58,16 @@ type reKeys struct {
 // reNew starts a server for t; when t ends (after its subtests) the server log must hold no seeded key.
 func reNew(t *testing.T, opts testenv.Options) *reWorld {
 	t.Helper()
-	w := &reWorld{world: newWorld(t, opts), keys: &reKeys{}}
+	w := &reWorld{World: testenv.NewWorld(t, opts), keys: &reKeys{}}
 	// Bearer tokens are secrets too.
-	w.keys.list = append(w.keys.list, w.e.AdminToken, w.e.WorkerToken)
-	t.Cleanup(func() { w.noKeyIn(t, "the server log", w.e.Logs.String()) })
+	w.keys.list = append(w.keys.list, w.AdminToken, w.WorkerToken)
+	t.Cleanup(func() { w.noKeyIn(t, "the server log", w.Logs.String()) })
 	return w
 }
 
 // in returns the world for subtest t: same server, same seeded keys.
 func (w *reWorld) in(t *testing.T) *reWorld {
-	return &reWorld{world: &world{t: t, e: w.e}, keys: w.keys}
+	return &reWorld{World: &testenv.World{T: t, Env: w.Env}, keys: w.keys}
 }
 
 func (w *reWorld) newKey(kind string) string {
@@ -93,24 +93,24 @@ func (w *reWorld) noKeyIn(t *testing.T, where, text string) {
 func reShort() string { return strings.ReplaceAll(uuid.NewString(), "-", "")[:10] }
 
 func (w *reWorld) prov(typ string, policy resolverv1.ByokPolicy) *resolverv1.Provider {
-	w.t.Helper()
-	return w.provider("re-"+typ+"-"+reShort(), typ, policy)
+	w.T.Helper()
+	return w.Provider("re-"+typ+"-"+reShort(), typ, policy)
 }
 
 func (w *reWorld) cfg(providerID string) *resolverv1.ModelConfig {
-	w.t.Helper()
-	return w.config(providerID, "model-"+reShort(), false)
+	w.T.Helper()
+	return w.Config(providerID, "model-"+reShort(), false)
 }
 
 // def creates a config that becomes the (only) default.
 func (w *reWorld) def(providerID string) *resolverv1.ModelConfig {
-	w.t.Helper()
-	return w.config(providerID, "default-"+reShort(), true)
+	w.T.Helper()
+	return w.Config(providerID, "default-"+reShort(), true)
 }
 
 func (w *reWorld) person() *resolverv1.User {
-	w.t.Helper()
-	return w.user("re-user-" + reShort())
+	w.T.Helper()
+	return w.User("re-user-" + reShort())
 }
 
 // reCred is a credential as ResolveModel should answer it; the helpers that seed keys return it.
@@ -125,75 +125,75 @@ var reAmbient = reCred{source: resolverv1.CredentialSource_CREDENTIAL_SOURCE_AMB
 
 // central adds an enabled central key through AdminService/AddProviderKey.
 func (w *reWorld) central(providerID string) reCred {
-	w.t.Helper()
+	w.T.Helper()
 	key := w.newKey("central")
-	k := w.centralKey(providerID, key)
+	k := w.CentralKey(providerID, key)
 	return reCred{resolverv1.CredentialSource_CREDENTIAL_SOURCE_CENTRAL, k.Id, key, k.Fingerprint}
 }
 
 // own puts the user's own key through AdminService/PutUserProviderKey.
 func (w *reWorld) own(userID, providerID string) reCred {
-	w.t.Helper()
+	w.T.Helper()
 	key := w.newKey("user")
-	k := w.userKey(userID, providerID, key)
+	k := w.UserKey(userID, providerID, key)
 	return reCred{resolverv1.CredentialSource_CREDENTIAL_SOURCE_USER, k.Id, key, k.Fingerprint}
 }
 
 // rotate calls AdminService/RotateProviderKey.
 func (w *reWorld) rotate(providerID string) reCred {
-	w.t.Helper()
+	w.T.Helper()
 	key := w.newKey("rotated")
-	k, err := w.e.Admin.RotateProviderKey(w.e.AsAdmin(), &resolverv1.RotateProviderKeyRequest{ProviderId: providerID, ApiKey: key})
+	k, err := w.Admin.RotateProviderKey(w.AsAdmin(), &resolverv1.RotateProviderKeyRequest{ProviderId: providerID, ApiKey: key})
 	if err != nil {
-		w.t.Fatalf("rotate: %v", err)
+		w.T.Fatalf("rotate: %v", err)
 	}
 	return reCred{resolverv1.CredentialSource_CREDENTIAL_SOURCE_CENTRAL, k.Id, key, k.Fingerprint}
 }
 
 func (w *reWorld) setKeyEnabled(keyID string, enabled bool) {
-	w.t.Helper()
-	if _, err := w.e.Admin.SetProviderKeyEnabled(w.e.AsAdmin(), &resolverv1.SetProviderKeyEnabledRequest{Id: keyID, Enabled: proto.Bool(enabled)}); err != nil {
-		w.t.Fatalf("set key enabled: %v", err)
+	w.T.Helper()
+	if _, err := w.Admin.SetProviderKeyEnabled(w.AsAdmin(), &resolverv1.SetProviderKeyEnabledRequest{Id: keyID, Enabled: proto.Bool(enabled)}); err != nil {
+		w.T.Fatalf("set key enabled: %v", err)
 	}
 }
 
 // psql changes the database as another writer would.
 func (w *reWorld) psql(sql string, args ...any) {
-	w.t.Helper()
-	if _, err := w.e.Pool.Exec(context.Background(), sql, args...); err != nil {
-		w.t.Fatalf("psql %q: %v", sql, err)
+	w.T.Helper()
+	if _, err := w.Pool.Exec(context.Background(), sql, args...); err != nil {
+		w.T.Fatalf("psql %q: %v", sql, err)
 	}
 	// The server learns of another writer's change by notification, within 1s (SPEC 5).
-	w.e.Sync(w.t)
+	w.Sync(w.T)
 }
 
 // call is ResolveModel with ctx; a returned error must not contain a seeded key.
 func (w *reWorld) call(ctx context.Context, chatID, configID string, p resolverv1.Purpose) (*resolverv1.ResolveModelResponse, error) {
-	w.t.Helper()
-	res, err := w.e.Resolver.ResolveModel(ctx, &resolverv1.ResolveModelRequest{ChatId: chatID, ModelConfigId: configID, Purpose: p})
+	w.T.Helper()
+	res, err := w.Resolver.ResolveModel(ctx, &resolverv1.ResolveModelRequest{ChatId: chatID, ModelConfigId: configID, Purpose: p})
 	if err != nil {
-		w.noKeyIn(w.t, "the error", reErrText(err))
+		w.noKeyIn(w.T, "the error", reErrText(err))
 	}
 	return res, err
 }
 
 // res is call as the worker (exactly the five read scopes).
 func (w *reWorld) res(chatID, configID string, p resolverv1.Purpose) (*resolverv1.ResolveModelResponse, error) {
-	w.t.Helper()
-	return w.call(w.e.AsWorker(), chatID, configID, p)
+	w.T.Helper()
+	return w.call(w.AsWorker(), chatID, configID, p)
 }
 
 // reErrText is everything an error shows a caller: message, ErrorInfo and BadRequest.
 func reErrText(err error) string {
 	st, _ := status.FromError(err)
 	parts := []string{err.Error(), st.Message()}
-	if info := errorInfo(st); info != nil {
+	if info := testenv.ErrorInfo(st); info != nil {
 		parts = append(parts, info.GetReason(), info.GetDomain())
 		for k, v := range info.GetMetadata() {
 			parts = append(parts, k, v)
 		}
 	}
-	if br := badRequest(err); br != nil {
+	if br := testenv.BadRequest(err); br != nil {
 		for _, v := range br.GetFieldViolations() {
 			parts = append(parts, v.GetField(), v.GetDescription())
 		}
@@ -259,7 +259,7 @@ func reOK(t *testing.T, res *resolverv1.ResolveModelResponse, err error, want re
 // reFail is wantReason plus: the ErrorInfo metadata names each id in ids (key → value).
 func reFail(t *testing.T, err error, code codes.Code, reason string, ids map[string]string) {
 	t.Helper()
-	info := wantReason(t, err, code, reason)
+	info := testenv.WantReason(t, err, code, reason)
 	for k, v := range ids {
 		if got := info.GetMetadata()[k]; got != v {
 			t.Errorf("ErrorInfo.metadata[%q] = %q, want %q (metadata %v)", k, got, v, info.GetMetadata())
@@ -275,9 +275,9 @@ func TestResolveE2EPurposes(t *testing.T) {
 	pa := w.prov("openai", reOptional)
 	ka := w.central(pa.Id)
 	own := w.cfg(pa.Id)
-	chat := w.chat(owner.Id, own.Id)
+	chat := w.Chat(owner.Id, own.Id)
 	// The override's provider and config carry every optional field, so the answer's are compared.
-	pb, err := w.e.Admin.CreateProvider(w.e.AsAdmin(), &resolverv1.CreateProviderRequest{Type: "anthropic",
+	pb, err := w.Admin.CreateProvider(w.AsAdmin(), &resolverv1.CreateProviderRequest{Type: "anthropic",
 		Name: "re-rich-" + reShort(), DisplayName: "Claude (EU)", BaseUrl: "https://eu.example.com/v1", ByokPolicy: reOptional})
 	if err != nil {
 		t.Fatal(err)
@@ -287,7 +287,7 @@ func TestResolveE2EPurposes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	over, err := w.e.Admin.CreateModelConfig(w.e.AsAdmin(), &resolverv1.CreateModelConfigRequest{AiProviderId: pb.Id,
+	over, err := w.Admin.CreateModelConfig(w.AsAdmin(), &resolverv1.CreateModelConfigRequest{AiProviderId: pb.Id,
 		Model: "claude-x", DisplayName: "Claude X", ContextLimit: 200000, CompressionThreshold: 55, Options: opts})
 	if err != nil {
 		t.Fatal(err)
@@ -317,19 +317,19 @@ func TestResolveE2EPurposes(t *testing.T) {
 		px := w.prov("vercel", reDisabled)
 		w.central(px.Id)
 		broken := w.cfg(px.Id)
-		chat2 := w.chat(owner.Id, broken.Id)
-		w.disableConfig(broken.Id)
+		chat2 := w.Chat(owner.Id, broken.Id)
+		w.DisableConfig(broken.Id)
 		for _, p := range rePurposes {
 			res, err := w.res(chat2.Id, "", p)
 			reOK(t, res, err, reWant{config: def, provider: pd, cred: kd, requested: broken.Id, fallback: true, reason: "MODEL_CONFIG_DISABLED"})
 		}
 		// The chat's own model deleted (by AdminService), then a chat with no model at all.
 		gone := w.cfg(px.Id)
-		chat4 := w.chat(owner.Id, gone.Id)
-		if _, err := w.e.Admin.DeleteModelConfig(w.e.AsAdmin(), &resolverv1.DeleteModelConfigRequest{Id: gone.Id}); err != nil {
+		chat4 := w.Chat(owner.Id, gone.Id)
+		if _, err := w.Admin.DeleteModelConfig(w.AsAdmin(), &resolverv1.DeleteModelConfigRequest{Id: gone.Id}); err != nil {
 			t.Fatal(err)
 		}
-		chat5 := w.chat(owner.Id, "")
+		chat5 := w.Chat(owner.Id, "")
 		for _, p := range rePurposes {
 			res, err := w.res(chat4.Id, "", p)
 			reOK(t, res, err, reWant{config: def, provider: pd, cred: kd, requested: gone.Id, fallback: true, reason: "MODEL_CONFIG_NOT_FOUND"})
@@ -339,7 +339,7 @@ func TestResolveE2EPurposes(t *testing.T) {
 		// A chat whose own model has no credential: PURPOSE_CHAT's rule makes it an error, for every purpose.
 		pn := w.prov("azure", reDisabled)
 		nocred := w.cfg(pn.Id)
-		chat3 := w.chat(owner.Id, nocred.Id)
+		chat3 := w.Chat(owner.Id, nocred.Id)
 		for _, p := range rePurposes {
 			_, err := w.res(chat3.Id, "", p)
 			reFail(t, err, reFP, "NO_CREDENTIALS", map[string]string{"provider_id": pn.Id})
@@ -350,7 +350,7 @@ func TestResolveE2EPurposes(t *testing.T) {
 		w := w.in(t)
 		u := w.person()
 		userA := w.own(u.Id, pa.Id) // the owner has a key for the chat's provider A only
-		c := w.chat(u.Id, own.Id)
+		c := w.Chat(u.Id, own.Id)
 		res, err := w.res(c.Id, "", reChat)
 		reOK(t, res, err, reWant{config: own, provider: pa, cred: userA, requested: own.Id})
 
@@ -363,7 +363,7 @@ func TestResolveE2EPurposes(t *testing.T) {
 		userT := w.own(u.Id, pt.Id)
 		res, err = w.res(c.Id, title.Id, reTitle)
 		reOK(t, res, err, reWant{config: title, provider: pt, cred: userT, requested: title.Id})
-		if _, err := w.e.Admin.DeleteUserProviderKey(w.e.AsAdmin(), &resolverv1.DeleteUserProviderKeyRequest{Id: userT.keyID}); err != nil {
+		if _, err := w.Admin.DeleteUserProviderKey(w.AsAdmin(), &resolverv1.DeleteUserProviderKeyRequest{Id: userT.keyID}); err != nil {
 			t.Fatal(err)
 		}
 		res, err = w.res(c.Id, title.Id, reTitle)
@@ -412,16 +412,16 @@ func TestResolveE2EPurposes(t *testing.T) {
 		px := w.prov("openrouter", reDisabled)
 		w.central(px.Id)
 		broken := w.cfg(px.Id)
-		w.disableConfig(broken.Id)
+		w.DisableConfig(broken.Id)
 
-		w.disableConfig(def.Id)
+		w.DisableConfig(def.Id)
 		_, err := w.res(chat.Id, broken.Id, reChat)
 		reFail(t, err, reFP, "NO_USABLE_MODEL_CONFIG", map[string]string{"model_config_id": broken.Id})
 		// The requested config is the default itself.
 		_, err = w.res(chat.Id, def.Id, reChat)
 		reFail(t, err, reFP, "NO_USABLE_MODEL_CONFIG", nil)
 		// The default enabled again answers; then psql disables its provider.
-		if _, err := w.e.Admin.UpdateModelConfig(w.e.AsAdmin(), &resolverv1.UpdateModelConfigRequest{Id: def.Id, Enabled: proto.Bool(true)}); err != nil {
+		if _, err := w.Admin.UpdateModelConfig(w.AsAdmin(), &resolverv1.UpdateModelConfigRequest{Id: def.Id, Enabled: proto.Bool(true)}); err != nil {
 			t.Fatal(err)
 		}
 		res, err := w.res(chat.Id, broken.Id, reChat)
@@ -430,7 +430,7 @@ func TestResolveE2EPurposes(t *testing.T) {
 		_, err = w.res(chat.Id, broken.Id, reChat)
 		reFail(t, err, reFP, "NO_USABLE_MODEL_CONFIG", nil)
 		// No default at all.
-		if _, err := w.e.Admin.DeleteModelConfig(w.e.AsAdmin(), &resolverv1.DeleteModelConfigRequest{Id: def.Id}); err != nil {
+		if _, err := w.Admin.DeleteModelConfig(w.AsAdmin(), &resolverv1.DeleteModelConfigRequest{Id: def.Id}); err != nil {
 			t.Fatal(err)
 		}
 		_, err = w.res(chat.Id, broken.Id, reChat)
@@ -455,16 +455,16 @@ func TestResolveE2EPurposes(t *testing.T) {
 		px := w.prov("openrouter", reDisabled)
 		w.central(px.Id)
 		ownBroken := w.cfg(px.Id)
-		c := w.chat(owner.Id, ownBroken.Id)
-		w.disableProvider(px.Id)
+		c := w.Chat(owner.Id, ownBroken.Id)
+		w.DisableProvider(px.Id)
 		overBroken := w.cfg(pb.Id)
-		w.disableConfig(overBroken.Id)
+		w.DisableConfig(overBroken.Id)
 		for _, p := range reSoft {
 			// The chat's own model is resolved as PURPOSE_CHAT: it falls back to the default.
 			res, err := w.res(c.Id, overBroken.Id, p)
 			reOK(t, res, err, reWant{config: def, provider: pd, cred: kd, requested: overBroken.Id, fallback: true, reason: "MODEL_CONFIG_DISABLED"})
 		}
-		w.disableConfig(def.Id)
+		w.DisableConfig(def.Id)
 		for _, p := range reSoft {
 			_, err := w.res(c.Id, overBroken.Id, p)
 			reFail(t, err, reFP, "NO_USABLE_MODEL_CONFIG", nil)
@@ -472,7 +472,7 @@ func TestResolveE2EPurposes(t *testing.T) {
 		// The chat's own model has no credential: an error, not a second fallback.
 		pn := w.prov("azure", reDisabled)
 		ownNoCred := w.cfg(pn.Id)
-		c2 := w.chat(owner.Id, ownNoCred.Id)
+		c2 := w.Chat(owner.Id, ownNoCred.Id)
 		for _, p := range reSoft {
 			_, err := w.res(c2.Id, overBroken.Id, p)
 			reFail(t, err, reFP, "NO_CREDENTIALS", map[string]string{"provider_id": pn.Id})

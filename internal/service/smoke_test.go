@@ -8,13 +8,13 @@ import (
 )
 
 func TestSmoke(t *testing.T) {
-	w := newWorld(t, testenv.Options{})
-	p := w.provider("openai", "openai", resolverv1.ByokPolicy_BYOK_POLICY_OPTIONAL)
-	k := w.centralKey(p.Id, "sk-central-1")
-	c := w.config(p.Id, "gpt-4o", true)
-	u := w.user("alice")
-	chat := w.chat(u.Id, c.Id)
-	res, err := w.resolve(chat.Id, "", resolverv1.Purpose_PURPOSE_CHAT)
+	w := testenv.NewWorld(t, testenv.Options{})
+	p := w.Provider("openai", "openai", resolverv1.ByokPolicy_BYOK_POLICY_OPTIONAL)
+	k := w.CentralKey(p.Id, "sk-central-1")
+	c := w.Config(p.Id, "gpt-4o", true)
+	u := w.User("alice")
+	chat := w.Chat(u.Id, c.Id)
+	res, err := w.Resolve(chat.Id, "", resolverv1.Purpose_PURPOSE_CHAT)
 	if err != nil {
 		t.Fatal(err)
 	}
