@@ -1,4 +1,4 @@
-package service_test
+package resolution_test
 
 import (
 	"context"
@@ -26,7 +26,7 @@ func TestResolveE2EBadInput(t *testing.T) {
 	w.central(s.p.Id)
 	w.own(s.owner.Id, s.p.Id)
 	leaked := w.newKey("pasted") // a worker pasting a key into the wrong field
-	before := w.Env.TablesSnapshot(t)
+	before := w.TablesSnapshot(t)
 
 	cases := []struct {
 		name    string
@@ -82,7 +82,7 @@ func TestResolveE2EBadInput(t *testing.T) {
 		}
 	})
 
-	if after := w.Env.TablesSnapshot(t); after != before {
+	if after := w.TablesSnapshot(t); after != before {
 		t.Errorf("refused calls changed the database:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 }
@@ -120,7 +120,7 @@ func TestResolveE2EAuthentication(t *testing.T) {
 	w.psql(`UPDATE api_tokens SET expires_at = now() - interval '1 second' WHERE id = $1`, expired.GetId())
 	unknown, _ := apitoken.New()
 	time.Sleep(time.Until(short.GetExpiresAt().AsTime().Add(200 * time.Millisecond)))
-	before := w.Env.TablesSnapshot(t)
+	before := w.TablesSnapshot(t)
 
 	with := func(value string) context.Context {
 		return metadata.AppendToOutgoingContext(context.Background(), "authorization", value)
@@ -150,7 +150,7 @@ func TestResolveE2EAuthentication(t *testing.T) {
 			}
 		})
 	}
-	if after := w.Env.TablesSnapshot(t); after != before {
+	if after := w.TablesSnapshot(t); after != before {
 		t.Errorf("refused calls changed the database:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 	// The worker's own token still works.

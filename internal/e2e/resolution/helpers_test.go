@@ -1,11 +1,7 @@
-package service_test
+package resolution_test
 
-// End-to-end tests of ResolverService/ResolveModel through the real gRPC server (testenv: real
-// PostgreSQL, authentication and scope checks on). Fixtures are made through AdminService; the pool is
-// used only as "another writer" (psql) changing rows. This file holds the helpers and SPEC 2.3's
-// purposes; resolution_e2e_overrides_test.go every broken config with every purpose;
-// resolution_e2e_more_test.go the credential choice (SPEC 2.2); resolution_e2e_scopes_test.go the
-// scopes (SPEC 3); resolution_e2e_input_test.go bad input, authentication and secrets (SPEC 4, 7).
+// The helpers every suite of the package uses (prefixed re): reWorld, the expected answers, and
+// reOK and reFail, which check one. The suites are listed in doc.go.
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package service_test
+package resolution_test
 
 import (
 	"context"
@@ -64,7 +64,7 @@ func TestResolveE2EScopes(t *testing.T) {
 		t.Run("without "+string(scope), func(t *testing.T) {
 			w := w.in(t)
 			ctx := w.reWithout(scope)
-			before := w.Env.TablesSnapshot(t)
+			before := w.TablesSnapshot(t)
 			for _, c := range []string{chat.Id, chatO.Id, unknownChat} {
 				for _, id := range []string{"", cd.Id, co.Id, cb.Id, cx.Id, unknownConfig} {
 					for _, p := range rePurposes {
@@ -73,7 +73,7 @@ func TestResolveE2EScopes(t *testing.T) {
 					}
 				}
 			}
-			if after := w.Env.TablesSnapshot(t); after != before {
+			if after := w.TablesSnapshot(t); after != before {
 				t.Errorf("refused calls changed the database:\nbefore:\n%s\nafter:\n%s", before, after)
 			}
 		})
