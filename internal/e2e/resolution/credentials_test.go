@@ -14,36 +14,6 @@ import (
 	resolverv1 "github.com/resolverd/resolverd/proto/resolver/v1"
 )
 
-// reSetup is a chat owned by a fresh user whose own model is a fresh config on a fresh provider.
-type reSetup struct {
-	owner *resolverv1.User
-	p     *resolverv1.Provider
-	cfg   *resolverv1.ModelConfig
-	chat  *resolverv1.Chat
-}
-
-func (w *reWorld) reSetup(typ string, policy resolverv1.ByokPolicy) reSetup {
-	w.T.Helper()
-	s := reSetup{owner: w.person(), p: w.prov(typ, policy)}
-	s.cfg = w.cfg(s.p.Id)
-	s.chat = w.Chat(s.owner.Id, s.cfg.Id)
-	return s
-}
-
-// ok resolves the chat's own model as the worker and wants cred.
-func (s reSetup) ok(w *reWorld, cred reCred) {
-	w.T.Helper()
-	res, err := w.res(s.chat.Id, "", reChat)
-	reOK(w.T, res, err, reWant{config: s.cfg, provider: s.p, cred: cred, requested: s.cfg.Id})
-}
-
-// fail resolves the chat's own model as the worker and wants a credential failure.
-func (s reSetup) fail(w *reWorld, reason string) {
-	w.T.Helper()
-	_, err := w.res(s.chat.Id, "", reChat)
-	reFail(w.T, err, reFP, reason, map[string]string{"provider_id": s.p.Id, "model_config_id": s.cfg.Id})
-}
-
 // TestResolveE2ECredentials covers SPEC 2.2 with --allow-byok on.
 func TestResolveE2ECredentials(t *testing.T) {
 	t.Parallel()

@@ -1,7 +1,6 @@
 package resolution_test
 
 import (
-	"context"
 	"testing"
 
 	"github.com/google/uuid"
@@ -10,27 +9,6 @@ import (
 	"github.com/resolverd/resolverd/internal/rbac"
 	"github.com/resolverd/resolverd/internal/testenv"
 )
-
-// reWithout is a token with the worker's five read scopes but drop.
-func (w *reWorld) reWithout(drop rbac.Scope) context.Context {
-	w.T.Helper()
-	var scopes []rbac.Scope
-	for _, s := range rbac.WorkerScopes {
-		if s != drop {
-			scopes = append(scopes, s)
-		}
-	}
-	if len(scopes) != len(rbac.WorkerScopes)-1 {
-		w.T.Fatalf("%s is not a worker scope", drop)
-	}
-	return w.As(w.Token(w.T, "re-without-"+reShort(), scopes...))
-}
-
-// reDenied wants PERMISSION_DENIED/MISSING_SCOPE naming scope.
-func reDenied(t *testing.T, err error, scope rbac.Scope) {
-	t.Helper()
-	reFail(t, err, codes.PermissionDenied, "MISSING_SCOPE", map[string]string{"scope": string(scope)})
-}
 
 // TestResolveE2EScopes covers SPEC 3: the scopes ResolveModel needs, checked where rows are read,
 // never turned into "not found" or a fallback.
