@@ -1,4 +1,4 @@
-package service_test
+package admin_test
 
 import (
 	"context"

@@ -1,8 +1,6 @@
-package service_test
+package admin_test
 
-// End-to-end tests of resolver.v1.AdminService through the real gRPC server (testenv: real
-// PostgreSQL, authentication and scopes on). This file holds the shared helpers (prefixed ad); the
-// tests are in the other admin_e2e_*_test.go files.
+// The helpers the AdminService suites share (prefixed ad); the suites are listed in doc.go.
 
 import (
 	"context"
