@@ -202,3 +202,57 @@ func adKey(tag string, n int) string {
 	seed := "sk-" + tag + "-" + strings.ReplaceAll(uuid.NewString(), "-", "")
 	return strings.Repeat(seed, n/len(seed)+1)[:n]
 }
+
+// adListProvider returns the provider of ListProviders with id, or nil.
+func adListProvider(t *testing.T, e *testenv.Env, id string) *resolverv1.Provider {
+	t.Helper()
+	list, err := e.Admin.ListProviders(e.AsAdmin(), &resolverv1.ListProvidersRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range list.GetProviders() {
+		if p.GetId() == id {
+			return p
+		}
+	}
+	return nil
+}
+
+// adListConfig returns the config of ListModelConfigs with id, or nil.
+func adListConfig(t *testing.T, e *testenv.Env, id string) *resolverv1.ModelConfig {
+	t.Helper()
+	list, err := e.Admin.ListModelConfigs(e.AsAdmin(), &resolverv1.ListModelConfigsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range list.GetModelConfigs() {
+		if c.GetId() == id {
+			return c
+		}
+	}
+	return nil
+}
+
+// adListKeys returns ListProviderKeys(providerID) by key id.
+func adListKeys(t *testing.T, e *testenv.Env, providerID string) map[string]*resolverv1.ProviderKey {
+	t.Helper()
+	list, err := e.Admin.ListProviderKeys(e.AsAdmin(), &resolverv1.ListProviderKeysRequest{ProviderId: providerID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]*resolverv1.ProviderKey{}
+	for _, k := range list.GetKeys() {
+		if _, dup := out[k.GetId()]; dup {
+			t.Errorf("ListProviderKeys lists key %s twice", k.GetId())
+		}
+		out[k.GetId()] = k
+	}
+	return out
+}
+
+func adIsUUID(t *testing.T, what, s string) {
+	t.Helper()
+	if id, err := uuid.Parse(s); err != nil || id == uuid.Nil || len(s) != 36 {
+		t.Errorf("%s = %q, want a UUID", what, s)
+	}
+}
