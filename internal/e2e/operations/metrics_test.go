@@ -1,4 +1,4 @@
-package server_test
+package operations_test
 
 import (
 	"io"
