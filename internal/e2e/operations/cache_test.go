@@ -18,22 +18,6 @@ import (
 	resolverv1 "github.com/resolverd/resolverd/proto/resolver/v1"
 )
 
-// eventually polls check until it returns nil, failing after limit (SPEC 5: one second).
-func eventually(t *testing.T, limit time.Duration, what string, check func() error) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for {
-		err := check()
-		if err == nil {
-			return time.Since(start)
-		}
-		if time.Since(start) > limit {
-			t.Fatalf("%s: not seen after %s: %v", what, limit, err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 type cacheCase struct {
 	name   string
 	change func(a *testenv.World) // made through replica A
