@@ -13,9 +13,6 @@ package service
 //     (each violation naming a field of the request message, with ErrorInfo and BadRequest details),
 //     never reaches the store when it refuses, and otherwise reaches it once with the validated
 //     values (ids that round-trip, the trimmed key, the parsed filter...).
-//
-// The package's TestMain (main_test.go, package service_test) starts PostgreSQL for every test
-// binary, fuzz workers included; these targets do not use it.
 
 import (
 	"context"

@@ -12,7 +12,9 @@
 //   - metrics_test.go, rate_limit_test.go, tracing_test.go: Prometheus series, per-token rate
 //     limits, OpenTelemetry spans;
 //   - tls_test.go: TLS and mutual TLS;
-//   - message_size_test.go: oversized requests never reach a handler.
+//   - message_size_test.go: oversized requests never reach a handler;
+//   - health_test.go: health follows the schema, NOT_SERVING while it is behind the binary;
+//   - bench_test.go: a warm ResolveModel and a health check over loopback, for profiling.
 //
 // How the suites run: TestMain (main_test.go) calls pgtest.Main, so the package starts one private
 // PostgreSQL cluster on first use; each test gets a fresh migrated database and a real resolverd

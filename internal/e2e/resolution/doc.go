@@ -8,7 +8,8 @@
 //     --allow-byok on and off, key rotation and fingerprints;
 //   - scopes_test.go: the scopes ResolveModel needs, checked where rows are read;
 //   - input_test.go and authentication_test.go: refused requests and tokens, which change nothing;
-//   - secrets_test.go: no seeded key in any error or log line.
+//   - secrets_test.go: no seeded key in any error or log line;
+//   - smoke_test.go: the shortest path, a chat resolved with its provider's central key.
 //
 // How the suites run: TestMain (main_test.go) calls pgtest.Main, so the package starts one private
 // PostgreSQL cluster on first use; each test gets a fresh migrated database and a real resolverd

@@ -1,4 +1,4 @@
-package service_test
+package resolution_test
 
 import (
 	"testing"

@@ -1,4 +1,4 @@
-package service_test
+package operations_test
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 
 // BenchmarkResolveModelWarm is one warm resolution through the real server over loopback, against
 // BenchmarkHealthCheck on the same server: the floor. make bench measures both under load; these
-// are for profiling (go test -run '^$' -bench 'Warm|HealthCheck' -cpuprofile cpu.out ./internal/service/).
+// are for profiling (go test -run '^$' -bench 'Warm|HealthCheck' -cpuprofile cpu.out ./internal/e2e/operations/).
 func BenchmarkResolveModelWarm(b *testing.B) {
 	e := testenv.New(b, testenv.Options{})
 	p, err := e.Admin.CreateProvider(e.AsAdmin(), &resolverv1.CreateProviderRequest{Type: "openai", Name: "bench", ByokPolicy: resolverv1.ByokPolicy_BYOK_POLICY_OPTIONAL})
