@@ -3,8 +3,8 @@
 #
 # Every `func FuzzXxx(` in a *_test.go file is a target. Each package's targets first run once on
 # their seed corpora (f.Add and testdata/fuzz/<target>/, without -fuzz): a -fuzz run spends its
-# -fuzztime starting the test binary and its workers (PostgreSQL, for internal/service) and
-# gathering baseline coverage, so a short one may end before it has tried every committed input.
+# -fuzztime starting the test binary and its workers and gathering baseline coverage, so a short
+# one may end before it has tried every committed input.
 # Then each target fuzzes with
 #   go test -run '^$' -fuzz '^FuzzXxx$' -fuzztime "$FUZZTIME" <its package>
 # (go test -fuzz takes one package and one target at a time). FUZZTIME defaults to 5s; it takes
@@ -13,8 +13,8 @@
 # target even after a failure, then lists the failures and exits 1. A failing input is written by
 # go test under the package's testdata/fuzz/<target>/; commit it with the fix so it stays a test.
 #
-# Note: the packages whose TestMain starts PostgreSQL (internal/service) start it for every fuzz run
-# and every fuzz worker too; that is most of the time a short run takes there.
+# A package whose tests start PostgreSQL (pgtest) would start it for every fuzz run and worker:
+# keep fuzz targets in packages of unit tests (internal/service's run without a database).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -2,6 +2,11 @@
 // the production server wiring (authentication, scope checks, interceptors), a loopback listener and
 // a client connection. Tests drive it only through gRPC; the pool is exposed to act as another
 // writer (psql, another replica) and to check what was stored, never to read around the server.
+//
+// Besides the server (New, Env) it holds what the end-to-end suites of internal/e2e share: World,
+// which builds fixtures through AdminService; WantReason, ErrorInfo and BadRequest, which read the
+// error details of a refused call; and Env.TablesSnapshot, which proves a refused call changed
+// nothing. A package using it calls pgtest.Main from its TestMain.
 package testenv
 
 import (

@@ -1,0 +1,26 @@
+// Package operations holds the end-to-end suites of what an operator relies on besides the API's
+// answers, driven through the real gRPC server, one file per feature:
+//
+//   - cache_test.go, cache_keys_test.go: the cache stays fresh: a change made through another
+//     replica or by another writer shows within a second, a lost or silent change listener stops
+//     serving from memory, and changes to what an entry is found by apply too;
+//   - cutover_test.go: a legacy database migrated up resolves every chat as before;
+//   - call_timeout_test.go: --call-timeout bounds a call waiting on the database;
+//   - outage_test.go: PostgreSQL stopped under load and started again (its own cluster);
+//   - audit_test.go: the audit trail of resolutions and changes, refused resolutions, retention;
+//   - secret_leaks_test.go: no plaintext secret in any table, log line or error;
+//   - metrics_test.go, rate_limit_test.go, tracing_test.go: Prometheus series, per-token rate
+//     limits, OpenTelemetry spans;
+//   - tls_test.go: TLS and mutual TLS;
+//   - message_size_test.go: oversized requests never reach a handler;
+//   - health_test.go: health follows the schema, NOT_SERVING while it is behind the binary;
+//   - bench_test.go: a warm ResolveModel and a health check over loopback, for profiling.
+//
+// How the suites run: TestMain (main_test.go) calls pgtest.Main, so the package starts one private
+// PostgreSQL cluster on first use; each test gets a fresh migrated database and a real resolverd
+// server on loopback (internal/testenv), configured as the suite needs (testenv.Options.Configure).
+// outage_test.go starts a cluster of its own, since it stops it. helpers_test.go holds seedChat and
+// eventually.
+//
+//	go test -race -count=1 ./internal/e2e/operations/
+package operations

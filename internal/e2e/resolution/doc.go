@@ -1,0 +1,21 @@
+// Package resolution holds the end-to-end suites of ResolverService/ResolveModel: the decision
+// rules of docs/CONTRACT.md driven through the real gRPC front door, one file per feature.
+//
+//   - purposes_test.go: what each purpose resolves (the chat's own model, overrides, fallbacks to
+//     the default, the title override's keys);
+//   - overrides_test.go: every way a requested config can be broken, with every purpose;
+//   - credentials_test.go: which credential answers (central, the owner's own key, ambient), with
+//     --allow-byok on and off, key rotation and fingerprints;
+//   - scopes_test.go: the scopes ResolveModel needs, checked where rows are read;
+//   - input_test.go and authentication_test.go: refused requests and tokens, which change nothing;
+//   - secrets_test.go: no seeded key in any error or log line;
+//   - smoke_test.go: the shortest path, a chat resolved with its provider's central key.
+//
+// How the suites run: TestMain (main_test.go) calls pgtest.Main, so the package starts one private
+// PostgreSQL cluster on first use; each test gets a fresh migrated database and a real resolverd
+// server on loopback (internal/testenv), with authentication and scope checks on. Fixtures are made
+// through AdminService (helpers_test.go: reWorld remembers every key it seeds, and its cleanup fails
+// the test if the server log holds one); the pool acts only as another writer (psql).
+//
+//	go test -race -count=1 ./internal/e2e/resolution/
+package resolution

@@ -1,9 +1,0 @@
-package server_test
-
-import (
-	"testing"
-
-	"github.com/resolverd/resolverd/internal/pgtest"
-)
-
-func TestMain(m *testing.M) { pgtest.Main(m) }
