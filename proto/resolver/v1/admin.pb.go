@@ -357,7 +357,8 @@ func (x *ListProvidersResponse) GetProviders() []*Provider {
 type AddProviderKeyRequest struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	ProviderId string                 `protobuf:"bytes,1,opt,name=provider_id,json=providerId,proto3" json:"provider_id,omitempty"`
-	ApiKey     string                 `protobuf:"bytes,2,opt,name=api_key,json=apiKey,proto3" json:"api_key,omitempty"`
+	// The secret; never returned, never printed by debug formats.
+	ApiKey string `protobuf:"bytes,2,opt,name=api_key,json=apiKey,proto3" json:"api_key,omitempty"`
 	// Defaults to true.
 	Enabled       *bool `protobuf:"varint,3,opt,name=enabled,proto3,oneof" json:"enabled,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -416,9 +417,10 @@ func (x *AddProviderKeyRequest) GetEnabled() bool {
 }
 
 type RotateProviderKeyRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ProviderId    string                 `protobuf:"bytes,1,opt,name=provider_id,json=providerId,proto3" json:"provider_id,omitempty"`
-	ApiKey        string                 `protobuf:"bytes,2,opt,name=api_key,json=apiKey,proto3" json:"api_key,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ProviderId string                 `protobuf:"bytes,1,opt,name=provider_id,json=providerId,proto3" json:"provider_id,omitempty"`
+	// The secret; never returned, never printed by debug formats.
+	ApiKey        string `protobuf:"bytes,2,opt,name=api_key,json=apiKey,proto3" json:"api_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1194,10 +1196,11 @@ func (*DeleteUserResponse) Descriptor() ([]byte, []int) {
 }
 
 type PutUserProviderKeyRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	AiProviderId  string                 `protobuf:"bytes,2,opt,name=ai_provider_id,json=aiProviderId,proto3" json:"ai_provider_id,omitempty"`
-	ApiKey        string                 `protobuf:"bytes,3,opt,name=api_key,json=apiKey,proto3" json:"api_key,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	UserId       string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	AiProviderId string                 `protobuf:"bytes,2,opt,name=ai_provider_id,json=aiProviderId,proto3" json:"ai_provider_id,omitempty"`
+	// The secret; never returned, never printed by debug formats.
+	ApiKey        string `protobuf:"bytes,3,opt,name=api_key,json=apiKey,proto3" json:"api_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1458,7 +1461,7 @@ func (x *CreateTokenRequest) GetTtlSeconds() int64 {
 
 type CreateTokenResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The bearer token, shown once; only its hash is stored.
+	// The bearer token, shown once; only its hash is stored. Never printed by debug formats.
 	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
 	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
 	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
@@ -1859,18 +1862,18 @@ const file_resolver_v1_admin_proto_rawDesc = "" +
 	"\x16DeleteProviderResponse\"\x16\n" +
 	"\x14ListProvidersRequest\"L\n" +
 	"\x15ListProvidersResponse\x123\n" +
-	"\tproviders\x18\x01 \x03(\v2\x15.resolver.v1.ProviderR\tproviders\"|\n" +
+	"\tproviders\x18\x01 \x03(\v2\x15.resolver.v1.ProviderR\tproviders\"\x81\x01\n" +
 	"\x15AddProviderKeyRequest\x12\x1f\n" +
 	"\vprovider_id\x18\x01 \x01(\tR\n" +
-	"providerId\x12\x17\n" +
-	"\aapi_key\x18\x02 \x01(\tR\x06apiKey\x12\x1d\n" +
+	"providerId\x12\x1c\n" +
+	"\aapi_key\x18\x02 \x01(\tB\x03\x80\x01\x01R\x06apiKey\x12\x1d\n" +
 	"\aenabled\x18\x03 \x01(\bH\x00R\aenabled\x88\x01\x01B\n" +
 	"\n" +
-	"\b_enabled\"T\n" +
+	"\b_enabled\"Y\n" +
 	"\x18RotateProviderKeyRequest\x12\x1f\n" +
 	"\vprovider_id\x18\x01 \x01(\tR\n" +
-	"providerId\x12\x17\n" +
-	"\aapi_key\x18\x02 \x01(\tR\x06apiKey\"Y\n" +
+	"providerId\x12\x1c\n" +
+	"\aapi_key\x18\x02 \x01(\tB\x03\x80\x01\x01R\x06apiKey\"Y\n" +
 	"\x1cSetProviderKeyEnabledRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\aenabled\x18\x02 \x01(\bH\x00R\aenabled\x88\x01\x01B\n" +
@@ -1926,11 +1929,11 @@ const file_resolver_v1_admin_proto_rawDesc = "" +
 	"\busername\x18\x02 \x01(\tR\busername\"#\n" +
 	"\x11DeleteUserRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x14\n" +
-	"\x12DeleteUserResponse\"s\n" +
+	"\x12DeleteUserResponse\"x\n" +
 	"\x19PutUserProviderKeyRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12$\n" +
-	"\x0eai_provider_id\x18\x02 \x01(\tR\faiProviderId\x12\x17\n" +
-	"\aapi_key\x18\x03 \x01(\tR\x06apiKey\".\n" +
+	"\x0eai_provider_id\x18\x02 \x01(\tR\faiProviderId\x12\x1c\n" +
+	"\aapi_key\x18\x03 \x01(\tB\x03\x80\x01\x01R\x06apiKey\".\n" +
 	"\x1cDeleteUserProviderKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x1f\n" +
 	"\x1dDeleteUserProviderKeyResponse\"c\n" +
@@ -1942,9 +1945,9 @@ const file_resolver_v1_admin_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06scopes\x18\x02 \x03(\tR\x06scopes\x12\x1f\n" +
 	"\vttl_seconds\x18\x03 \x01(\x03R\n" +
-	"ttlSeconds\"\xa2\x01\n" +
-	"\x13CreateTokenResponse\x12\x14\n" +
-	"\x05token\x18\x01 \x01(\tR\x05token\x12\x0e\n" +
+	"ttlSeconds\"\xa7\x01\n" +
+	"\x13CreateTokenResponse\x12\x19\n" +
+	"\x05token\x18\x01 \x01(\tB\x03\x80\x01\x01R\x05token\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x16\n" +
 	"\x06scopes\x18\x04 \x03(\tR\x06scopes\x129\n" +

@@ -49,6 +49,12 @@ const (
 //
 // AdminService manages providers, keys, model configs, users, chats and tokens. Every method needs
 // the matching :write scope; List* methods need the :read scope. Secrets are write-only.
+//
+// Errors: every failure is a canonical gRPC status carrying a google.rpc.ErrorInfo with domain
+// "resolver.v1" whose reason is the name of a resolver.v1.ErrorReason value (errors.proto documents
+// each one: its code, when it happens and its metadata keys); INVALID_ARGUMENT adds a
+// google.rpc.BadRequest naming each bad field. A missing or deleted row named by a request's id is
+// NOT_FOUND with metadata "id".
 type AdminServiceClient interface {
 	CreateProvider(ctx context.Context, in *CreateProviderRequest, opts ...grpc.CallOption) (*Provider, error)
 	UpdateProvider(ctx context.Context, in *UpdateProviderRequest, opts ...grpc.CallOption) (*Provider, error)
@@ -309,6 +315,12 @@ func (c *adminServiceClient) ListAuditEvents(ctx context.Context, in *ListAuditE
 //
 // AdminService manages providers, keys, model configs, users, chats and tokens. Every method needs
 // the matching :write scope; List* methods need the :read scope. Secrets are write-only.
+//
+// Errors: every failure is a canonical gRPC status carrying a google.rpc.ErrorInfo with domain
+// "resolver.v1" whose reason is the name of a resolver.v1.ErrorReason value (errors.proto documents
+// each one: its code, when it happens and its metadata keys); INVALID_ARGUMENT adds a
+// google.rpc.BadRequest naming each bad field. A missing or deleted row named by a request's id is
+// NOT_FOUND with metadata "id".
 type AdminServiceServer interface {
 	CreateProvider(context.Context, *CreateProviderRequest) (*Provider, error)
 	UpdateProvider(context.Context, *UpdateProviderRequest) (*Provider, error)
