@@ -34,7 +34,7 @@ const (
 // model configs (one disabled), a user with their own key and a chat. An already-seeded database is
 // left as it is, so restarts keep the operator's changes.
 func SeedDemo(ctx context.Context, s *db.Store) (seeded bool, err error) {
-	existing, err := s.ListProviders(ctx)
+	existing, err := s.ListProviders(ctx, db.Page[db.ProviderPos]{})
 	if err != nil {
 		return false, err
 	}

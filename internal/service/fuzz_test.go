@@ -6,7 +6,7 @@ package service
 //   - FuzzValidate* call one validator of validate.go directly and check it against the property it
 //     must have (SPEC sections 1, 3 and 4), both ways where the property decides acceptance: a value
 //     the property refuses must be refused, and one it accepts must be accepted. FuzzPageToken does
-//     the same for parsePageToken and pageToken.
+//     the same for parsePageToken and pageTokens.issue.
 //   - Fuzz*Request call the real handler (Admin or Resolver) on a dbauthz.Store over fakeQuerier, a
 //     store that records the call and fails it, so nothing here needs PostgreSQL. They check the
 //     wiring: the handler refuses with INVALID_ARGUMENT exactly the fields whose validator refuses
@@ -129,8 +129,13 @@ func (q *fakeQuerier) DeleteProvider(_ context.Context, id uuid.UUID) error {
 	return errFakeStore
 }
 
-func (q *fakeQuerier) ListProviders(context.Context) ([]db.Provider, error) {
-	q.rec("ListProviders")
+func (q *fakeQuerier) GetProvider(_ context.Context, id uuid.UUID) (db.Provider, error) {
+	q.rec("GetProvider", id)
+	return db.Provider{}, errFakeStore
+}
+
+func (q *fakeQuerier) ListProviders(_ context.Context, p db.Page[db.ProviderPos]) ([]db.Provider, error) {
+	q.rec("ListProviders", p)
 	return nil, errFakeStore
 }
 
@@ -154,8 +159,8 @@ func (q *fakeQuerier) DeleteProviderKey(_ context.Context, id uuid.UUID) error {
 	return errFakeStore
 }
 
-func (q *fakeQuerier) ListProviderKeys(_ context.Context, providerID uuid.UUID) ([]db.ProviderKey, error) {
-	q.rec("ListProviderKeys", providerID)
+func (q *fakeQuerier) ListProviderKeys(_ context.Context, providerID uuid.UUID, p db.Page[db.ProviderKeyPos]) ([]db.ProviderKey, error) {
+	q.rec("ListProviderKeys", providerID, p)
 	return nil, errFakeStore
 }
 
@@ -178,8 +183,13 @@ func (q *fakeQuerier) DeleteModelConfig(_ context.Context, id uuid.UUID) error {
 	return errFakeStore
 }
 
-func (q *fakeQuerier) ListModelConfigs(context.Context) ([]db.ModelConfig, error) {
-	q.rec("ListModelConfigs")
+func (q *fakeQuerier) GetModelConfig(_ context.Context, id uuid.UUID) (db.ModelConfig, error) {
+	q.rec("GetModelConfig", id)
+	return db.ModelConfig{}, errFakeStore
+}
+
+func (q *fakeQuerier) ListModelConfigs(_ context.Context, p db.Page[db.ModelConfigPos]) ([]db.ModelConfig, error) {
+	q.rec("ListModelConfigs", p)
 	return nil, errFakeStore
 }
 
@@ -191,6 +201,11 @@ func (q *fakeQuerier) PutUser(_ context.Context, id uuid.UUID, username string) 
 func (q *fakeQuerier) DeleteUser(_ context.Context, id uuid.UUID) error {
 	q.rec("DeleteUser", id)
 	return errFakeStore
+}
+
+func (q *fakeQuerier) GetUser(_ context.Context, id uuid.UUID) (db.User, error) {
+	q.rec("GetUser", id)
+	return db.User{}, errFakeStore
 }
 
 func (q *fakeQuerier) PutUserProviderKey(_ context.Context, id, userID, providerID uuid.UUID, key secret.String) (db.UserProviderKey, error) {
@@ -208,6 +223,11 @@ func (q *fakeQuerier) PutChat(_ context.Context, id, ownerID, modelConfigID uuid
 	return db.Chat{}, errFakeStore
 }
 
+func (q *fakeQuerier) GetChat(_ context.Context, id uuid.UUID) (db.Chat, error) {
+	q.rec("GetChat", id)
+	return db.Chat{}, errFakeStore
+}
+
 func (q *fakeQuerier) CreateToken(_ context.Context, id uuid.UUID, name string, scopes []string, hash []byte, expiresAt *time.Time) (db.Token, error) {
 	q.rec("CreateToken", id, name, scopes, hash, expiresAt)
 	return db.Token{}, errFakeStore
@@ -218,8 +238,13 @@ func (q *fakeQuerier) RevokeToken(_ context.Context, id uuid.UUID, _ func([]stri
 	return errFakeStore
 }
 
-func (q *fakeQuerier) ListTokens(context.Context) ([]db.Token, error) {
-	q.rec("ListTokens")
+func (q *fakeQuerier) GetToken(_ context.Context, id uuid.UUID) (db.Token, error) {
+	q.rec("GetToken", id)
+	return db.Token{}, errFakeStore
+}
+
+func (q *fakeQuerier) ListTokens(_ context.Context, p db.Page[db.TokenPos]) ([]db.Token, error) {
+	q.rec("ListTokens", p)
 	return nil, errFakeStore
 }
 
@@ -911,42 +936,56 @@ func FuzzValidateEnumsAndLimits(f *testing.F) {
 	})
 }
 
-// FuzzPageToken: parsePageToken(pageToken(n)) == n for every n > 0 and refuses pageToken(n) for
-// n <= 0; pageToken's output is URL-safe; and parsePageToken accepts nothing pageToken cannot
-// produce: an accepted token t parses to id > 0 with pageToken(id) == t.
+// FuzzPageToken: the token issued for a position parses back to it, and only for the method and the
+// filters it was issued for, and only with this deployment's key; it is URL-safe; and
+// parsePageToken accepts nothing the server did not issue: an accepted token t is exactly the
+// token issued for the position it parses to. (ListAuditEvents' positions are event ids.)
 func FuzzPageToken(f *testing.F) {
+	const method = "ListAuditEvents"
+	pages := newPageTokens(fuzzFPKey)
+	issue := func(tb testing.TB, method, filter string, n int64) string {
+		tok, err := pages.issue(method, filter, n)
+		if err != nil {
+			tb.Fatalf("issue(%s, %q, %d): %v", method, filter, n, err)
+		}
+		return tok
+	}
+	valid := issue(f, method, "", 42)
 	for _, seed := range []struct {
 		tok string
 		n   int64
 	}{
-		{pageToken(1), 1}, {pageToken(math.MaxInt64), math.MaxInt64}, {pageToken(0), 0}, {pageToken(-1), -1},
-		{"", math.MinInt64}, {"a1:1", 42}, {base64.StdEncoding.EncodeToString([]byte("a1:1")), 7},
-		{base64.RawURLEncoding.EncodeToString([]byte("a2:1")), 3}, {base64.RawURLEncoding.EncodeToString([]byte("a1:x")), 9},
-		{base64.RawURLEncoding.EncodeToString([]byte("a1:9223372036854775808")), 1 << 40}, {"!!!!", 2},
+		{valid, 42}, {issue(f, method, "", math.MaxInt64), math.MaxInt64}, {issue(f, method, "", math.MinInt64), 0},
+		{issue(f, "ListTokens", "", 42), 42}, {issue(f, method, "action=x", 42), 42},
+		{valid[:len(valid)-1], 1}, {valid + "A", 2}, {valid + "\n", 3}, {strings.ToUpper(valid), 4},
+		{"", math.MinInt64}, {"a1:1", 42}, {base64.RawURLEncoding.EncodeToString([]byte("a1:1")), 7}, {"!!!!", 2},
 	} {
 		f.Add(seed.tok, seed.n)
 	}
+	other := newPageTokens([]byte("another deployment's fingerprint key"))
 	f.Fuzz(func(t *testing.T, tok string, n int64) {
-		made := pageToken(n)
+		made := issue(t, method, "", n)
 		if strings.Trim(made, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
-			t.Fatalf("pageToken(%d) = %q is not URL-safe", n, made)
+			t.Fatalf("the token of %d, %q, is not URL-safe", n, made)
 		}
-		got, ok := parsePageToken(made)
-		switch {
-		case n > 0 && (!ok || got != n):
-			t.Fatalf("parsePageToken(pageToken(%d)) = %d, %v", n, got, ok)
-		case n <= 0 && ok:
-			t.Fatalf("parsePageToken(pageToken(%d)) accepted it as %d", n, got)
+		if got, problem := parsePageToken[int64](pages, method, "", made); problem != "" || *got != n {
+			t.Fatalf("the token of %d parsed to %v (%s)", n, got, problem)
 		}
-		id, ok := parsePageToken(tok)
-		if !ok {
+		if _, problem := parsePageToken[int64](pages, "ListTokens", "", made); problem == "" {
+			t.Fatalf("ListTokens accepted a token of %s", method)
+		}
+		if _, problem := parsePageToken[int64](pages, method, "action=x", made); problem == "" {
+			t.Fatalf("a token issued without filters was accepted with one")
+		}
+		if _, problem := parsePageToken[int64](other, method, "", made); problem == "" {
+			t.Fatalf("another deployment's key accepted the token")
+		}
+		pos, problem := parsePageToken[int64](pages, method, "", tok)
+		if problem != "" {
 			return
 		}
-		if id <= 0 {
-			t.Fatalf("parsePageToken(%q) accepted id %d", tok, id)
-		}
-		if canonical := pageToken(id); canonical != tok {
-			t.Fatalf("parsePageToken accepted %q as id %d, but pageToken(%d) = %q: the token is not one pageToken produces", tok, id, id, canonical)
+		if canonical := issue(t, method, "", *pos); canonical != tok {
+			t.Fatalf("parsePageToken accepted %q as %d, but the token of %d is %q: the server did not issue it", tok, *pos, *pos, canonical)
 		}
 	})
 }
@@ -1483,19 +1522,24 @@ func FuzzCreateTokenRequest(f *testing.F) {
 	})
 }
 
-// FuzzListAuditEventsRequest: ListAuditEvents refuses exactly a bad chat_id or token_id, a limit
-// outside 0..500, an action that is not short printable text (at most 200 characters, valid UTF-8,
-// no control or invisible formatting characters, no surrounding white space) and a page token
-// parsePageToken refuses; a valid request
-// hands the store the filter (limit+1 rows, 50 for 0). An accepted action goes into a text query
+// FuzzListAuditEventsRequest: ListAuditEvents refuses exactly a bad chat_id or token_id, a
+// (deprecated) limit outside 0..500, an action that is not short printable text (at most 200
+// characters, valid UTF-8, no control or invisible formatting characters, no surrounding white space)
+// and a page token parsePageToken refuses for these filters; a valid request hands the store the
+// filter (limit+1 rows, DefaultPageSize+1 for 0). An accepted action goes into a text query
 // parameter, so it must be something PostgreSQL takes: no NUL (the gRPC transport already refuses
 // invalid UTF-8 in a string field).
 func FuzzListAuditEventsRequest(f *testing.F) {
+	tok, err := newPageTokens(fuzzFPKey).issue("ListAuditEvents", auditFilter(uuid.MustParse(seedUUID), uuid.MustParse(seedUUID2), "ResolveModel"), 12345)
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Add(int32(0), "", "", "", "")
-	f.Add(int32(500), pageToken(12345), seedUUID, seedUUID2, "ResolveModel")
+	f.Add(int32(500), tok, seedUUIDUpper, seedUUID2, "ResolveModel")
+	f.Add(int32(500), tok, seedUUID, seedUUID2, "RotateProviderKey")
 	f.Add(int32(501), "YTE6MA", nilUUID, "x", strings.Repeat("a", 201))
 	f.Add(int32(-1), "not base64!", seedUUIDUpper, "", strings.Repeat("a", 200))
-	f.Add(int32(1), pageToken(1), "", seedUUID, "RotateProviderKey")
+	f.Add(int32(1), tok, "", seedUUID, "RotateProviderKey")
 	f.Fuzz(func(t *testing.T, limit int32, tok, chatID, tokenID, action string) {
 		a, q := fuzzAdmin()
 		req := &resolverv1.ListAuditEventsRequest{Limit: limit, PageToken: tok, ChatId: chatID, TokenId: tokenID, Action: action}
@@ -1507,7 +1551,7 @@ func FuzzListAuditEventsRequest(f *testing.F) {
 		wantLimit := int(limit)
 		switch {
 		case limit == 0:
-			wantLimit = 50
+			wantLimit = DefaultPageSize
 		case limit < 0 || limit > 500:
 			v.add("limit", "out of range")
 		}
@@ -1515,10 +1559,13 @@ func FuzzListAuditEventsRequest(f *testing.F) {
 			strings.IndexFunc(action, func(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) }) >= 0 {
 			v.add("action", "not short printable text")
 		}
-		before, ok := int64(0), true
+		var before int64
 		if tok != "" {
-			if before, ok = parsePageToken(tok); !ok {
+			pos, problem := parsePageToken[int64](a.pages, "ListAuditEvents", auditFilter(chat, token, action), tok)
+			if problem != "" {
 				v.add("page_token", "bad")
+			} else {
+				before = *pos
 			}
 		}
 		call := checkOutcome(t, req, err, fieldsOf(v), q, "ListAuditEvents")
