@@ -27,7 +27,7 @@ run: build $(BIN)/grpcurl ## run a zero-setup local resolverd (private PostgreSQ
 	$(BIN)/resolverd dev
 
 .PHONY: test
-test: tidy-check check-generated vet $(BIN)/grpcurl $(BIN)/grpc-health-probe ## run every test (race detector on) after checking generated code and vet
+test: tidy-check check-generated check-breaking vet $(BIN)/grpcurl $(BIN)/grpc-health-probe ## run every test (race detector on) after checking go.mod, generated code, API compatibility and vet
 	RESOLVER_GRPCURL=$(CURDIR)/$(BIN)/grpcurl RESOLVER_GRPC_HEALTH_PROBE=$(CURDIR)/$(BIN)/grpc-health-probe \
 		$(GO) test $(TESTFLAGS) ./...
 	@# go test hides skips without -v: say when the Node.js example worker was not tested.
@@ -89,6 +89,10 @@ check-generated: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc ## fa
 	$(BIN)/buf generate -o "$$tmp"; \
 	if ! diff -r --exclude='*.proto' "$$tmp/proto" proto; then \
 		echo "generated code is stale: run 'make generate' and commit the result"; exit 1; fi
+
+.PHONY: check-breaking
+check-breaking: $(BIN)/buf ## fail if proto/ breaks compatibility with the last release (or the first commit) without announcing it
+	BUF=$(BIN)/buf bash scripts/check-breaking.sh
 
 .PHONY: tools
 tools: $(TOOLS) ## build the pinned tools into bin/

@@ -102,7 +102,7 @@ func TestKeysRotateThenServeWithOnlyTheNewKey(t *testing.T) {
 
 	env := map[string]string{"RESOLVER_DATABASE_URL": url, "RESOLVER_ENCRYPTION_KEYS": b + "," + a}
 	fingerprints := func(s *db.Store) map[uuid.UUID]string {
-		keys, err := s.ListProviderKeys(ctx, uuid.Nil)
+		keys, err := s.ListProviderKeys(ctx, uuid.Nil, db.Page[db.ProviderKeyPos]{})
 		if err != nil {
 			t.Fatal(err)
 		}

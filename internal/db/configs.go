@@ -116,16 +116,24 @@ func configDetails(c ModelConfig) map[string]string {
 		"enabled": fmt.Sprint(c.Enabled), "is_default": fmt.Sprint(c.IsDefault)}
 }
 
-// ListModelConfigs returns the live configs, the default first.
-func (s *Store) ListModelConfigs(ctx context.Context) ([]ModelConfig, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+configCols+` FROM chat_model_configs WHERE NOT deleted
-ORDER BY is_default DESC, display_name, model, id`)
-	if err != nil {
-		return nil, fmt.Errorf("list model configs: %w", classify(err))
+// ListModelConfigs returns a page of the live configs: the default first, then by display name,
+// model and id. (NOT is_default sorts the default, true, first.)
+func (s *Store) ListModelConfigs(ctx context.Context, p Page[ModelConfigPos]) ([]ModelConfig, error) {
+	var (
+		isDefault      *bool
+		display, model *string
+		id             *uuid.UUID
+	)
+	if a := p.After; a != nil {
+		isDefault, display, model, id = &a.IsDefault, &a.DisplayName, &a.Model, &a.ID
 	}
-	out, err := collect(rows, scanConfig)
-	if err != nil {
-		return nil, fmt.Errorf("list model configs: %w", classify(err))
-	}
-	return out, nil
+	return list(ctx, s, "model configs", `SELECT `+configCols+` FROM chat_model_configs
+WHERE NOT deleted AND ($1::boolean IS NULL OR
+  (NOT is_default, display_name, model, id) > (NOT $1::boolean, $2::text, $3::text, $4::uuid))
+ORDER BY NOT is_default, display_name, model, id LIMIT $5`, scanConfig, isDefault, display, model, id, p.limit())
+}
+
+// GetModelConfig returns live config id; a missing or deleted one is NOT_FOUND.
+func (s *Store) GetModelConfig(ctx context.Context, id uuid.UUID) (ModelConfig, error) {
+	return get(ctx, s, "model config", `SELECT `+configCols+` FROM chat_model_configs WHERE id = $1 AND NOT deleted`, id, scanConfig)
 }

@@ -140,7 +140,7 @@ func TestStoreMapsPostgresErrorsToReasons(t *testing.T) {
 
 	// A database that is gone: connection failures are DATABASE_UNAVAILABLE, not INTERNAL.
 	pool.Close()
-	if _, err := s.ListProviders(ctx); errs.ReasonOf(err) != errs.DatabaseUnavailable {
+	if _, err := s.ListProviders(ctx, db.Page[db.ProviderPos]{}); errs.ReasonOf(err) != errs.DatabaseUnavailable {
 		t.Fatalf("closed pool: %v", err)
 	}
 	if _, err := db.Connect(ctx, "postgres://u:p@127.0.0.1:1/db?connect_timeout=2"); errs.ReasonOf(err) != errs.DatabaseUnavailable {
@@ -149,7 +149,7 @@ func TestStoreMapsPostgresErrorsToReasons(t *testing.T) {
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
 	live := db.New(pgtest.NewPool(t), pgtest.Keyring)
-	if _, err := live.ListProviders(cancelled); !errors.Is(err, context.Canceled) {
+	if _, err := live.ListProviders(cancelled, db.Page[db.ProviderPos]{}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled call: %v", err)
 	}
 }

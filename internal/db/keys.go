@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -122,19 +123,20 @@ func (s *Store) DeleteProviderKey(ctx context.Context, id uuid.UUID) error {
 	return s.deleteRow(ctx, "DeleteProviderKey", "ai_provider_keys", "provider key", "key_id", id)
 }
 
-// ListProviderKeys returns the central keys of one provider, or of all when providerID is uuid.Nil,
-// oldest first.
-func (s *Store) ListProviderKeys(ctx context.Context, providerID uuid.UUID) ([]ProviderKey, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+providerKeyCols+` FROM ai_provider_keys
-WHERE $1::uuid IS NULL OR provider_id = $1 ORDER BY provider_id, created_at, id`, nullUUID(providerID))
-	if err != nil {
-		return nil, fmt.Errorf("list provider keys: %w", classify(err))
+// ListProviderKeys returns a page of the central keys of one provider, or of all when providerID
+// is uuid.Nil: by provider id, then oldest first (then id).
+func (s *Store) ListProviderKeys(ctx context.Context, providerID uuid.UUID, p Page[ProviderKeyPos]) ([]ProviderKey, error) {
+	var (
+		provider, id *uuid.UUID
+		created      *time.Time
+	)
+	if a := p.After; a != nil {
+		provider, created, id = &a.ProviderID, &a.CreatedAt, &a.ID
 	}
-	out, err := collect(rows, s.scanProviderKey)
-	if err != nil {
-		return nil, fmt.Errorf("list provider keys: %w", classify(err))
-	}
-	return out, nil
+	return list(ctx, s, "provider keys", `SELECT `+providerKeyCols+` FROM ai_provider_keys
+WHERE ($1::uuid IS NULL OR provider_id = $1)
+  AND ($2::uuid IS NULL OR (provider_id, created_at, id) > ($2::uuid, $3::timestamptz, $4::uuid))
+ORDER BY provider_id, created_at, id LIMIT $5`, s.scanProviderKey, nullUUID(providerID), provider, created, id, p.limit())
 }
 
 // PutUserProviderKey sets a user's own key for a provider, replacing the one they had. The provider

@@ -84,17 +84,21 @@ func providerDetails(p Provider) map[string]string {
 		"enabled": fmt.Sprint(p.Enabled), "byok_policy": string(p.BYOKPolicy)}
 }
 
-// ListProviders returns the live providers by name.
-func (s *Store) ListProviders(ctx context.Context) ([]Provider, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+providerCols+` FROM ai_providers WHERE NOT deleted ORDER BY name`)
-	if err != nil {
-		return nil, fmt.Errorf("list providers: %w", classify(err))
+// ListProviders returns a page of the live providers, by name (then id).
+func (s *Store) ListProviders(ctx context.Context, p Page[ProviderPos]) ([]Provider, error) {
+	var name *string
+	var id *uuid.UUID
+	if p.After != nil {
+		name, id = &p.After.Name, &p.After.ID
 	}
-	out, err := collect(rows, scanProvider)
-	if err != nil {
-		return nil, fmt.Errorf("list providers: %w", classify(err))
-	}
-	return out, nil
+	return list(ctx, s, "providers", `SELECT `+providerCols+` FROM ai_providers
+WHERE NOT deleted AND ($1::text IS NULL OR (name, id) > ($1::text, $2::uuid))
+ORDER BY name, id LIMIT $3`, scanProvider, name, id, p.limit())
+}
+
+// GetProvider returns live provider id; a missing or deleted one is NOT_FOUND.
+func (s *Store) GetProvider(ctx context.Context, id uuid.UUID) (Provider, error) {
+	return get(ctx, s, "provider", `SELECT `+providerCols+` FROM ai_providers WHERE id = $1 AND NOT deleted`, id, scanProvider)
 }
 
 // lockMode is how a transaction holds a provider row it depends on.

@@ -56,17 +56,21 @@ func (s *Store) RevokeToken(ctx context.Context, id uuid.UUID, allowed func(scop
 	return nil
 }
 
-// ListTokens returns every token, newest first.
-func (s *Store) ListTokens(ctx context.Context) ([]Token, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+tokenCols+` FROM api_tokens ORDER BY created_at DESC, id`)
-	if err != nil {
-		return nil, fmt.Errorf("list tokens: %w", classify(err))
+// ListTokens returns a page of every token (revoked and expired ones too), newest first (then by id).
+func (s *Store) ListTokens(ctx context.Context, p Page[TokenPos]) ([]Token, error) {
+	var created *time.Time
+	var id *uuid.UUID
+	if a := p.After; a != nil {
+		created, id = &a.CreatedAt, &a.ID
 	}
-	out, err := collect(rows, scanToken)
-	if err != nil {
-		return nil, fmt.Errorf("list tokens: %w", classify(err))
-	}
-	return out, nil
+	return list(ctx, s, "tokens", `SELECT `+tokenCols+` FROM api_tokens
+WHERE $1::timestamptz IS NULL OR created_at < $1 OR (created_at = $1 AND id > $2::uuid)
+ORDER BY created_at DESC, id LIMIT $3`, scanToken, created, id, p.limit())
+}
+
+// GetToken returns token id, revoked or expired as it may be; a missing one is NOT_FOUND.
+func (s *Store) GetToken(ctx context.Context, id uuid.UUID) (Token, error) {
+	return get(ctx, s, "token", `SELECT `+tokenCols+` FROM api_tokens WHERE id = $1`, id, scanToken)
 }
 
 // ActiveToken returns the token with this hash when it exists, is not revoked and has not expired

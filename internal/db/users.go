@@ -82,6 +82,16 @@ RETURNING `+chatCols, id, ownerID, nullUUID(modelConfigID)))
 	return out, nil
 }
 
+// GetUser returns live user id; a missing or deleted one is NOT_FOUND.
+func (s *Store) GetUser(ctx context.Context, id uuid.UUID) (User, error) {
+	return get(ctx, s, "user", `SELECT `+userCols+` FROM users WHERE id = $1 AND NOT deleted`, id, scanUser)
+}
+
+// GetChat returns chat id; a missing one is NOT_FOUND.
+func (s *Store) GetChat(ctx context.Context, id uuid.UUID) (Chat, error) {
+	return get(ctx, s, "chat", `SELECT `+chatCols+` FROM chats WHERE id = $1`, id, scanChat)
+}
+
 func idOrEmpty(id uuid.UUID) string {
 	if id == uuid.Nil {
 		return ""

@@ -25,28 +25,33 @@ type Querier interface {
 	CreateProvider(ctx context.Context, p resolve.Provider) (db.Provider, error)
 	UpdateProvider(ctx context.Context, id uuid.UUID, mutate func(*db.Provider) error) (db.Provider, error)
 	DeleteProvider(ctx context.Context, id uuid.UUID) error
-	ListProviders(ctx context.Context) ([]db.Provider, error)
+	GetProvider(ctx context.Context, id uuid.UUID) (db.Provider, error)
+	ListProviders(ctx context.Context, p db.Page[db.ProviderPos]) ([]db.Provider, error)
 
 	AddProviderKey(ctx context.Context, id, providerID uuid.UUID, key secret.String, enabled bool) (db.ProviderKey, error)
 	RotateProviderKey(ctx context.Context, id, providerID uuid.UUID, key secret.String) (db.ProviderKey, error)
 	SetProviderKeyEnabled(ctx context.Context, id uuid.UUID, enabled bool) (db.ProviderKey, error)
 	DeleteProviderKey(ctx context.Context, id uuid.UUID) error
-	ListProviderKeys(ctx context.Context, providerID uuid.UUID) ([]db.ProviderKey, error)
+	ListProviderKeys(ctx context.Context, providerID uuid.UUID, p db.Page[db.ProviderKeyPos]) ([]db.ProviderKey, error)
 
 	CreateModelConfig(ctx context.Context, c resolve.ModelConfig) (db.ModelConfig, error)
 	UpdateModelConfig(ctx context.Context, id uuid.UUID, mutate func(*db.ModelConfig) error) (db.ModelConfig, error)
 	DeleteModelConfig(ctx context.Context, id uuid.UUID) error
-	ListModelConfigs(ctx context.Context) ([]db.ModelConfig, error)
+	GetModelConfig(ctx context.Context, id uuid.UUID) (db.ModelConfig, error)
+	ListModelConfigs(ctx context.Context, p db.Page[db.ModelConfigPos]) ([]db.ModelConfig, error)
 
 	PutUser(ctx context.Context, id uuid.UUID, username string) (db.User, error)
 	DeleteUser(ctx context.Context, id uuid.UUID) error
+	GetUser(ctx context.Context, id uuid.UUID) (db.User, error)
 	PutUserProviderKey(ctx context.Context, id, userID, providerID uuid.UUID, key secret.String) (db.UserProviderKey, error)
 	DeleteUserProviderKey(ctx context.Context, id uuid.UUID) error
 	PutChat(ctx context.Context, id, ownerID, modelConfigID uuid.UUID) (db.Chat, error)
+	GetChat(ctx context.Context, id uuid.UUID) (db.Chat, error)
 
 	CreateToken(ctx context.Context, id uuid.UUID, name string, scopes []string, hash []byte, expiresAt *time.Time) (db.Token, error)
 	RevokeToken(ctx context.Context, id uuid.UUID, allowed func(scopes []string) error) error
-	ListTokens(ctx context.Context) ([]db.Token, error)
+	GetToken(ctx context.Context, id uuid.UUID) (db.Token, error)
+	ListTokens(ctx context.Context, p db.Page[db.TokenPos]) ([]db.Token, error)
 
 	ListAuditEvents(ctx context.Context, f db.AuditFilter) ([]db.AuditEvent, error)
 
@@ -133,11 +138,18 @@ func (s *Store) DeleteProvider(ctx context.Context, id uuid.UUID) error {
 	return s.q.DeleteProvider(ctx, id)
 }
 
-func (s *Store) ListProviders(ctx context.Context) ([]db.Provider, error) {
+func (s *Store) GetProvider(ctx context.Context, id uuid.UUID) (db.Provider, error) {
+	if err := rbac.Require(ctx, rbac.AIProviderRead); err != nil {
+		return db.Provider{}, err
+	}
+	return s.q.GetProvider(ctx, id)
+}
+
+func (s *Store) ListProviders(ctx context.Context, p db.Page[db.ProviderPos]) ([]db.Provider, error) {
 	if err := rbac.Require(ctx, rbac.AIProviderRead); err != nil {
 		return nil, err
 	}
-	return s.q.ListProviders(ctx)
+	return s.q.ListProviders(ctx, p)
 }
 
 func (s *Store) AddProviderKey(ctx context.Context, id, providerID uuid.UUID, key secret.String, enabled bool) (db.ProviderKey, error) {
@@ -168,11 +180,11 @@ func (s *Store) DeleteProviderKey(ctx context.Context, id uuid.UUID) error {
 	return s.q.DeleteProviderKey(ctx, id)
 }
 
-func (s *Store) ListProviderKeys(ctx context.Context, providerID uuid.UUID) ([]db.ProviderKey, error) {
+func (s *Store) ListProviderKeys(ctx context.Context, providerID uuid.UUID, p db.Page[db.ProviderKeyPos]) ([]db.ProviderKey, error) {
 	if err := rbac.Require(ctx, rbac.AIProviderKeyRead); err != nil {
 		return nil, err
 	}
-	return s.q.ListProviderKeys(ctx, providerID)
+	return s.q.ListProviderKeys(ctx, providerID, p)
 }
 
 func (s *Store) CreateModelConfig(ctx context.Context, c resolve.ModelConfig) (db.ModelConfig, error) {
@@ -196,11 +208,18 @@ func (s *Store) DeleteModelConfig(ctx context.Context, id uuid.UUID) error {
 	return s.q.DeleteModelConfig(ctx, id)
 }
 
-func (s *Store) ListModelConfigs(ctx context.Context) ([]db.ModelConfig, error) {
+func (s *Store) GetModelConfig(ctx context.Context, id uuid.UUID) (db.ModelConfig, error) {
+	if err := rbac.Require(ctx, rbac.ModelConfigRead); err != nil {
+		return db.ModelConfig{}, err
+	}
+	return s.q.GetModelConfig(ctx, id)
+}
+
+func (s *Store) ListModelConfigs(ctx context.Context, p db.Page[db.ModelConfigPos]) ([]db.ModelConfig, error) {
 	if err := rbac.Require(ctx, rbac.ModelConfigRead); err != nil {
 		return nil, err
 	}
-	return s.q.ListModelConfigs(ctx)
+	return s.q.ListModelConfigs(ctx, p)
 }
 
 func (s *Store) PutUser(ctx context.Context, id uuid.UUID, username string) (db.User, error) {
@@ -215,6 +234,15 @@ func (s *Store) DeleteUser(ctx context.Context, id uuid.UUID) error {
 		return err
 	}
 	return s.q.DeleteUser(ctx, id)
+}
+
+// GetUser needs user:write: there is no user:read scope, and the users table is read by those who
+// administer it (as ListTokens needs token:write).
+func (s *Store) GetUser(ctx context.Context, id uuid.UUID) (db.User, error) {
+	if err := rbac.Require(ctx, rbac.UserWrite); err != nil {
+		return db.User{}, err
+	}
+	return s.q.GetUser(ctx, id)
 }
 
 func (s *Store) PutUserProviderKey(ctx context.Context, id, userID, providerID uuid.UUID, key secret.String) (db.UserProviderKey, error) {
@@ -236,6 +264,13 @@ func (s *Store) PutChat(ctx context.Context, id, ownerID, modelConfigID uuid.UUI
 		return db.Chat{}, err
 	}
 	return s.q.PutChat(ctx, id, ownerID, modelConfigID)
+}
+
+func (s *Store) GetChat(ctx context.Context, id uuid.UUID) (db.Chat, error) {
+	if err := rbac.Require(ctx, rbac.ChatRead); err != nil {
+		return db.Chat{}, err
+	}
+	return s.q.GetChat(ctx, id)
 }
 
 // CreateToken also refuses to grant a scope the caller does not hold.
@@ -272,12 +307,20 @@ func (s *Store) RevokeToken(ctx context.Context, id uuid.UUID) error {
 	})
 }
 
+// GetToken needs token:write, as ListTokens.
+func (s *Store) GetToken(ctx context.Context, id uuid.UUID) (db.Token, error) {
+	if err := rbac.Require(ctx, rbac.TokenWrite); err != nil {
+		return db.Token{}, err
+	}
+	return s.q.GetToken(ctx, id)
+}
+
 // ListTokens needs token:write: token names and scopes are for token administrators only.
-func (s *Store) ListTokens(ctx context.Context) ([]db.Token, error) {
+func (s *Store) ListTokens(ctx context.Context, p db.Page[db.TokenPos]) ([]db.Token, error) {
 	if err := rbac.Require(ctx, rbac.TokenWrite); err != nil {
 		return nil, err
 	}
-	return s.q.ListTokens(ctx)
+	return s.q.ListTokens(ctx, p)
 }
 
 // ListAuditEvents reads audit_events.

@@ -38,6 +38,7 @@ var rules = map[string]rule{
 	"CreateProvider": {[]rbac.Scope{rbac.AIProviderWrite}, "CreateProvider"},
 	"UpdateProvider": {[]rbac.Scope{rbac.AIProviderWrite}, "UpdateProvider"},
 	"DeleteProvider": {[]rbac.Scope{rbac.AIProviderWrite}, "DeleteProvider"},
+	"GetProvider":    {[]rbac.Scope{rbac.AIProviderRead}, "GetProvider"},
 	"ListProviders":  {[]rbac.Scope{rbac.AIProviderRead}, "ListProviders"},
 
 	"AddProviderKey":        {[]rbac.Scope{rbac.AIProviderKeyWrite}, "AddProviderKey"},
@@ -49,18 +50,22 @@ var rules = map[string]rule{
 	"CreateModelConfig": {[]rbac.Scope{rbac.ModelConfigWrite}, "CreateModelConfig"},
 	"UpdateModelConfig": {[]rbac.Scope{rbac.ModelConfigWrite}, "UpdateModelConfig"},
 	"DeleteModelConfig": {[]rbac.Scope{rbac.ModelConfigWrite}, "DeleteModelConfig"},
+	"GetModelConfig":    {[]rbac.Scope{rbac.ModelConfigRead}, "GetModelConfig"},
 	"ListModelConfigs":  {[]rbac.Scope{rbac.ModelConfigRead}, "ListModelConfigs"},
 
 	"PutUser":               {[]rbac.Scope{rbac.UserWrite}, "PutUser"},
 	"DeleteUser":            {[]rbac.Scope{rbac.UserWrite}, "DeleteUser"},
+	"GetUser":               {[]rbac.Scope{rbac.UserWrite}, "GetUser"}, // there is no user:read
 	"PutUserProviderKey":    {[]rbac.Scope{rbac.UserAIProviderKeyWrite}, "PutUserProviderKey"},
 	"DeleteUserProviderKey": {[]rbac.Scope{rbac.UserAIProviderKeyWrite}, "DeleteUserProviderKey"},
 	"PutChat":               {[]rbac.Scope{rbac.ChatWrite}, "PutChat"},
+	"GetChat":               {[]rbac.Scope{rbac.ChatRead}, "GetChat"},
 
 	// With zero-value arguments CreateToken grants nothing; TestCreateTokenGrants covers the scopes
 	// it grants.
 	"CreateToken": {[]rbac.Scope{rbac.TokenWrite}, "CreateToken"},
 	"RevokeToken": {[]rbac.Scope{rbac.TokenWrite}, "RevokeToken"},
+	"GetToken":    {[]rbac.Scope{rbac.TokenWrite}, "GetToken"},
 	"ListTokens":  {[]rbac.Scope{rbac.TokenWrite}, "ListTokens"},
 
 	"ListAuditEvents": {[]rbac.Scope{rbac.AuditRead}, "ListAuditEvents"},
@@ -330,7 +335,12 @@ func (r *recorder) DeleteProvider(context.Context, uuid.UUID) error {
 	return nil
 }
 
-func (r *recorder) ListProviders(context.Context) ([]db.Provider, error) {
+func (r *recorder) GetProvider(context.Context, uuid.UUID) (db.Provider, error) {
+	r.note("GetProvider")
+	return db.Provider{}, nil
+}
+
+func (r *recorder) ListProviders(context.Context, db.Page[db.ProviderPos]) ([]db.Provider, error) {
 	r.note("ListProviders")
 	return nil, nil
 }
@@ -355,7 +365,7 @@ func (r *recorder) DeleteProviderKey(context.Context, uuid.UUID) error {
 	return nil
 }
 
-func (r *recorder) ListProviderKeys(context.Context, uuid.UUID) ([]db.ProviderKey, error) {
+func (r *recorder) ListProviderKeys(context.Context, uuid.UUID, db.Page[db.ProviderKeyPos]) ([]db.ProviderKey, error) {
 	r.note("ListProviderKeys")
 	return nil, nil
 }
@@ -375,7 +385,12 @@ func (r *recorder) DeleteModelConfig(context.Context, uuid.UUID) error {
 	return nil
 }
 
-func (r *recorder) ListModelConfigs(context.Context) ([]db.ModelConfig, error) {
+func (r *recorder) GetModelConfig(context.Context, uuid.UUID) (db.ModelConfig, error) {
+	r.note("GetModelConfig")
+	return db.ModelConfig{}, nil
+}
+
+func (r *recorder) ListModelConfigs(context.Context, db.Page[db.ModelConfigPos]) ([]db.ModelConfig, error) {
 	r.note("ListModelConfigs")
 	return nil, nil
 }
@@ -390,6 +405,11 @@ func (r *recorder) DeleteUser(context.Context, uuid.UUID) error {
 	return nil
 }
 
+func (r *recorder) GetUser(context.Context, uuid.UUID) (db.User, error) {
+	r.note("GetUser")
+	return db.User{}, nil
+}
+
 func (r *recorder) PutUserProviderKey(context.Context, uuid.UUID, uuid.UUID, uuid.UUID, secret.String) (db.UserProviderKey, error) {
 	r.note("PutUserProviderKey")
 	return db.UserProviderKey{}, nil
@@ -402,6 +422,11 @@ func (r *recorder) DeleteUserProviderKey(context.Context, uuid.UUID) error {
 
 func (r *recorder) PutChat(context.Context, uuid.UUID, uuid.UUID, uuid.UUID) (db.Chat, error) {
 	r.note("PutChat")
+	return db.Chat{}, nil
+}
+
+func (r *recorder) GetChat(context.Context, uuid.UUID) (db.Chat, error) {
+	r.note("GetChat")
 	return db.Chat{}, nil
 }
 
@@ -441,7 +466,12 @@ func (r *recorder) FingerprintKey(context.Context) ([]byte, error) {
 	return nil, nil
 }
 
-func (r *recorder) ListTokens(context.Context) ([]db.Token, error) {
+func (r *recorder) GetToken(context.Context, uuid.UUID) (db.Token, error) {
+	r.note("GetToken")
+	return db.Token{}, nil
+}
+
+func (r *recorder) ListTokens(context.Context, db.Page[db.TokenPos]) ([]db.Token, error) {
 	r.note("ListTokens")
 	return nil, nil
 }

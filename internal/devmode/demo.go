@@ -5,6 +5,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/resolverd/resolverd/internal/db"
 	"github.com/resolverd/resolverd/internal/dbauthz"
 	"github.com/resolverd/resolverd/internal/resolve"
 	"github.com/resolverd/resolverd/pkg/secret"
@@ -35,7 +36,7 @@ const (
 // left as it is, so restarts keep the operator's changes. It writes as dbauthz.SystemDevSeed.
 func SeedDemo(ctx context.Context, s *dbauthz.Store) (seeded bool, err error) {
 	ctx = dbauthz.AsSystemRestricted(ctx, dbauthz.SystemDevSeed)
-	existing, err := s.ListProviders(ctx)
+	existing, err := s.ListProviders(ctx, db.Page[db.ProviderPos]{})
 	if err != nil {
 		return false, err
 	}

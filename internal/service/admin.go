@@ -16,12 +16,13 @@ type Admin struct {
 	resolverv1.UnimplementedAdminServiceServer
 	store *dbauthz.Store
 	fpKey []byte
+	pages pageTokens
 	log   *slog.Logger
 }
 
 // NewAdmin returns the AdminService handler.
 func NewAdmin(store *dbauthz.Store, fpKey []byte, log *slog.Logger) *Admin {
-	return &Admin{store: store, fpKey: fpKey, log: log}
+	return &Admin{store: store, fpKey: fpKey, pages: newPageTokens(fpKey), log: log}
 }
 
 // newID is the id of a row this service creates: time-ordered, so new rows land together in indexes.
@@ -37,6 +38,22 @@ func enabledOr(b *bool, def bool) bool {
 		return def
 	}
 	return *b
+}
+
+// getByID validates the request's id field, reads the row with get and converts it: the shape of
+// every Get*.
+func getByID[R, M any](ctx context.Context, s *Admin, raw string, get func(context.Context, uuid.UUID) (R, error), conv func(R) M) (M, error) {
+	var zero M
+	var v violations
+	id := v.id("id", raw)
+	if err := v.err(); err != nil {
+		return zero, s.fail(ctx, err)
+	}
+	row, err := get(ctx, id)
+	if err != nil {
+		return zero, s.fail(ctx, err)
+	}
+	return conv(row), nil
 }
 
 // byID validates the request's id field and runs fn on it: the shape of every Delete* and of

@@ -2,85 +2,64 @@ package service
 
 import (
 	"context"
-	"encoding/base64"
+	"net/url"
 	"strconv"
-	"strings"
 
+	"github.com/google/uuid"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/resolverd/resolverd/internal/db"
 	resolverv1 "github.com/resolverd/resolverd/proto/resolver/v1"
 )
 
-// Audit listing limits.
-const (
-	defaultAuditLimit = 50
-	maxAuditLimit     = 500
-)
+// maxAuditLimit bounds ListAuditEventsRequest's deprecated limit field, as it always has.
+const maxAuditLimit = 500
 
-// pageTokenPrefix versions the opaque page token.
-const pageTokenPrefix = "a1:"
-
-// ListAuditEvents pages through the audit trail, newest first.
+// ListAuditEvents pages through the audit trail, newest first. Its keyset position is the event id.
 func (s *Admin) ListAuditEvents(ctx context.Context, req *resolverv1.ListAuditEventsRequest) (*resolverv1.ListAuditEventsResponse, error) {
 	var v violations
-	f := db.AuditFilter{
-		ChatID:  v.optionalID("chat_id", req.GetChatId()),
-		TokenID: v.optionalID("token_id", req.GetTokenId()),
-		Action:  req.GetAction(),
-		Limit:   int(req.GetLimit()),
+	chat := v.optionalID("chat_id", req.GetChatId())
+	token := v.optionalID("token_id", req.GetTokenId())
+	action := req.GetAction()
+	v.text("action", action, false)
+	size := v.pageSize("page_size", req.GetPageSize())
+	switch limit := req.GetLimit(); {
+	case limit == 0:
+	case limit < 0 || limit > maxAuditLimit:
+		v.add("limit", "must be between 1 and %d (0 leaves the size to page_size); limit is deprecated: use page_size", maxAuditLimit)
+	case req.GetPageSize() != 0 && req.GetPageSize() != limit:
+		v.add("page_size", "differs from the deprecated limit (%d); set page_size alone", limit)
+	default:
+		size = int(limit)
 	}
-	switch {
-	case req.GetLimit() == 0:
-		f.Limit = defaultAuditLimit
-	case req.GetLimit() < 0 || req.GetLimit() > maxAuditLimit:
-		v.add("limit", "must be between 1 and %d (0 means %d)", maxAuditLimit, defaultAuditLimit)
-	}
-	v.text("action", f.Action, false)
-	if t := req.GetPageToken(); t != "" {
-		id, ok := parsePageToken(t)
-		if !ok {
-			v.add("page_token", "must be the next_page_token of an earlier ListAuditEvents response")
-		}
-		f.BeforeID = id
-	}
+	pg := newPager[int64](&v, s.pages, "ListAuditEvents", auditFilter(chat, token, action), size, req.GetPageToken())
 	if err := v.err(); err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	want := f.Limit
-	f.Limit++ // one more tells whether there is a next page
-	events, err := s.store.ListAuditEvents(ctx, f)
+	list := func(ctx context.Context, p db.Page[int64]) ([]db.AuditEvent, error) {
+		f := db.AuditFilter{ChatID: chat, TokenID: token, Action: action, Limit: p.Limit}
+		if p.After != nil {
+			f.BeforeID = *p.After
+		}
+		return s.store.ListAuditEvents(ctx, f)
+	}
+	pos := func(e db.AuditEvent) int64 { return e.ID }
+	events, next, err := serve(ctx, pg, list, pos, auditEventProto)
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	out := &resolverv1.ListAuditEventsResponse{}
-	if len(events) > want {
-		events = events[:want]
-		out.NextPageToken = pageToken(events[want-1].ID)
-	}
-	for _, e := range events {
-		out.Events = append(out.Events, &resolverv1.AuditEvent{
-			Id: strconv.FormatInt(e.ID, 10), CreatedAt: timestamppb.New(e.OccurredAt), Action: e.Action,
-			TokenId: idString(e.TokenID), ChatId: idString(e.ChatID), Details: e.Details, Outcome: e.Outcome,
-		})
-	}
-	return out, nil
+	return &resolverv1.ListAuditEventsResponse{Events: events, NextPageToken: next}, nil
 }
 
-func pageToken(id int64) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(pageTokenPrefix + strconv.FormatInt(id, 10)))
+// auditFilter renders ListAuditEvents' filters for its page tokens, with the parsed ids: a token
+// issued for an upper-case chat_id serves the same chat_id in lower case.
+func auditFilter(chat, token uuid.UUID, action string) string {
+	return url.Values{"chat_id": {idString(chat)}, "token_id": {idString(token)}, "action": {action}}.Encode()
 }
 
-func parsePageToken(t string) (int64, bool) {
-	raw, err := base64.RawURLEncoding.DecodeString(t)
-	if err != nil {
-		return 0, false
+func auditEventProto(e db.AuditEvent) *resolverv1.AuditEvent {
+	return &resolverv1.AuditEvent{
+		Id: strconv.FormatInt(e.ID, 10), CreatedAt: timestamppb.New(e.OccurredAt), Action: e.Action,
+		TokenId: idString(e.TokenID), ChatId: idString(e.ChatID), Details: e.Details, Outcome: e.Outcome,
 	}
-	n, ok := strings.CutPrefix(string(raw), pageTokenPrefix)
-	if !ok {
-		return 0, false
-	}
-	id, err := strconv.ParseInt(n, 10, 64)
-	// Only what pageToken makes: no leading zeros or signs, no stray base64 bits.
-	return id, err == nil && id > 0 && pageToken(id) == t
 }

@@ -98,14 +98,20 @@ func (s *Admin) DeleteModelConfig(ctx context.Context, req *resolverv1.DeleteMod
 	return &resolverv1.DeleteModelConfigResponse{}, nil
 }
 
-func (s *Admin) ListModelConfigs(ctx context.Context, _ *resolverv1.ListModelConfigsRequest) (*resolverv1.ListModelConfigsResponse, error) {
-	rows, err := s.store.ListModelConfigs(ctx)
+func (s *Admin) GetModelConfig(ctx context.Context, req *resolverv1.GetModelConfigRequest) (*resolverv1.ModelConfig, error) {
+	return getByID(ctx, s, req.GetId(), s.store.GetModelConfig, configRowProto)
+}
+
+func (s *Admin) ListModelConfigs(ctx context.Context, req *resolverv1.ListModelConfigsRequest) (*resolverv1.ListModelConfigsResponse, error) {
+	var v violations
+	size := v.pageSize("page_size", req.GetPageSize())
+	pg := newPager[db.ModelConfigPos](&v, s.pages, "ListModelConfigs", "", size, req.GetPageToken())
+	if err := v.err(); err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	configs, next, err := serve(ctx, pg, s.store.ListModelConfigs, db.ModelConfig.Pos, configRowProto)
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	out := &resolverv1.ListModelConfigsResponse{ModelConfigs: make([]*resolverv1.ModelConfig, len(rows))}
-	for i, c := range rows {
-		out.ModelConfigs[i] = configRowProto(c)
-	}
-	return out, nil
+	return &resolverv1.ListModelConfigsResponse{ModelConfigs: configs, NextPageToken: next}, nil
 }

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 
+	"github.com/resolverd/resolverd/internal/db"
 	resolverv1 "github.com/resolverd/resolverd/proto/resolver/v1"
 )
 
@@ -57,18 +58,20 @@ func (s *Admin) DeleteProviderKey(ctx context.Context, req *resolverv1.DeletePro
 func (s *Admin) ListProviderKeys(ctx context.Context, req *resolverv1.ListProviderKeysRequest) (*resolverv1.ListProviderKeysResponse, error) {
 	var v violations
 	providerID := v.optionalID("provider_id", req.GetProviderId())
+	size := v.pageSize("page_size", req.GetPageSize())
+	pg := newPager[db.ProviderKeyPos](&v, s.pages, "ListProviderKeys", "provider_id="+idString(providerID), size, req.GetPageToken())
 	if err := v.err(); err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	rows, err := s.store.ListProviderKeys(ctx, providerID)
+	list := func(ctx context.Context, p db.Page[db.ProviderKeyPos]) ([]db.ProviderKey, error) {
+		return s.store.ListProviderKeys(ctx, providerID, p)
+	}
+	conv := func(k db.ProviderKey) *resolverv1.ProviderKey { return providerKeyProto(k, s.fpKey) }
+	keys, next, err := serve(ctx, pg, list, db.ProviderKey.Pos, conv)
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	out := &resolverv1.ListProviderKeysResponse{Keys: make([]*resolverv1.ProviderKey, len(rows))}
-	for i, k := range rows {
-		out.Keys[i] = providerKeyProto(k, s.fpKey)
-	}
-	return out, nil
+	return &resolverv1.ListProviderKeysResponse{Keys: keys, NextPageToken: next}, nil
 }
 
 func (s *Admin) PutUserProviderKey(ctx context.Context, req *resolverv1.PutUserProviderKeyRequest) (*resolverv1.UserProviderKey, error) {

@@ -20,6 +20,11 @@ func (s *Admin) PutUser(ctx context.Context, req *resolverv1.PutUserRequest) (*r
 	return userProto(u), nil
 }
 
+// GetUser needs user:write (there is no user:read scope).
+func (s *Admin) GetUser(ctx context.Context, req *resolverv1.GetUserRequest) (*resolverv1.User, error) {
+	return getByID(ctx, s, req.GetId(), s.store.GetUser, userProto)
+}
+
 func (s *Admin) DeleteUser(ctx context.Context, req *resolverv1.DeleteUserRequest) (*resolverv1.DeleteUserResponse, error) {
 	if err := s.byID(ctx, req.GetId(), s.store.DeleteUser); err != nil {
 		return nil, err
@@ -40,4 +45,8 @@ func (s *Admin) PutChat(ctx context.Context, req *resolverv1.PutChatRequest) (*r
 		return nil, s.fail(ctx, err)
 	}
 	return chatProto(c), nil
+}
+
+func (s *Admin) GetChat(ctx context.Context, req *resolverv1.GetChatRequest) (*resolverv1.Chat, error) {
+	return getByID(ctx, s, req.GetId(), s.store.GetChat, chatProto)
 }

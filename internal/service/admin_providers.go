@@ -78,14 +78,20 @@ func (s *Admin) DeleteProvider(ctx context.Context, req *resolverv1.DeleteProvid
 	return &resolverv1.DeleteProviderResponse{}, nil
 }
 
-func (s *Admin) ListProviders(ctx context.Context, _ *resolverv1.ListProvidersRequest) (*resolverv1.ListProvidersResponse, error) {
-	rows, err := s.store.ListProviders(ctx)
+func (s *Admin) GetProvider(ctx context.Context, req *resolverv1.GetProviderRequest) (*resolverv1.Provider, error) {
+	return getByID(ctx, s, req.GetId(), s.store.GetProvider, providerRowProto)
+}
+
+func (s *Admin) ListProviders(ctx context.Context, req *resolverv1.ListProvidersRequest) (*resolverv1.ListProvidersResponse, error) {
+	var v violations
+	size := v.pageSize("page_size", req.GetPageSize())
+	pg := newPager[db.ProviderPos](&v, s.pages, "ListProviders", "", size, req.GetPageToken())
+	if err := v.err(); err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	providers, next, err := serve(ctx, pg, s.store.ListProviders, db.Provider.Pos, providerRowProto)
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	out := &resolverv1.ListProvidersResponse{Providers: make([]*resolverv1.Provider, len(rows))}
-	for i, p := range rows {
-		out.Providers[i] = providerRowProto(p)
-	}
-	return out, nil
+	return &resolverv1.ListProvidersResponse{Providers: providers, NextPageToken: next}, nil
 }

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/resolverd/resolverd/internal/apitoken"
+	"github.com/resolverd/resolverd/internal/db"
 	"github.com/resolverd/resolverd/internal/rbac"
 	resolverv1 "github.com/resolverd/resolverd/proto/resolver/v1"
 )
@@ -56,14 +57,21 @@ func (s *Admin) RevokeToken(ctx context.Context, req *resolverv1.RevokeTokenRequ
 	return &resolverv1.RevokeTokenResponse{}, nil
 }
 
-func (s *Admin) ListTokens(ctx context.Context, _ *resolverv1.ListTokensRequest) (*resolverv1.ListTokensResponse, error) {
-	rows, err := s.store.ListTokens(ctx)
+// GetToken returns a token's name, scopes and dates; the token itself is never stored.
+func (s *Admin) GetToken(ctx context.Context, req *resolverv1.GetTokenRequest) (*resolverv1.Token, error) {
+	return getByID(ctx, s, req.GetId(), s.store.GetToken, tokenProto)
+}
+
+func (s *Admin) ListTokens(ctx context.Context, req *resolverv1.ListTokensRequest) (*resolverv1.ListTokensResponse, error) {
+	var v violations
+	size := v.pageSize("page_size", req.GetPageSize())
+	pg := newPager[db.TokenPos](&v, s.pages, "ListTokens", "", size, req.GetPageToken())
+	if err := v.err(); err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	tokens, next, err := serve(ctx, pg, s.store.ListTokens, db.Token.Pos, tokenProto)
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	out := &resolverv1.ListTokensResponse{Tokens: make([]*resolverv1.Token, len(rows))}
-	for i, t := range rows {
-		out.Tokens[i] = tokenProto(t)
-	}
-	return out, nil
+	return &resolverv1.ListTokensResponse{Tokens: tokens, NextPageToken: next}, nil
 }

@@ -6,7 +6,7 @@ package service
 //   - FuzzValidate* call one validator of validate.go directly and check it against the property it
 //     must have (SPEC sections 1, 3 and 4), both ways where the property decides acceptance: a value
 //     the property refuses must be refused, and one it accepts must be accepted. FuzzPageToken does
-//     the same for parsePageToken and pageToken.
+//     the same for parsePageToken and pageTokens.issue.
 //   - Fuzz*Request call the real handler (Admin or Resolver) on a dbauthz.Store over fakeQuerier, a
 //     store that records the call and fails it, so nothing here needs PostgreSQL. They check the
 //     wiring: the handler refuses with INVALID_ARGUMENT exactly the fields whose validator refuses
@@ -125,8 +125,8 @@ func (q *fakeQuerier) DeleteProviderKey(_ context.Context, id uuid.UUID) error {
 	return errFakeStore
 }
 
-func (q *fakeQuerier) ListProviderKeys(_ context.Context, providerID uuid.UUID) ([]db.ProviderKey, error) {
-	q.rec("ListProviderKeys", providerID)
+func (q *fakeQuerier) ListProviderKeys(_ context.Context, providerID uuid.UUID, p db.Page[db.ProviderKeyPos]) ([]db.ProviderKey, error) {
+	q.rec("ListProviderKeys", providerID, p)
 	return nil, errFakeStore
 }
 

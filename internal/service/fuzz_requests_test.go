@@ -554,19 +554,24 @@ func FuzzCreateTokenRequest(f *testing.F) {
 	})
 }
 
-// FuzzListAuditEventsRequest: ListAuditEvents refuses exactly a bad chat_id or token_id, a limit
-// outside 0..500, an action that is not short printable text (at most 200 characters, valid UTF-8,
-// no control or invisible formatting characters, no surrounding white space) and a page token
-// parsePageToken refuses; a valid request
-// hands the store the filter (limit+1 rows, 50 for 0). An accepted action goes into a text query
+// FuzzListAuditEventsRequest: ListAuditEvents refuses exactly a bad chat_id or token_id, a
+// (deprecated) limit outside 0..500, an action that is not short printable text (at most 200
+// characters, valid UTF-8, no control or invisible formatting characters, no surrounding white space)
+// and a page token parsePageToken refuses for these filters; a valid request hands the store the
+// filter (limit+1 rows, DefaultPageSize+1 for 0). An accepted action goes into a text query
 // parameter, so it must be something PostgreSQL takes: no NUL (the gRPC transport already refuses
 // invalid UTF-8 in a string field).
 func FuzzListAuditEventsRequest(f *testing.F) {
+	tok, err := newPageTokens(fuzzFPKey).issue("ListAuditEvents", auditFilter(uuid.MustParse(seedUUID), uuid.MustParse(seedUUID2), "ResolveModel"), 12345)
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Add(int32(0), "", "", "", "")
-	f.Add(int32(500), pageToken(12345), seedUUID, seedUUID2, "ResolveModel")
+	f.Add(int32(500), tok, seedUUIDUpper, seedUUID2, "ResolveModel")
+	f.Add(int32(500), tok, seedUUID, seedUUID2, "RotateProviderKey")
 	f.Add(int32(501), "YTE6MA", nilUUID, "x", strings.Repeat("a", 201))
 	f.Add(int32(-1), "not base64!", seedUUIDUpper, "", strings.Repeat("a", 200))
-	f.Add(int32(1), pageToken(1), "", seedUUID, "RotateProviderKey")
+	f.Add(int32(1), tok, "", seedUUID, "RotateProviderKey")
 	f.Fuzz(func(t *testing.T, limit int32, tok, chatID, tokenID, action string) {
 		a, q := fuzzAdmin()
 		req := &resolverv1.ListAuditEventsRequest{Limit: limit, PageToken: tok, ChatId: chatID, TokenId: tokenID, Action: action}
@@ -578,7 +583,7 @@ func FuzzListAuditEventsRequest(f *testing.F) {
 		wantLimit := int(limit)
 		switch {
 		case limit == 0:
-			wantLimit = 50
+			wantLimit = DefaultPageSize
 		case limit < 0 || limit > 500:
 			v.add("limit", "out of range")
 		}
@@ -586,10 +591,13 @@ func FuzzListAuditEventsRequest(f *testing.F) {
 			strings.IndexFunc(action, func(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) }) >= 0 {
 			v.add("action", "not short printable text")
 		}
-		before, ok := int64(0), true
+		var before int64
 		if tok != "" {
-			if before, ok = parsePageToken(tok); !ok {
+			pos, problem := parsePageToken[int64](a.pages, "ListAuditEvents", auditFilter(chat, token, action), tok)
+			if problem != "" {
 				v.add("page_token", "bad")
+			} else {
+				before = *pos
 			}
 		}
 		call := checkOutcome(t, req, err, fieldsOf(v), q, "ListAuditEvents")

@@ -292,42 +292,56 @@ func FuzzValidateEnumsAndLimits(f *testing.F) {
 	})
 }
 
-// FuzzPageToken: parsePageToken(pageToken(n)) == n for every n > 0 and refuses pageToken(n) for
-// n <= 0; pageToken's output is URL-safe; and parsePageToken accepts nothing pageToken cannot
-// produce: an accepted token t parses to id > 0 with pageToken(id) == t.
+// FuzzPageToken: the token issued for a position parses back to it, and only for the method and the
+// filters it was issued for, and only with this deployment's key; it is URL-safe; and
+// parsePageToken accepts nothing the server did not issue: an accepted token t is exactly the
+// token issued for the position it parses to. (ListAuditEvents' positions are event ids.)
 func FuzzPageToken(f *testing.F) {
+	const method = "ListAuditEvents"
+	pages := newPageTokens(fuzzFPKey)
+	issue := func(tb testing.TB, method, filter string, n int64) string {
+		tok, err := pages.issue(method, filter, n)
+		if err != nil {
+			tb.Fatalf("issue(%s, %q, %d): %v", method, filter, n, err)
+		}
+		return tok
+	}
+	valid := issue(f, method, "", 42)
 	for _, seed := range []struct {
 		tok string
 		n   int64
 	}{
-		{pageToken(1), 1}, {pageToken(math.MaxInt64), math.MaxInt64}, {pageToken(0), 0}, {pageToken(-1), -1},
-		{"", math.MinInt64}, {"a1:1", 42}, {base64.StdEncoding.EncodeToString([]byte("a1:1")), 7},
-		{base64.RawURLEncoding.EncodeToString([]byte("a2:1")), 3}, {base64.RawURLEncoding.EncodeToString([]byte("a1:x")), 9},
-		{base64.RawURLEncoding.EncodeToString([]byte("a1:9223372036854775808")), 1 << 40}, {"!!!!", 2},
+		{valid, 42}, {issue(f, method, "", math.MaxInt64), math.MaxInt64}, {issue(f, method, "", math.MinInt64), 0},
+		{issue(f, "ListTokens", "", 42), 42}, {issue(f, method, "action=x", 42), 42},
+		{valid[:len(valid)-1], 1}, {valid + "A", 2}, {valid + "\n", 3}, {strings.ToUpper(valid), 4},
+		{"", math.MinInt64}, {"a1:1", 42}, {base64.RawURLEncoding.EncodeToString([]byte("a1:1")), 7}, {"!!!!", 2},
 	} {
 		f.Add(seed.tok, seed.n)
 	}
+	other := newPageTokens([]byte("another deployment's fingerprint key"))
 	f.Fuzz(func(t *testing.T, tok string, n int64) {
-		made := pageToken(n)
+		made := issue(t, method, "", n)
 		if strings.Trim(made, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
-			t.Fatalf("pageToken(%d) = %q is not URL-safe", n, made)
+			t.Fatalf("the token of %d, %q, is not URL-safe", n, made)
 		}
-		got, ok := parsePageToken(made)
-		switch {
-		case n > 0 && (!ok || got != n):
-			t.Fatalf("parsePageToken(pageToken(%d)) = %d, %v", n, got, ok)
-		case n <= 0 && ok:
-			t.Fatalf("parsePageToken(pageToken(%d)) accepted it as %d", n, got)
+		if got, problem := parsePageToken[int64](pages, method, "", made); problem != "" || *got != n {
+			t.Fatalf("the token of %d parsed to %v (%s)", n, got, problem)
 		}
-		id, ok := parsePageToken(tok)
-		if !ok {
+		if _, problem := parsePageToken[int64](pages, "ListTokens", "", made); problem == "" {
+			t.Fatalf("ListTokens accepted a token of %s", method)
+		}
+		if _, problem := parsePageToken[int64](pages, method, "action=x", made); problem == "" {
+			t.Fatalf("a token issued without filters was accepted with one")
+		}
+		if _, problem := parsePageToken[int64](other, method, "", made); problem == "" {
+			t.Fatalf("another deployment's key accepted the token")
+		}
+		pos, problem := parsePageToken[int64](pages, method, "", tok)
+		if problem != "" {
 			return
 		}
-		if id <= 0 {
-			t.Fatalf("parsePageToken(%q) accepted id %d", tok, id)
-		}
-		if canonical := pageToken(id); canonical != tok {
-			t.Fatalf("parsePageToken accepted %q as id %d, but pageToken(%d) = %q: the token is not one pageToken produces", tok, id, id, canonical)
+		if canonical := issue(t, method, "", *pos); canonical != tok {
+			t.Fatalf("parsePageToken accepted %q as %d, but the token of %d is %q: the server did not issue it", tok, *pos, *pos, canonical)
 		}
 	})
 }

@@ -38,6 +38,7 @@ var MethodScopes = map[string][]rbac.Scope{
 	resolverv1.AdminService_CreateProvider_FullMethodName: {rbac.AIProviderWrite},
 	resolverv1.AdminService_UpdateProvider_FullMethodName: {rbac.AIProviderWrite},
 	resolverv1.AdminService_DeleteProvider_FullMethodName: {rbac.AIProviderWrite},
+	resolverv1.AdminService_GetProvider_FullMethodName:    {rbac.AIProviderRead},
 	resolverv1.AdminService_ListProviders_FullMethodName:  {rbac.AIProviderRead},
 
 	resolverv1.AdminService_AddProviderKey_FullMethodName:        {rbac.AIProviderKeyWrite},
@@ -49,16 +50,20 @@ var MethodScopes = map[string][]rbac.Scope{
 	resolverv1.AdminService_CreateModelConfig_FullMethodName: {rbac.ModelConfigWrite},
 	resolverv1.AdminService_UpdateModelConfig_FullMethodName: {rbac.ModelConfigWrite},
 	resolverv1.AdminService_DeleteModelConfig_FullMethodName: {rbac.ModelConfigWrite},
+	resolverv1.AdminService_GetModelConfig_FullMethodName:    {rbac.ModelConfigRead},
 	resolverv1.AdminService_ListModelConfigs_FullMethodName:  {rbac.ModelConfigRead},
 
 	resolverv1.AdminService_PutUser_FullMethodName:               {rbac.UserWrite},
 	resolverv1.AdminService_DeleteUser_FullMethodName:            {rbac.UserWrite},
+	resolverv1.AdminService_GetUser_FullMethodName:               {rbac.UserWrite}, // there is no user:read
 	resolverv1.AdminService_PutUserProviderKey_FullMethodName:    {rbac.UserAIProviderKeyWrite},
 	resolverv1.AdminService_DeleteUserProviderKey_FullMethodName: {rbac.UserAIProviderKeyWrite},
 	resolverv1.AdminService_PutChat_FullMethodName:               {rbac.ChatWrite},
+	resolverv1.AdminService_GetChat_FullMethodName:               {rbac.ChatRead},
 
 	resolverv1.AdminService_CreateToken_FullMethodName: {rbac.TokenWrite},
 	resolverv1.AdminService_RevokeToken_FullMethodName: {rbac.TokenWrite},
+	resolverv1.AdminService_GetToken_FullMethodName:    {rbac.TokenWrite},
 	resolverv1.AdminService_ListTokens_FullMethodName:  {rbac.TokenWrite},
 
 	resolverv1.AdminService_ListAuditEvents_FullMethodName: {rbac.AuditRead},

@@ -270,14 +270,16 @@ func TestAuthzMethodCoverage(t *testing.T) {
 
 // azSpecScopes is SPEC section 3, written from the SPEC and not from auth.go: ResolveModel needs
 // chat:read, model_config:read and ai_provider:read on every call (the key scopes only on some
-// paths); each AdminService method the matching :write scope, List* the :read scope; tokens are
-// administered with token:write (there is no token:read) and the audit trail read with audit:read.
+// paths); each AdminService method the matching :write scope, Get* and List* the :read scope; users
+// and tokens are read with user:write and token:write (there is no user:read or token:read) and the
+// audit trail with audit:read.
 var azSpecScopes = map[string][]rbac.Scope{
 	"/resolver.v1.ResolverService/ResolveModel": {rbac.ChatRead, rbac.ModelConfigRead, rbac.AIProviderRead},
 
 	"/resolver.v1.AdminService/CreateProvider": {rbac.AIProviderWrite},
 	"/resolver.v1.AdminService/UpdateProvider": {rbac.AIProviderWrite},
 	"/resolver.v1.AdminService/DeleteProvider": {rbac.AIProviderWrite},
+	"/resolver.v1.AdminService/GetProvider":    {rbac.AIProviderRead},
 	"/resolver.v1.AdminService/ListProviders":  {rbac.AIProviderRead},
 
 	"/resolver.v1.AdminService/AddProviderKey":        {rbac.AIProviderKeyWrite},
@@ -289,16 +291,20 @@ var azSpecScopes = map[string][]rbac.Scope{
 	"/resolver.v1.AdminService/CreateModelConfig": {rbac.ModelConfigWrite},
 	"/resolver.v1.AdminService/UpdateModelConfig": {rbac.ModelConfigWrite},
 	"/resolver.v1.AdminService/DeleteModelConfig": {rbac.ModelConfigWrite},
+	"/resolver.v1.AdminService/GetModelConfig":    {rbac.ModelConfigRead},
 	"/resolver.v1.AdminService/ListModelConfigs":  {rbac.ModelConfigRead},
 
 	"/resolver.v1.AdminService/PutUser":               {rbac.UserWrite},
 	"/resolver.v1.AdminService/DeleteUser":            {rbac.UserWrite},
+	"/resolver.v1.AdminService/GetUser":               {rbac.UserWrite}, // there is no user:read
 	"/resolver.v1.AdminService/PutUserProviderKey":    {rbac.UserAIProviderKeyWrite},
 	"/resolver.v1.AdminService/DeleteUserProviderKey": {rbac.UserAIProviderKeyWrite},
 	"/resolver.v1.AdminService/PutChat":               {rbac.ChatWrite},
+	"/resolver.v1.AdminService/GetChat":               {rbac.ChatRead},
 
 	"/resolver.v1.AdminService/CreateToken": {rbac.TokenWrite},
 	"/resolver.v1.AdminService/RevokeToken": {rbac.TokenWrite},
+	"/resolver.v1.AdminService/GetToken":    {rbac.TokenWrite},
 	"/resolver.v1.AdminService/ListTokens":  {rbac.TokenWrite},
 
 	"/resolver.v1.AdminService/ListAuditEvents": {rbac.AuditRead},

@@ -125,6 +125,16 @@ func TestAdminE2ESecrets(t *testing.T) {
 	record("ListModelConfigs", lc, err)
 	lt, err := a.ListTokens(ctx, &resolverv1.ListTokensRequest{})
 	record("ListTokens", lt, err)
+	gp, err := a.GetProvider(ctx, &resolverv1.GetProviderRequest{Id: p1.Id})
+	record("GetProvider", gp, err)
+	gc, err := a.GetModelConfig(ctx, &resolverv1.GetModelConfigRequest{Id: cfg.GetId()})
+	record("GetModelConfig", gc, err)
+	gu, err := a.GetUser(ctx, &resolverv1.GetUserRequest{Id: u1.Id})
+	record("GetUser", gu, err)
+	gch, err := a.GetChat(ctx, &resolverv1.GetChatRequest{Id: chat.GetId()})
+	record("GetChat", gch, err)
+	gt, err := a.GetToken(ctx, &resolverv1.GetTokenRequest{Id: tok.GetId()})
+	record("GetToken", gt, err)
 
 	// The deletes last (their responses are empty, but they must answer too).
 	spare, err := a.AddProviderKey(ctx, &resolverv1.AddProviderKeyRequest{ProviderId: p1.Id, ApiKey: central1 + "-spare"})

@@ -132,6 +132,26 @@ func TestAdminE2EValidation(t *testing.T) {
 			_, err := a.RevokeToken(ctx, &resolverv1.RevokeTokenRequest{Id: id})
 			return err
 		}},
+		{"GetProvider", "id", false, p.Id, func(ctx context.Context, id string) error {
+			_, err := a.GetProvider(ctx, &resolverv1.GetProviderRequest{Id: id})
+			return err
+		}},
+		{"GetModelConfig", "id", false, c.Id, func(ctx context.Context, id string) error {
+			_, err := a.GetModelConfig(ctx, &resolverv1.GetModelConfigRequest{Id: id})
+			return err
+		}},
+		{"GetUser", "id", false, u.Id, func(ctx context.Context, id string) error {
+			_, err := a.GetUser(ctx, &resolverv1.GetUserRequest{Id: id})
+			return err
+		}},
+		{"GetChat", "id", false, chat.Id, func(ctx context.Context, id string) error {
+			_, err := a.GetChat(ctx, &resolverv1.GetChatRequest{Id: id})
+			return err
+		}},
+		{"GetToken", "id", false, tok.Id, func(ctx context.Context, id string) error {
+			_, err := a.GetToken(ctx, &resolverv1.GetTokenRequest{Id: id})
+			return err
+		}},
 		{"ListAuditEvents", "chat_id", true, chat.Id, func(ctx context.Context, id string) error {
 			_, err := a.ListAuditEvents(ctx, &resolverv1.ListAuditEventsRequest{ChatId: id})
 			return err
@@ -330,6 +350,37 @@ func TestAdminE2EValidation(t *testing.T) {
 			_, err := a.ListAuditEvents(ctx, &resolverv1.ListAuditEventsRequest{Limit: l})
 			return err
 		})
+	}
+
+	// page_size and page_token of every List method (the paging suite has the accepted side).
+	listPages := map[string]func(ctx context.Context, size int32, token string) error{
+		"ListProviders": func(ctx context.Context, size int32, token string) error {
+			_, err := a.ListProviders(ctx, &resolverv1.ListProvidersRequest{PageSize: size, PageToken: token})
+			return err
+		},
+		"ListProviderKeys": func(ctx context.Context, size int32, token string) error {
+			_, err := a.ListProviderKeys(ctx, &resolverv1.ListProviderKeysRequest{PageSize: size, PageToken: token})
+			return err
+		},
+		"ListModelConfigs": func(ctx context.Context, size int32, token string) error {
+			_, err := a.ListModelConfigs(ctx, &resolverv1.ListModelConfigsRequest{PageSize: size, PageToken: token})
+			return err
+		},
+		"ListTokens": func(ctx context.Context, size int32, token string) error {
+			_, err := a.ListTokens(ctx, &resolverv1.ListTokensRequest{PageSize: size, PageToken: token})
+			return err
+		},
+		"ListAuditEvents": func(ctx context.Context, size int32, token string) error {
+			_, err := a.ListAuditEvents(ctx, &resolverv1.ListAuditEventsRequest{PageSize: size, PageToken: token})
+			return err
+		},
+	}
+	for _, name := range []string{"ListProviders", "ListProviderKeys", "ListModelConfigs", "ListTokens", "ListAuditEvents"} {
+		list := listPages[name]
+		for _, size := range []int32{-1, math.MinInt32} {
+			add(fmt.Sprintf("%s/page_size/%d", name, size), []string{"page_size"}, func(ctx context.Context) error { return list(ctx, size, "") })
+		}
+		add(name+"/page_token/garbage", []string{"page_token"}, func(ctx context.Context) error { return list(ctx, 1, "not-a-page-token") })
 	}
 
 	// Several bad fields in one request: one violation per field.

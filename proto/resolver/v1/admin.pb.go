@@ -274,15 +274,63 @@ func (*DeleteProviderResponse) Descriptor() ([]byte, []int) {
 	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{3}
 }
 
-type ListProvidersRequest struct {
+type GetProviderRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetProviderRequest) Reset() {
+	*x = GetProviderRequest{}
+	mi := &file_resolver_v1_admin_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetProviderRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetProviderRequest) ProtoMessage() {}
+
+func (x *GetProviderRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_resolver_v1_admin_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetProviderRequest.ProtoReflect.Descriptor instead.
+func (*GetProviderRequest) Descriptor() ([]byte, []int) {
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *GetProviderRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type ListProvidersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many providers (0 means 100; above 1000 means 1000).
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page; empty for the first.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListProvidersRequest) Reset() {
 	*x = ListProvidersRequest{}
-	mi := &file_resolver_v1_admin_proto_msgTypes[4]
+	mi := &file_resolver_v1_admin_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -294,7 +342,7 @@ func (x *ListProvidersRequest) String() string {
 func (*ListProvidersRequest) ProtoMessage() {}
 
 func (x *ListProvidersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_admin_proto_msgTypes[4]
+	mi := &file_resolver_v1_admin_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -307,19 +355,35 @@ func (x *ListProvidersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProvidersRequest.ProtoReflect.Descriptor instead.
 func (*ListProvidersRequest) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{4}
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ListProvidersRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListProvidersRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
 }
 
 type ListProvidersResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Providers     []*Provider            `protobuf:"bytes,1,rep,name=providers,proto3" json:"providers,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Providers []*Provider            `protobuf:"bytes,1,rep,name=providers,proto3" json:"providers,omitempty"`
+	// Empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListProvidersResponse) Reset() {
 	*x = ListProvidersResponse{}
-	mi := &file_resolver_v1_admin_proto_msgTypes[5]
+	mi := &file_resolver_v1_admin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -331,7 +395,7 @@ func (x *ListProvidersResponse) String() string {
 func (*ListProvidersResponse) ProtoMessage() {}
 
 func (x *ListProvidersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_admin_proto_msgTypes[5]
+	mi := &file_resolver_v1_admin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -344,7 +408,7 @@ func (x *ListProvidersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProvidersResponse.ProtoReflect.Descriptor instead.
 func (*ListProvidersResponse) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{5}
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListProvidersResponse) GetProviders() []*Provider {
@@ -354,10 +418,18 @@ func (x *ListProvidersResponse) GetProviders() []*Provider {
 	return nil
 }
 
+func (x *ListProvidersResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 type AddProviderKeyRequest struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	ProviderId string                 `protobuf:"bytes,1,opt,name=provider_id,json=providerId,proto3" json:"provider_id,omitempty"`
-	ApiKey     string                 `protobuf:"bytes,2,opt,name=api_key,json=apiKey,proto3" json:"api_key,omitempty"`
+	// The secret; never returned, never printed by debug formats.
+	ApiKey string `protobuf:"bytes,2,opt,name=api_key,json=apiKey,proto3" json:"api_key,omitempty"`
 	// Defaults to true.
 	Enabled       *bool `protobuf:"varint,3,opt,name=enabled,proto3,oneof" json:"enabled,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -366,7 +438,7 @@ type AddProviderKeyRequest struct {
 
 func (x *AddProviderKeyRequest) Reset() {
 	*x = AddProviderKeyRequest{}
-	mi := &file_resolver_v1_admin_proto_msgTypes[6]
+	mi := &file_resolver_v1_admin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -378,7 +450,7 @@ func (x *AddProviderKeyRequest) String() string {
 func (*AddProviderKeyRequest) ProtoMessage() {}
 
 func (x *AddProviderKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_admin_proto_msgTypes[6]
+	mi := &file_resolver_v1_admin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -391,7 +463,7 @@ func (x *AddProviderKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddProviderKeyRequest.ProtoReflect.Descriptor instead.
 func (*AddProviderKeyRequest) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{6}
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *AddProviderKeyRequest) GetProviderId() string {
@@ -416,16 +488,17 @@ func (x *AddProviderKeyRequest) GetEnabled() bool {
 }
 
 type RotateProviderKeyRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ProviderId    string                 `protobuf:"bytes,1,opt,name=provider_id,json=providerId,proto3" json:"provider_id,omitempty"`
-	ApiKey        string                 `protobuf:"bytes,2,opt,name=api_key,json=apiKey,proto3" json:"api_key,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ProviderId string                 `protobuf:"bytes,1,opt,name=provider_id,json=providerId,proto3" json:"provider_id,omitempty"`
+	// The secret; never returned, never printed by debug formats.
+	ApiKey        string `protobuf:"bytes,2,opt,name=api_key,json=apiKey,proto3" json:"api_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RotateProviderKeyRequest) Reset() {
 	*x = RotateProviderKeyRequest{}
-	mi := &file_resolver_v1_admin_proto_msgTypes[7]
+	mi := &file_resolver_v1_admin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -437,7 +510,7 @@ func (x *RotateProviderKeyRequest) String() string {
 func (*RotateProviderKeyRequest) ProtoMessage() {}
 
 func (x *RotateProviderKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_admin_proto_msgTypes[7]
+	mi := &file_resolver_v1_admin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -450,7 +523,7 @@ func (x *RotateProviderKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateProviderKeyRequest.ProtoReflect.Descriptor instead.
 func (*RotateProviderKeyRequest) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{7}
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RotateProviderKeyRequest) GetProviderId() string {
@@ -478,7 +551,7 @@ type SetProviderKeyEnabledRequest struct {
 
 func (x *SetProviderKeyEnabledRequest) Reset() {
 	*x = SetProviderKeyEnabledRequest{}
-	mi := &file_resolver_v1_admin_proto_msgTypes[8]
+	mi := &file_resolver_v1_admin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -490,7 +563,7 @@ func (x *SetProviderKeyEnabledRequest) String() string {
 func (*SetProviderKeyEnabledRequest) ProtoMessage() {}
 
 func (x *SetProviderKeyEnabledRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_admin_proto_msgTypes[8]
+	mi := &file_resolver_v1_admin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -503,7 +576,7 @@ func (x *SetProviderKeyEnabledRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetProviderKeyEnabledRequest.ProtoReflect.Descriptor instead.
 func (*SetProviderKeyEnabledRequest) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{8}
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SetProviderKeyEnabledRequest) GetId() string {
@@ -529,7 +602,7 @@ type DeleteProviderKeyRequest struct {
 
 func (x *DeleteProviderKeyRequest) Reset() {
 	*x = DeleteProviderKeyRequest{}
-	mi := &file_resolver_v1_admin_proto_msgTypes[9]
+	mi := &file_resolver_v1_admin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -541,7 +614,7 @@ func (x *DeleteProviderKeyRequest) String() string {
 func (*DeleteProviderKeyRequest) ProtoMessage() {}
 
 func (x *DeleteProviderKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_admin_proto_msgTypes[9]
+	mi := &file_resolver_v1_admin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -554,7 +627,7 @@ func (x *DeleteProviderKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteProviderKeyRequest.ProtoReflect.Descriptor instead.
 func (*DeleteProviderKeyRequest) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{9}
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DeleteProviderKeyRequest) GetId() string {
@@ -572,7 +645,7 @@ type DeleteProviderKeyResponse struct {
 
 func (x *DeleteProviderKeyResponse) Reset() {
 	*x = DeleteProviderKeyResponse{}
-	mi := &file_resolver_v1_admin_proto_msgTypes[10]
+	mi := &file_resolver_v1_admin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -584,7 +657,7 @@ func (x *DeleteProviderKeyResponse) String() string {
 func (*DeleteProviderKeyResponse) ProtoMessage() {}
 
 func (x *DeleteProviderKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_admin_proto_msgTypes[10]
+	mi := &file_resolver_v1_admin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -597,20 +670,24 @@ func (x *DeleteProviderKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteProviderKeyResponse.ProtoReflect.Descriptor instead.
 func (*DeleteProviderKeyResponse) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{10}
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{11}
 }
 
 type ListProviderKeysRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Empty lists the keys of every provider.
-	ProviderId    string `protobuf:"bytes,1,opt,name=provider_id,json=providerId,proto3" json:"provider_id,omitempty"`
+	ProviderId string `protobuf:"bytes,1,opt,name=provider_id,json=providerId,proto3" json:"provider_id,omitempty"`
+	// At most this many keys (0 means 100; above 1000 means 1000).
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page (asked with the same provider_id); empty for the first.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListProviderKeysRequest) Reset() {
 	*x = ListProviderKeysRequest{}
-	mi := &file_resolver_v1_admin_proto_msgTypes[11]
+	mi := &file_resolver_v1_admin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -622,7 +699,7 @@ func (x *ListProviderKeysRequest) String() string {
 func (*ListProviderKeysRequest) ProtoMessage() {}
 
 func (x *ListProviderKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_admin_proto_msgTypes[11]
+	mi := &file_resolver_v1_admin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -635,7 +712,7 @@ func (x *ListProviderKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProviderKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListProviderKeysRequest) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListProviderKeysRequest) GetProviderId() string {
@@ -645,16 +722,32 @@ func (x *ListProviderKeysRequest) GetProviderId() string {
 	return ""
 }
 
+func (x *ListProviderKeysRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListProviderKeysRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 type ListProviderKeysResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Keys          []*ProviderKey         `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Keys  []*ProviderKey         `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	// Empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListProviderKeysResponse) Reset() {
 	*x = ListProviderKeysResponse{}
-	mi := &file_resolver_v1_admin_proto_msgTypes[12]
+	mi := &file_resolver_v1_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -666,7 +759,7 @@ func (x *ListProviderKeysResponse) String() string {
 func (*ListProviderKeysResponse) ProtoMessage() {}
 
 func (x *ListProviderKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_admin_proto_msgTypes[12]
+	mi := &file_resolver_v1_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -679,7 +772,7 @@ func (x *ListProviderKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProviderKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListProviderKeysResponse) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{12}
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListProviderKeysResponse) GetKeys() []*ProviderKey {
@@ -687,6 +780,13 @@ func (x *ListProviderKeysResponse) GetKeys() []*ProviderKey {
 		return x.Keys
 	}
 	return nil
+}
+
+func (x *ListProviderKeysResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 type CreateModelConfigRequest struct {
@@ -707,7 +807,7 @@ type CreateModelConfigRequest struct {
 
 func (x *CreateModelConfigRequest) Reset() {
 	*x = CreateModelConfigRequest{}
-	mi := &file_resolver_v1_admin_proto_msgTypes[13]
+	mi := &file_resolver_v1_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -719,7 +819,7 @@ func (x *CreateModelConfigRequest) String() string {
 func (*CreateModelConfigRequest) ProtoMessage() {}
 
 func (x *CreateModelConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_admin_proto_msgTypes[13]
+	mi := &file_resolver_v1_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -732,7 +832,7 @@ func (x *CreateModelConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateModelConfigRequest.ProtoReflect.Descriptor instead.
 func (*CreateModelConfigRequest) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{13}
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CreateModelConfigRequest) GetAiProviderId() string {
@@ -810,7 +910,7 @@ type UpdateModelConfigRequest struct {
 
 func (x *UpdateModelConfigRequest) Reset() {
 	*x = UpdateModelConfigRequest{}
-	mi := &file_resolver_v1_admin_proto_msgTypes[14]
+	mi := &file_resolver_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -822,7 +922,7 @@ func (x *UpdateModelConfigRequest) String() string {
 func (*UpdateModelConfigRequest) ProtoMessage() {}
 
 func (x *UpdateModelConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_admin_proto_msgTypes[14]
+	mi := &file_resolver_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -835,7 +935,7 @@ func (x *UpdateModelConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateModelConfigRequest.ProtoReflect.Descriptor instead.
 func (*UpdateModelConfigRequest) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{14}
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UpdateModelConfigRequest) GetId() string {
@@ -910,7 +1010,7 @@ type DeleteModelConfigRequest struct {
 
 func (x *DeleteModelConfigRequest) Reset() {
 	*x = DeleteModelConfigRequest{}
-	mi := &file_resolver_v1_admin_proto_msgTypes[15]
+	mi := &file_resolver_v1_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -922,7 +1022,7 @@ func (x *DeleteModelConfigRequest) String() string {
 func (*DeleteModelConfigRequest) ProtoMessage() {}
 
 func (x *DeleteModelConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_admin_proto_msgTypes[15]
+	mi := &file_resolver_v1_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -935,7 +1035,7 @@ func (x *DeleteModelConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteModelConfigRequest.ProtoReflect.Descriptor instead.
 func (*DeleteModelConfigRequest) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{15}
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DeleteModelConfigRequest) GetId() string {
@@ -953,7 +1053,7 @@ type DeleteModelConfigResponse struct {
 
 func (x *DeleteModelConfigResponse) Reset() {
 	*x = DeleteModelConfigResponse{}
-	mi := &file_resolver_v1_admin_proto_msgTypes[16]
+	mi := &file_resolver_v1_admin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -965,7 +1065,7 @@ func (x *DeleteModelConfigResponse) String() string {
 func (*DeleteModelConfigResponse) ProtoMessage() {}
 
 func (x *DeleteModelConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_admin_proto_msgTypes[16]
+	mi := &file_resolver_v1_admin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -978,18 +1078,66 @@ func (x *DeleteModelConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteModelConfigResponse.ProtoReflect.Descriptor instead.
 func (*DeleteModelConfigResponse) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{16}
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{17}
+}
+
+type GetModelConfigRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetModelConfigRequest) Reset() {
+	*x = GetModelConfigRequest{}
+	mi := &file_resolver_v1_admin_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetModelConfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetModelConfigRequest) ProtoMessage() {}
+
+func (x *GetModelConfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_resolver_v1_admin_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetModelConfigRequest.ProtoReflect.Descriptor instead.
+func (*GetModelConfigRequest) Descriptor() ([]byte, []int) {
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *GetModelConfigRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
 }
 
 type ListModelConfigsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many configs (0 means 100; above 1000 means 1000).
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page; empty for the first.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListModelConfigsRequest) Reset() {
 	*x = ListModelConfigsRequest{}
-	mi := &file_resolver_v1_admin_proto_msgTypes[17]
+	mi := &file_resolver_v1_admin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1001,7 +1149,7 @@ func (x *ListModelConfigsRequest) String() string {
 func (*ListModelConfigsRequest) ProtoMessage() {}
 
 func (x *ListModelConfigsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_admin_proto_msgTypes[17]
+	mi := &file_resolver_v1_admin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1014,19 +1162,35 @@ func (x *ListModelConfigsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelConfigsRequest.ProtoReflect.Descriptor instead.
 func (*ListModelConfigsRequest) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{17}
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ListModelConfigsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListModelConfigsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
 }
 
 type ListModelConfigsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ModelConfigs  []*ModelConfig         `protobuf:"bytes,1,rep,name=model_configs,json=modelConfigs,proto3" json:"model_configs,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ModelConfigs []*ModelConfig         `protobuf:"bytes,1,rep,name=model_configs,json=modelConfigs,proto3" json:"model_configs,omitempty"`
+	// Empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListModelConfigsResponse) Reset() {
 	*x = ListModelConfigsResponse{}
-	mi := &file_resolver_v1_admin_proto_msgTypes[18]
+	mi := &file_resolver_v1_admin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1038,7 +1202,7 @@ func (x *ListModelConfigsResponse) String() string {
 func (*ListModelConfigsResponse) ProtoMessage() {}
 
 func (x *ListModelConfigsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_admin_proto_msgTypes[18]
+	mi := &file_resolver_v1_admin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1051,7 +1215,7 @@ func (x *ListModelConfigsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelConfigsResponse.ProtoReflect.Descriptor instead.
 func (*ListModelConfigsResponse) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{18}
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListModelConfigsResponse) GetModelConfigs() []*ModelConfig {
@@ -1059,6 +1223,13 @@ func (x *ListModelConfigsResponse) GetModelConfigs() []*ModelConfig {
 		return x.ModelConfigs
 	}
 	return nil
+}
+
+func (x *ListModelConfigsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 type PutUserRequest struct {
@@ -1071,7 +1242,7 @@ type PutUserRequest struct {
 
 func (x *PutUserRequest) Reset() {
 	*x = PutUserRequest{}
-	mi := &file_resolver_v1_admin_proto_msgTypes[19]
+	mi := &file_resolver_v1_admin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1083,7 +1254,7 @@ func (x *PutUserRequest) String() string {
 func (*PutUserRequest) ProtoMessage() {}
 
 func (x *PutUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_admin_proto_msgTypes[19]
+	mi := &file_resolver_v1_admin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1096,7 +1267,7 @@ func (x *PutUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutUserRequest.ProtoReflect.Descriptor instead.
 func (*PutUserRequest) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{19}
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PutUserRequest) GetId() string {
@@ -1122,7 +1293,7 @@ type DeleteUserRequest struct {
 
 func (x *DeleteUserRequest) Reset() {
 	*x = DeleteUserRequest{}
-	mi := &file_resolver_v1_admin_proto_msgTypes[20]
+	mi := &file_resolver_v1_admin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1134,7 +1305,7 @@ func (x *DeleteUserRequest) String() string {
 func (*DeleteUserRequest) ProtoMessage() {}
 
 func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_admin_proto_msgTypes[20]
+	mi := &file_resolver_v1_admin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1147,7 +1318,7 @@ func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserRequest.ProtoReflect.Descriptor instead.
 func (*DeleteUserRequest) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{20}
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DeleteUserRequest) GetId() string {
@@ -1165,7 +1336,7 @@ type DeleteUserResponse struct {
 
 func (x *DeleteUserResponse) Reset() {
 	*x = DeleteUserResponse{}
-	mi := &file_resolver_v1_admin_proto_msgTypes[21]
+	mi := &file_resolver_v1_admin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1177,7 +1348,7 @@ func (x *DeleteUserResponse) String() string {
 func (*DeleteUserResponse) ProtoMessage() {}
 
 func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_admin_proto_msgTypes[21]
+	mi := &file_resolver_v1_admin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1190,21 +1361,66 @@ func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserResponse.ProtoReflect.Descriptor instead.
 func (*DeleteUserResponse) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{21}
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{23}
+}
+
+type GetUserRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUserRequest) Reset() {
+	*x = GetUserRequest{}
+	mi := &file_resolver_v1_admin_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUserRequest) ProtoMessage() {}
+
+func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_resolver_v1_admin_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUserRequest.ProtoReflect.Descriptor instead.
+func (*GetUserRequest) Descriptor() ([]byte, []int) {
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *GetUserRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
 }
 
 type PutUserProviderKeyRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	AiProviderId  string                 `protobuf:"bytes,2,opt,name=ai_provider_id,json=aiProviderId,proto3" json:"ai_provider_id,omitempty"`
-	ApiKey        string                 `protobuf:"bytes,3,opt,name=api_key,json=apiKey,proto3" json:"api_key,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	UserId       string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	AiProviderId string                 `protobuf:"bytes,2,opt,name=ai_provider_id,json=aiProviderId,proto3" json:"ai_provider_id,omitempty"`
+	// The secret; never returned, never printed by debug formats.
+	ApiKey        string `protobuf:"bytes,3,opt,name=api_key,json=apiKey,proto3" json:"api_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PutUserProviderKeyRequest) Reset() {
 	*x = PutUserProviderKeyRequest{}
-	mi := &file_resolver_v1_admin_proto_msgTypes[22]
+	mi := &file_resolver_v1_admin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1216,7 +1432,7 @@ func (x *PutUserProviderKeyRequest) String() string {
 func (*PutUserProviderKeyRequest) ProtoMessage() {}
 
 func (x *PutUserProviderKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_admin_proto_msgTypes[22]
+	mi := &file_resolver_v1_admin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1229,7 +1445,7 @@ func (x *PutUserProviderKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutUserProviderKeyRequest.ProtoReflect.Descriptor instead.
 func (*PutUserProviderKeyRequest) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{22}
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PutUserProviderKeyRequest) GetUserId() string {
@@ -1262,7 +1478,7 @@ type DeleteUserProviderKeyRequest struct {
 
 func (x *DeleteUserProviderKeyRequest) Reset() {
 	*x = DeleteUserProviderKeyRequest{}
-	mi := &file_resolver_v1_admin_proto_msgTypes[23]
+	mi := &file_resolver_v1_admin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1274,7 +1490,7 @@ func (x *DeleteUserProviderKeyRequest) String() string {
 func (*DeleteUserProviderKeyRequest) ProtoMessage() {}
 
 func (x *DeleteUserProviderKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_admin_proto_msgTypes[23]
+	mi := &file_resolver_v1_admin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1287,7 +1503,7 @@ func (x *DeleteUserProviderKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserProviderKeyRequest.ProtoReflect.Descriptor instead.
 func (*DeleteUserProviderKeyRequest) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{23}
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *DeleteUserProviderKeyRequest) GetId() string {
@@ -1305,7 +1521,7 @@ type DeleteUserProviderKeyResponse struct {
 
 func (x *DeleteUserProviderKeyResponse) Reset() {
 	*x = DeleteUserProviderKeyResponse{}
-	mi := &file_resolver_v1_admin_proto_msgTypes[24]
+	mi := &file_resolver_v1_admin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1317,7 +1533,7 @@ func (x *DeleteUserProviderKeyResponse) String() string {
 func (*DeleteUserProviderKeyResponse) ProtoMessage() {}
 
 func (x *DeleteUserProviderKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_admin_proto_msgTypes[24]
+	mi := &file_resolver_v1_admin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1330,7 +1546,7 @@ func (x *DeleteUserProviderKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserProviderKeyResponse.ProtoReflect.Descriptor instead.
 func (*DeleteUserProviderKeyResponse) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{24}
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{27}
 }
 
 type PutChatRequest struct {
@@ -1345,7 +1561,7 @@ type PutChatRequest struct {
 
 func (x *PutChatRequest) Reset() {
 	*x = PutChatRequest{}
-	mi := &file_resolver_v1_admin_proto_msgTypes[25]
+	mi := &file_resolver_v1_admin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1357,7 +1573,7 @@ func (x *PutChatRequest) String() string {
 func (*PutChatRequest) ProtoMessage() {}
 
 func (x *PutChatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_admin_proto_msgTypes[25]
+	mi := &file_resolver_v1_admin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1370,7 +1586,7 @@ func (x *PutChatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutChatRequest.ProtoReflect.Descriptor instead.
 func (*PutChatRequest) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{25}
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PutChatRequest) GetId() string {
@@ -1394,6 +1610,50 @@ func (x *PutChatRequest) GetModelConfigId() string {
 	return ""
 }
 
+type GetChatRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetChatRequest) Reset() {
+	*x = GetChatRequest{}
+	mi := &file_resolver_v1_admin_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetChatRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetChatRequest) ProtoMessage() {}
+
+func (x *GetChatRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_resolver_v1_admin_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetChatRequest.ProtoReflect.Descriptor instead.
+func (*GetChatRequest) Descriptor() ([]byte, []int) {
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *GetChatRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
 type CreateTokenRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -1407,7 +1667,7 @@ type CreateTokenRequest struct {
 
 func (x *CreateTokenRequest) Reset() {
 	*x = CreateTokenRequest{}
-	mi := &file_resolver_v1_admin_proto_msgTypes[26]
+	mi := &file_resolver_v1_admin_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1419,7 +1679,7 @@ func (x *CreateTokenRequest) String() string {
 func (*CreateTokenRequest) ProtoMessage() {}
 
 func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_admin_proto_msgTypes[26]
+	mi := &file_resolver_v1_admin_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1432,7 +1692,7 @@ func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{26}
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CreateTokenRequest) GetName() string {
@@ -1458,7 +1718,7 @@ func (x *CreateTokenRequest) GetTtlSeconds() int64 {
 
 type CreateTokenResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The bearer token, shown once; only its hash is stored.
+	// The bearer token, shown once; only its hash is stored. Never printed by debug formats.
 	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
 	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
 	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
@@ -1470,7 +1730,7 @@ type CreateTokenResponse struct {
 
 func (x *CreateTokenResponse) Reset() {
 	*x = CreateTokenResponse{}
-	mi := &file_resolver_v1_admin_proto_msgTypes[27]
+	mi := &file_resolver_v1_admin_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1482,7 +1742,7 @@ func (x *CreateTokenResponse) String() string {
 func (*CreateTokenResponse) ProtoMessage() {}
 
 func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_admin_proto_msgTypes[27]
+	mi := &file_resolver_v1_admin_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1495,7 +1755,7 @@ func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateTokenResponse) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{27}
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CreateTokenResponse) GetToken() string {
@@ -1542,7 +1802,7 @@ type RevokeTokenRequest struct {
 
 func (x *RevokeTokenRequest) Reset() {
 	*x = RevokeTokenRequest{}
-	mi := &file_resolver_v1_admin_proto_msgTypes[28]
+	mi := &file_resolver_v1_admin_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1554,7 +1814,7 @@ func (x *RevokeTokenRequest) String() string {
 func (*RevokeTokenRequest) ProtoMessage() {}
 
 func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_admin_proto_msgTypes[28]
+	mi := &file_resolver_v1_admin_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1567,7 +1827,7 @@ func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{28}
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RevokeTokenRequest) GetId() string {
@@ -1585,7 +1845,7 @@ type RevokeTokenResponse struct {
 
 func (x *RevokeTokenResponse) Reset() {
 	*x = RevokeTokenResponse{}
-	mi := &file_resolver_v1_admin_proto_msgTypes[29]
+	mi := &file_resolver_v1_admin_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1597,7 +1857,7 @@ func (x *RevokeTokenResponse) String() string {
 func (*RevokeTokenResponse) ProtoMessage() {}
 
 func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_admin_proto_msgTypes[29]
+	mi := &file_resolver_v1_admin_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1610,18 +1870,66 @@ func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{29}
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{33}
+}
+
+type GetTokenRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTokenRequest) Reset() {
+	*x = GetTokenRequest{}
+	mi := &file_resolver_v1_admin_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTokenRequest) ProtoMessage() {}
+
+func (x *GetTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_resolver_v1_admin_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTokenRequest.ProtoReflect.Descriptor instead.
+func (*GetTokenRequest) Descriptor() ([]byte, []int) {
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *GetTokenRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
 }
 
 type ListTokensRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many tokens (0 means 100; above 1000 means 1000).
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page; empty for the first.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListTokensRequest) Reset() {
 	*x = ListTokensRequest{}
-	mi := &file_resolver_v1_admin_proto_msgTypes[30]
+	mi := &file_resolver_v1_admin_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1633,7 +1941,7 @@ func (x *ListTokensRequest) String() string {
 func (*ListTokensRequest) ProtoMessage() {}
 
 func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_admin_proto_msgTypes[30]
+	mi := &file_resolver_v1_admin_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1646,19 +1954,35 @@ func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListTokensRequest) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{30}
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *ListTokensRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListTokensRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
 }
 
 type ListTokensResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Tokens        []*Token               `protobuf:"bytes,1,rep,name=tokens,proto3" json:"tokens,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Tokens []*Token               `protobuf:"bytes,1,rep,name=tokens,proto3" json:"tokens,omitempty"`
+	// Empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListTokensResponse) Reset() {
 	*x = ListTokensResponse{}
-	mi := &file_resolver_v1_admin_proto_msgTypes[31]
+	mi := &file_resolver_v1_admin_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1670,7 +1994,7 @@ func (x *ListTokensResponse) String() string {
 func (*ListTokensResponse) ProtoMessage() {}
 
 func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_admin_proto_msgTypes[31]
+	mi := &file_resolver_v1_admin_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1683,7 +2007,7 @@ func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListTokensResponse) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{31}
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListTokensResponse) GetTokens() []*Token {
@@ -1693,24 +2017,37 @@ func (x *ListTokensResponse) GetTokens() []*Token {
 	return nil
 }
 
+func (x *ListTokensResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 // ListAuditEventsRequest pages through the audit trail, newest first.
 type ListAuditEventsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// 1..500; 0 means 50.
+	// Deprecated: use page_size. Still honoured: 1..500 (anything else is INVALID_ARGUMENT), 0 leaves
+	// the size to page_size. Giving both with different values is INVALID_ARGUMENT.
+	//
+	// Deprecated: Marked as deprecated in resolver/v1/admin.proto.
 	Limit int32 `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
-	// The next_page_token of the previous page; empty for the first.
+	// The next_page_token of the previous page (asked with the same chat_id, token_id and action);
+	// empty for the first.
 	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	// Only events of this chat (UUID), token (UUID) or action (e.g. ResolveModel, RotateProviderKey).
-	ChatId        string `protobuf:"bytes,3,opt,name=chat_id,json=chatId,proto3" json:"chat_id,omitempty"`
-	TokenId       string `protobuf:"bytes,4,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
-	Action        string `protobuf:"bytes,5,opt,name=action,proto3" json:"action,omitempty"`
+	ChatId  string `protobuf:"bytes,3,opt,name=chat_id,json=chatId,proto3" json:"chat_id,omitempty"`
+	TokenId string `protobuf:"bytes,4,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	Action  string `protobuf:"bytes,5,opt,name=action,proto3" json:"action,omitempty"`
+	// At most this many events (0 means 100, or limit when it is set; above 1000 means 1000).
+	PageSize      int32 `protobuf:"varint,6,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListAuditEventsRequest) Reset() {
 	*x = ListAuditEventsRequest{}
-	mi := &file_resolver_v1_admin_proto_msgTypes[32]
+	mi := &file_resolver_v1_admin_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1722,7 +2059,7 @@ func (x *ListAuditEventsRequest) String() string {
 func (*ListAuditEventsRequest) ProtoMessage() {}
 
 func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_admin_proto_msgTypes[32]
+	mi := &file_resolver_v1_admin_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1735,9 +2072,10 @@ func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{32}
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{37}
 }
 
+// Deprecated: Marked as deprecated in resolver/v1/admin.proto.
 func (x *ListAuditEventsRequest) GetLimit() int32 {
 	if x != nil {
 		return x.Limit
@@ -1773,6 +2111,13 @@ func (x *ListAuditEventsRequest) GetAction() string {
 	return ""
 }
 
+func (x *ListAuditEventsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
 type ListAuditEventsResponse struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Events []*AuditEvent          `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
@@ -1784,7 +2129,7 @@ type ListAuditEventsResponse struct {
 
 func (x *ListAuditEventsResponse) Reset() {
 	*x = ListAuditEventsResponse{}
-	mi := &file_resolver_v1_admin_proto_msgTypes[33]
+	mi := &file_resolver_v1_admin_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1796,7 +2141,7 @@ func (x *ListAuditEventsResponse) String() string {
 func (*ListAuditEventsResponse) ProtoMessage() {}
 
 func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_admin_proto_msgTypes[33]
+	mi := &file_resolver_v1_admin_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1809,7 +2154,7 @@ func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{33}
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListAuditEventsResponse) GetEvents() []*AuditEvent {
@@ -1856,21 +2201,27 @@ const file_resolver_v1_admin_proto_rawDesc = "" +
 	"\b_enabled\"'\n" +
 	"\x15DeleteProviderRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x18\n" +
-	"\x16DeleteProviderResponse\"\x16\n" +
-	"\x14ListProvidersRequest\"L\n" +
+	"\x16DeleteProviderResponse\"$\n" +
+	"\x12GetProviderRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"R\n" +
+	"\x14ListProvidersRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"t\n" +
 	"\x15ListProvidersResponse\x123\n" +
-	"\tproviders\x18\x01 \x03(\v2\x15.resolver.v1.ProviderR\tproviders\"|\n" +
+	"\tproviders\x18\x01 \x03(\v2\x15.resolver.v1.ProviderR\tproviders\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x81\x01\n" +
 	"\x15AddProviderKeyRequest\x12\x1f\n" +
 	"\vprovider_id\x18\x01 \x01(\tR\n" +
-	"providerId\x12\x17\n" +
-	"\aapi_key\x18\x02 \x01(\tR\x06apiKey\x12\x1d\n" +
+	"providerId\x12\x1c\n" +
+	"\aapi_key\x18\x02 \x01(\tB\x03\x80\x01\x01R\x06apiKey\x12\x1d\n" +
 	"\aenabled\x18\x03 \x01(\bH\x00R\aenabled\x88\x01\x01B\n" +
 	"\n" +
-	"\b_enabled\"T\n" +
+	"\b_enabled\"Y\n" +
 	"\x18RotateProviderKeyRequest\x12\x1f\n" +
 	"\vprovider_id\x18\x01 \x01(\tR\n" +
-	"providerId\x12\x17\n" +
-	"\aapi_key\x18\x02 \x01(\tR\x06apiKey\"Y\n" +
+	"providerId\x12\x1c\n" +
+	"\aapi_key\x18\x02 \x01(\tB\x03\x80\x01\x01R\x06apiKey\"Y\n" +
 	"\x1cSetProviderKeyEnabledRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\aenabled\x18\x02 \x01(\bH\x00R\aenabled\x88\x01\x01B\n" +
@@ -1878,12 +2229,16 @@ const file_resolver_v1_admin_proto_rawDesc = "" +
 	"\b_enabled\"*\n" +
 	"\x18DeleteProviderKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x1b\n" +
-	"\x19DeleteProviderKeyResponse\":\n" +
+	"\x19DeleteProviderKeyResponse\"v\n" +
 	"\x17ListProviderKeysRequest\x12\x1f\n" +
 	"\vprovider_id\x18\x01 \x01(\tR\n" +
-	"providerId\"H\n" +
+	"providerId\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"p\n" +
 	"\x18ListProviderKeysResponse\x12,\n" +
-	"\x04keys\x18\x01 \x03(\v2\x18.resolver.v1.ProviderKeyR\x04keys\"\xd0\x02\n" +
+	"\x04keys\x18\x01 \x03(\v2\x18.resolver.v1.ProviderKeyR\x04keys\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xd0\x02\n" +
 	"\x18CreateModelConfigRequest\x12$\n" +
 	"\x0eai_provider_id\x18\x01 \x01(\tR\faiProviderId\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12!\n" +
@@ -1917,34 +2272,44 @@ const file_resolver_v1_admin_proto_rawDesc = "" +
 	"\x16_compression_threshold\"*\n" +
 	"\x18DeleteModelConfigRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x1b\n" +
-	"\x19DeleteModelConfigResponse\"\x19\n" +
-	"\x17ListModelConfigsRequest\"Y\n" +
+	"\x19DeleteModelConfigResponse\"'\n" +
+	"\x15GetModelConfigRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"U\n" +
+	"\x17ListModelConfigsRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"\x81\x01\n" +
 	"\x18ListModelConfigsResponse\x12=\n" +
-	"\rmodel_configs\x18\x01 \x03(\v2\x18.resolver.v1.ModelConfigR\fmodelConfigs\"<\n" +
+	"\rmodel_configs\x18\x01 \x03(\v2\x18.resolver.v1.ModelConfigR\fmodelConfigs\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"<\n" +
 	"\x0ePutUserRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\"#\n" +
 	"\x11DeleteUserRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x14\n" +
-	"\x12DeleteUserResponse\"s\n" +
+	"\x12DeleteUserResponse\" \n" +
+	"\x0eGetUserRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"x\n" +
 	"\x19PutUserProviderKeyRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12$\n" +
-	"\x0eai_provider_id\x18\x02 \x01(\tR\faiProviderId\x12\x17\n" +
-	"\aapi_key\x18\x03 \x01(\tR\x06apiKey\".\n" +
+	"\x0eai_provider_id\x18\x02 \x01(\tR\faiProviderId\x12\x1c\n" +
+	"\aapi_key\x18\x03 \x01(\tB\x03\x80\x01\x01R\x06apiKey\".\n" +
 	"\x1cDeleteUserProviderKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x1f\n" +
 	"\x1dDeleteUserProviderKeyResponse\"c\n" +
 	"\x0ePutChatRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\bowner_id\x18\x02 \x01(\tR\aownerId\x12&\n" +
-	"\x0fmodel_config_id\x18\x03 \x01(\tR\rmodelConfigId\"a\n" +
+	"\x0fmodel_config_id\x18\x03 \x01(\tR\rmodelConfigId\" \n" +
+	"\x0eGetChatRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"a\n" +
 	"\x12CreateTokenRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06scopes\x18\x02 \x03(\tR\x06scopes\x12\x1f\n" +
 	"\vttl_seconds\x18\x03 \x01(\x03R\n" +
-	"ttlSeconds\"\xa2\x01\n" +
-	"\x13CreateTokenResponse\x12\x14\n" +
-	"\x05token\x18\x01 \x01(\tR\x05token\x12\x0e\n" +
+	"ttlSeconds\"\xa7\x01\n" +
+	"\x13CreateTokenResponse\x12\x19\n" +
+	"\x05token\x18\x01 \x01(\tB\x03\x80\x01\x01R\x05token\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x16\n" +
 	"\x06scopes\x18\x04 \x03(\tR\x06scopes\x129\n" +
@@ -1952,24 +2317,32 @@ const file_resolver_v1_admin_proto_rawDesc = "" +
 	"expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"$\n" +
 	"\x12RevokeTokenRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x15\n" +
-	"\x13RevokeTokenResponse\"\x13\n" +
-	"\x11ListTokensRequest\"@\n" +
+	"\x13RevokeTokenResponse\"!\n" +
+	"\x0fGetTokenRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"O\n" +
+	"\x11ListTokensRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"h\n" +
 	"\x12ListTokensResponse\x12*\n" +
-	"\x06tokens\x18\x01 \x03(\v2\x12.resolver.v1.TokenR\x06tokens\"\x99\x01\n" +
-	"\x16ListAuditEventsRequest\x12\x14\n" +
-	"\x05limit\x18\x01 \x01(\x05R\x05limit\x12\x1d\n" +
+	"\x06tokens\x18\x01 \x03(\v2\x12.resolver.v1.TokenR\x06tokens\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xba\x01\n" +
+	"\x16ListAuditEventsRequest\x12\x18\n" +
+	"\x05limit\x18\x01 \x01(\x05B\x02\x18\x01R\x05limit\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\x12\x17\n" +
 	"\achat_id\x18\x03 \x01(\tR\x06chatId\x12\x19\n" +
 	"\btoken_id\x18\x04 \x01(\tR\atokenId\x12\x16\n" +
-	"\x06action\x18\x05 \x01(\tR\x06action\"r\n" +
+	"\x06action\x18\x05 \x01(\tR\x06action\x12\x1b\n" +
+	"\tpage_size\x18\x06 \x01(\x05R\bpageSize\"r\n" +
 	"\x17ListAuditEventsResponse\x12/\n" +
 	"\x06events\x18\x01 \x03(\v2\x17.resolver.v1.AuditEventR\x06events\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xf7\x0e\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xc2\x11\n" +
 	"\fAdminService\x12K\n" +
 	"\x0eCreateProvider\x12\".resolver.v1.CreateProviderRequest\x1a\x15.resolver.v1.Provider\x12K\n" +
 	"\x0eUpdateProvider\x12\".resolver.v1.UpdateProviderRequest\x1a\x15.resolver.v1.Provider\x12Y\n" +
-	"\x0eDeleteProvider\x12\".resolver.v1.DeleteProviderRequest\x1a#.resolver.v1.DeleteProviderResponse\x12V\n" +
+	"\x0eDeleteProvider\x12\".resolver.v1.DeleteProviderRequest\x1a#.resolver.v1.DeleteProviderResponse\x12E\n" +
+	"\vGetProvider\x12\x1f.resolver.v1.GetProviderRequest\x1a\x15.resolver.v1.Provider\x12V\n" +
 	"\rListProviders\x12!.resolver.v1.ListProvidersRequest\x1a\".resolver.v1.ListProvidersResponse\x12N\n" +
 	"\x0eAddProviderKey\x12\".resolver.v1.AddProviderKeyRequest\x1a\x18.resolver.v1.ProviderKey\x12T\n" +
 	"\x11RotateProviderKey\x12%.resolver.v1.RotateProviderKeyRequest\x1a\x18.resolver.v1.ProviderKey\x12\\\n" +
@@ -1978,16 +2351,20 @@ const file_resolver_v1_admin_proto_rawDesc = "" +
 	"\x10ListProviderKeys\x12$.resolver.v1.ListProviderKeysRequest\x1a%.resolver.v1.ListProviderKeysResponse\x12T\n" +
 	"\x11CreateModelConfig\x12%.resolver.v1.CreateModelConfigRequest\x1a\x18.resolver.v1.ModelConfig\x12T\n" +
 	"\x11UpdateModelConfig\x12%.resolver.v1.UpdateModelConfigRequest\x1a\x18.resolver.v1.ModelConfig\x12b\n" +
-	"\x11DeleteModelConfig\x12%.resolver.v1.DeleteModelConfigRequest\x1a&.resolver.v1.DeleteModelConfigResponse\x12_\n" +
+	"\x11DeleteModelConfig\x12%.resolver.v1.DeleteModelConfigRequest\x1a&.resolver.v1.DeleteModelConfigResponse\x12N\n" +
+	"\x0eGetModelConfig\x12\".resolver.v1.GetModelConfigRequest\x1a\x18.resolver.v1.ModelConfig\x12_\n" +
 	"\x10ListModelConfigs\x12$.resolver.v1.ListModelConfigsRequest\x1a%.resolver.v1.ListModelConfigsResponse\x129\n" +
 	"\aPutUser\x12\x1b.resolver.v1.PutUserRequest\x1a\x11.resolver.v1.User\x12M\n" +
 	"\n" +
-	"DeleteUser\x12\x1e.resolver.v1.DeleteUserRequest\x1a\x1f.resolver.v1.DeleteUserResponse\x12Z\n" +
+	"DeleteUser\x12\x1e.resolver.v1.DeleteUserRequest\x1a\x1f.resolver.v1.DeleteUserResponse\x129\n" +
+	"\aGetUser\x12\x1b.resolver.v1.GetUserRequest\x1a\x11.resolver.v1.User\x12Z\n" +
 	"\x12PutUserProviderKey\x12&.resolver.v1.PutUserProviderKeyRequest\x1a\x1c.resolver.v1.UserProviderKey\x12n\n" +
 	"\x15DeleteUserProviderKey\x12).resolver.v1.DeleteUserProviderKeyRequest\x1a*.resolver.v1.DeleteUserProviderKeyResponse\x129\n" +
-	"\aPutChat\x12\x1b.resolver.v1.PutChatRequest\x1a\x11.resolver.v1.Chat\x12P\n" +
+	"\aPutChat\x12\x1b.resolver.v1.PutChatRequest\x1a\x11.resolver.v1.Chat\x129\n" +
+	"\aGetChat\x12\x1b.resolver.v1.GetChatRequest\x1a\x11.resolver.v1.Chat\x12P\n" +
 	"\vCreateToken\x12\x1f.resolver.v1.CreateTokenRequest\x1a .resolver.v1.CreateTokenResponse\x12P\n" +
-	"\vRevokeToken\x12\x1f.resolver.v1.RevokeTokenRequest\x1a .resolver.v1.RevokeTokenResponse\x12M\n" +
+	"\vRevokeToken\x12\x1f.resolver.v1.RevokeTokenRequest\x1a .resolver.v1.RevokeTokenResponse\x12<\n" +
+	"\bGetToken\x12\x1c.resolver.v1.GetTokenRequest\x1a\x12.resolver.v1.Token\x12M\n" +
 	"\n" +
 	"ListTokens\x12\x1e.resolver.v1.ListTokensRequest\x1a\x1f.resolver.v1.ListTokensResponse\x12\\\n" +
 	"\x0fListAuditEvents\x12#.resolver.v1.ListAuditEventsRequest\x1a$.resolver.v1.ListAuditEventsResponseB=Z;github.com/resolverd/resolverd/proto/resolver/v1;resolverv1b\x06proto3"
@@ -2004,111 +2381,126 @@ func file_resolver_v1_admin_proto_rawDescGZIP() []byte {
 	return file_resolver_v1_admin_proto_rawDescData
 }
 
-var file_resolver_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_resolver_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_resolver_v1_admin_proto_goTypes = []any{
 	(*CreateProviderRequest)(nil),         // 0: resolver.v1.CreateProviderRequest
 	(*UpdateProviderRequest)(nil),         // 1: resolver.v1.UpdateProviderRequest
 	(*DeleteProviderRequest)(nil),         // 2: resolver.v1.DeleteProviderRequest
 	(*DeleteProviderResponse)(nil),        // 3: resolver.v1.DeleteProviderResponse
-	(*ListProvidersRequest)(nil),          // 4: resolver.v1.ListProvidersRequest
-	(*ListProvidersResponse)(nil),         // 5: resolver.v1.ListProvidersResponse
-	(*AddProviderKeyRequest)(nil),         // 6: resolver.v1.AddProviderKeyRequest
-	(*RotateProviderKeyRequest)(nil),      // 7: resolver.v1.RotateProviderKeyRequest
-	(*SetProviderKeyEnabledRequest)(nil),  // 8: resolver.v1.SetProviderKeyEnabledRequest
-	(*DeleteProviderKeyRequest)(nil),      // 9: resolver.v1.DeleteProviderKeyRequest
-	(*DeleteProviderKeyResponse)(nil),     // 10: resolver.v1.DeleteProviderKeyResponse
-	(*ListProviderKeysRequest)(nil),       // 11: resolver.v1.ListProviderKeysRequest
-	(*ListProviderKeysResponse)(nil),      // 12: resolver.v1.ListProviderKeysResponse
-	(*CreateModelConfigRequest)(nil),      // 13: resolver.v1.CreateModelConfigRequest
-	(*UpdateModelConfigRequest)(nil),      // 14: resolver.v1.UpdateModelConfigRequest
-	(*DeleteModelConfigRequest)(nil),      // 15: resolver.v1.DeleteModelConfigRequest
-	(*DeleteModelConfigResponse)(nil),     // 16: resolver.v1.DeleteModelConfigResponse
-	(*ListModelConfigsRequest)(nil),       // 17: resolver.v1.ListModelConfigsRequest
-	(*ListModelConfigsResponse)(nil),      // 18: resolver.v1.ListModelConfigsResponse
-	(*PutUserRequest)(nil),                // 19: resolver.v1.PutUserRequest
-	(*DeleteUserRequest)(nil),             // 20: resolver.v1.DeleteUserRequest
-	(*DeleteUserResponse)(nil),            // 21: resolver.v1.DeleteUserResponse
-	(*PutUserProviderKeyRequest)(nil),     // 22: resolver.v1.PutUserProviderKeyRequest
-	(*DeleteUserProviderKeyRequest)(nil),  // 23: resolver.v1.DeleteUserProviderKeyRequest
-	(*DeleteUserProviderKeyResponse)(nil), // 24: resolver.v1.DeleteUserProviderKeyResponse
-	(*PutChatRequest)(nil),                // 25: resolver.v1.PutChatRequest
-	(*CreateTokenRequest)(nil),            // 26: resolver.v1.CreateTokenRequest
-	(*CreateTokenResponse)(nil),           // 27: resolver.v1.CreateTokenResponse
-	(*RevokeTokenRequest)(nil),            // 28: resolver.v1.RevokeTokenRequest
-	(*RevokeTokenResponse)(nil),           // 29: resolver.v1.RevokeTokenResponse
-	(*ListTokensRequest)(nil),             // 30: resolver.v1.ListTokensRequest
-	(*ListTokensResponse)(nil),            // 31: resolver.v1.ListTokensResponse
-	(*ListAuditEventsRequest)(nil),        // 32: resolver.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil),       // 33: resolver.v1.ListAuditEventsResponse
-	(ByokPolicy)(0),                       // 34: resolver.v1.ByokPolicy
-	(*Provider)(nil),                      // 35: resolver.v1.Provider
-	(*ProviderKey)(nil),                   // 36: resolver.v1.ProviderKey
-	(*structpb.Struct)(nil),               // 37: google.protobuf.Struct
-	(*ModelConfig)(nil),                   // 38: resolver.v1.ModelConfig
-	(*timestamppb.Timestamp)(nil),         // 39: google.protobuf.Timestamp
-	(*Token)(nil),                         // 40: resolver.v1.Token
-	(*AuditEvent)(nil),                    // 41: resolver.v1.AuditEvent
-	(*User)(nil),                          // 42: resolver.v1.User
-	(*UserProviderKey)(nil),               // 43: resolver.v1.UserProviderKey
-	(*Chat)(nil),                          // 44: resolver.v1.Chat
+	(*GetProviderRequest)(nil),            // 4: resolver.v1.GetProviderRequest
+	(*ListProvidersRequest)(nil),          // 5: resolver.v1.ListProvidersRequest
+	(*ListProvidersResponse)(nil),         // 6: resolver.v1.ListProvidersResponse
+	(*AddProviderKeyRequest)(nil),         // 7: resolver.v1.AddProviderKeyRequest
+	(*RotateProviderKeyRequest)(nil),      // 8: resolver.v1.RotateProviderKeyRequest
+	(*SetProviderKeyEnabledRequest)(nil),  // 9: resolver.v1.SetProviderKeyEnabledRequest
+	(*DeleteProviderKeyRequest)(nil),      // 10: resolver.v1.DeleteProviderKeyRequest
+	(*DeleteProviderKeyResponse)(nil),     // 11: resolver.v1.DeleteProviderKeyResponse
+	(*ListProviderKeysRequest)(nil),       // 12: resolver.v1.ListProviderKeysRequest
+	(*ListProviderKeysResponse)(nil),      // 13: resolver.v1.ListProviderKeysResponse
+	(*CreateModelConfigRequest)(nil),      // 14: resolver.v1.CreateModelConfigRequest
+	(*UpdateModelConfigRequest)(nil),      // 15: resolver.v1.UpdateModelConfigRequest
+	(*DeleteModelConfigRequest)(nil),      // 16: resolver.v1.DeleteModelConfigRequest
+	(*DeleteModelConfigResponse)(nil),     // 17: resolver.v1.DeleteModelConfigResponse
+	(*GetModelConfigRequest)(nil),         // 18: resolver.v1.GetModelConfigRequest
+	(*ListModelConfigsRequest)(nil),       // 19: resolver.v1.ListModelConfigsRequest
+	(*ListModelConfigsResponse)(nil),      // 20: resolver.v1.ListModelConfigsResponse
+	(*PutUserRequest)(nil),                // 21: resolver.v1.PutUserRequest
+	(*DeleteUserRequest)(nil),             // 22: resolver.v1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),            // 23: resolver.v1.DeleteUserResponse
+	(*GetUserRequest)(nil),                // 24: resolver.v1.GetUserRequest
+	(*PutUserProviderKeyRequest)(nil),     // 25: resolver.v1.PutUserProviderKeyRequest
+	(*DeleteUserProviderKeyRequest)(nil),  // 26: resolver.v1.DeleteUserProviderKeyRequest
+	(*DeleteUserProviderKeyResponse)(nil), // 27: resolver.v1.DeleteUserProviderKeyResponse
+	(*PutChatRequest)(nil),                // 28: resolver.v1.PutChatRequest
+	(*GetChatRequest)(nil),                // 29: resolver.v1.GetChatRequest
+	(*CreateTokenRequest)(nil),            // 30: resolver.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),           // 31: resolver.v1.CreateTokenResponse
+	(*RevokeTokenRequest)(nil),            // 32: resolver.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),           // 33: resolver.v1.RevokeTokenResponse
+	(*GetTokenRequest)(nil),               // 34: resolver.v1.GetTokenRequest
+	(*ListTokensRequest)(nil),             // 35: resolver.v1.ListTokensRequest
+	(*ListTokensResponse)(nil),            // 36: resolver.v1.ListTokensResponse
+	(*ListAuditEventsRequest)(nil),        // 37: resolver.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),       // 38: resolver.v1.ListAuditEventsResponse
+	(ByokPolicy)(0),                       // 39: resolver.v1.ByokPolicy
+	(*Provider)(nil),                      // 40: resolver.v1.Provider
+	(*ProviderKey)(nil),                   // 41: resolver.v1.ProviderKey
+	(*structpb.Struct)(nil),               // 42: google.protobuf.Struct
+	(*ModelConfig)(nil),                   // 43: resolver.v1.ModelConfig
+	(*timestamppb.Timestamp)(nil),         // 44: google.protobuf.Timestamp
+	(*Token)(nil),                         // 45: resolver.v1.Token
+	(*AuditEvent)(nil),                    // 46: resolver.v1.AuditEvent
+	(*User)(nil),                          // 47: resolver.v1.User
+	(*UserProviderKey)(nil),               // 48: resolver.v1.UserProviderKey
+	(*Chat)(nil),                          // 49: resolver.v1.Chat
 }
 var file_resolver_v1_admin_proto_depIdxs = []int32{
-	34, // 0: resolver.v1.CreateProviderRequest.byok_policy:type_name -> resolver.v1.ByokPolicy
-	34, // 1: resolver.v1.UpdateProviderRequest.byok_policy:type_name -> resolver.v1.ByokPolicy
-	35, // 2: resolver.v1.ListProvidersResponse.providers:type_name -> resolver.v1.Provider
-	36, // 3: resolver.v1.ListProviderKeysResponse.keys:type_name -> resolver.v1.ProviderKey
-	37, // 4: resolver.v1.CreateModelConfigRequest.options:type_name -> google.protobuf.Struct
-	37, // 5: resolver.v1.UpdateModelConfigRequest.options:type_name -> google.protobuf.Struct
-	38, // 6: resolver.v1.ListModelConfigsResponse.model_configs:type_name -> resolver.v1.ModelConfig
-	39, // 7: resolver.v1.CreateTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	40, // 8: resolver.v1.ListTokensResponse.tokens:type_name -> resolver.v1.Token
-	41, // 9: resolver.v1.ListAuditEventsResponse.events:type_name -> resolver.v1.AuditEvent
+	39, // 0: resolver.v1.CreateProviderRequest.byok_policy:type_name -> resolver.v1.ByokPolicy
+	39, // 1: resolver.v1.UpdateProviderRequest.byok_policy:type_name -> resolver.v1.ByokPolicy
+	40, // 2: resolver.v1.ListProvidersResponse.providers:type_name -> resolver.v1.Provider
+	41, // 3: resolver.v1.ListProviderKeysResponse.keys:type_name -> resolver.v1.ProviderKey
+	42, // 4: resolver.v1.CreateModelConfigRequest.options:type_name -> google.protobuf.Struct
+	42, // 5: resolver.v1.UpdateModelConfigRequest.options:type_name -> google.protobuf.Struct
+	43, // 6: resolver.v1.ListModelConfigsResponse.model_configs:type_name -> resolver.v1.ModelConfig
+	44, // 7: resolver.v1.CreateTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	45, // 8: resolver.v1.ListTokensResponse.tokens:type_name -> resolver.v1.Token
+	46, // 9: resolver.v1.ListAuditEventsResponse.events:type_name -> resolver.v1.AuditEvent
 	0,  // 10: resolver.v1.AdminService.CreateProvider:input_type -> resolver.v1.CreateProviderRequest
 	1,  // 11: resolver.v1.AdminService.UpdateProvider:input_type -> resolver.v1.UpdateProviderRequest
 	2,  // 12: resolver.v1.AdminService.DeleteProvider:input_type -> resolver.v1.DeleteProviderRequest
-	4,  // 13: resolver.v1.AdminService.ListProviders:input_type -> resolver.v1.ListProvidersRequest
-	6,  // 14: resolver.v1.AdminService.AddProviderKey:input_type -> resolver.v1.AddProviderKeyRequest
-	7,  // 15: resolver.v1.AdminService.RotateProviderKey:input_type -> resolver.v1.RotateProviderKeyRequest
-	8,  // 16: resolver.v1.AdminService.SetProviderKeyEnabled:input_type -> resolver.v1.SetProviderKeyEnabledRequest
-	9,  // 17: resolver.v1.AdminService.DeleteProviderKey:input_type -> resolver.v1.DeleteProviderKeyRequest
-	11, // 18: resolver.v1.AdminService.ListProviderKeys:input_type -> resolver.v1.ListProviderKeysRequest
-	13, // 19: resolver.v1.AdminService.CreateModelConfig:input_type -> resolver.v1.CreateModelConfigRequest
-	14, // 20: resolver.v1.AdminService.UpdateModelConfig:input_type -> resolver.v1.UpdateModelConfigRequest
-	15, // 21: resolver.v1.AdminService.DeleteModelConfig:input_type -> resolver.v1.DeleteModelConfigRequest
-	17, // 22: resolver.v1.AdminService.ListModelConfigs:input_type -> resolver.v1.ListModelConfigsRequest
-	19, // 23: resolver.v1.AdminService.PutUser:input_type -> resolver.v1.PutUserRequest
-	20, // 24: resolver.v1.AdminService.DeleteUser:input_type -> resolver.v1.DeleteUserRequest
-	22, // 25: resolver.v1.AdminService.PutUserProviderKey:input_type -> resolver.v1.PutUserProviderKeyRequest
-	23, // 26: resolver.v1.AdminService.DeleteUserProviderKey:input_type -> resolver.v1.DeleteUserProviderKeyRequest
-	25, // 27: resolver.v1.AdminService.PutChat:input_type -> resolver.v1.PutChatRequest
-	26, // 28: resolver.v1.AdminService.CreateToken:input_type -> resolver.v1.CreateTokenRequest
-	28, // 29: resolver.v1.AdminService.RevokeToken:input_type -> resolver.v1.RevokeTokenRequest
-	30, // 30: resolver.v1.AdminService.ListTokens:input_type -> resolver.v1.ListTokensRequest
-	32, // 31: resolver.v1.AdminService.ListAuditEvents:input_type -> resolver.v1.ListAuditEventsRequest
-	35, // 32: resolver.v1.AdminService.CreateProvider:output_type -> resolver.v1.Provider
-	35, // 33: resolver.v1.AdminService.UpdateProvider:output_type -> resolver.v1.Provider
-	3,  // 34: resolver.v1.AdminService.DeleteProvider:output_type -> resolver.v1.DeleteProviderResponse
-	5,  // 35: resolver.v1.AdminService.ListProviders:output_type -> resolver.v1.ListProvidersResponse
-	36, // 36: resolver.v1.AdminService.AddProviderKey:output_type -> resolver.v1.ProviderKey
-	36, // 37: resolver.v1.AdminService.RotateProviderKey:output_type -> resolver.v1.ProviderKey
-	36, // 38: resolver.v1.AdminService.SetProviderKeyEnabled:output_type -> resolver.v1.ProviderKey
-	10, // 39: resolver.v1.AdminService.DeleteProviderKey:output_type -> resolver.v1.DeleteProviderKeyResponse
-	12, // 40: resolver.v1.AdminService.ListProviderKeys:output_type -> resolver.v1.ListProviderKeysResponse
-	38, // 41: resolver.v1.AdminService.CreateModelConfig:output_type -> resolver.v1.ModelConfig
-	38, // 42: resolver.v1.AdminService.UpdateModelConfig:output_type -> resolver.v1.ModelConfig
-	16, // 43: resolver.v1.AdminService.DeleteModelConfig:output_type -> resolver.v1.DeleteModelConfigResponse
-	18, // 44: resolver.v1.AdminService.ListModelConfigs:output_type -> resolver.v1.ListModelConfigsResponse
-	42, // 45: resolver.v1.AdminService.PutUser:output_type -> resolver.v1.User
-	21, // 46: resolver.v1.AdminService.DeleteUser:output_type -> resolver.v1.DeleteUserResponse
-	43, // 47: resolver.v1.AdminService.PutUserProviderKey:output_type -> resolver.v1.UserProviderKey
-	24, // 48: resolver.v1.AdminService.DeleteUserProviderKey:output_type -> resolver.v1.DeleteUserProviderKeyResponse
-	44, // 49: resolver.v1.AdminService.PutChat:output_type -> resolver.v1.Chat
-	27, // 50: resolver.v1.AdminService.CreateToken:output_type -> resolver.v1.CreateTokenResponse
-	29, // 51: resolver.v1.AdminService.RevokeToken:output_type -> resolver.v1.RevokeTokenResponse
-	31, // 52: resolver.v1.AdminService.ListTokens:output_type -> resolver.v1.ListTokensResponse
-	33, // 53: resolver.v1.AdminService.ListAuditEvents:output_type -> resolver.v1.ListAuditEventsResponse
-	32, // [32:54] is the sub-list for method output_type
-	10, // [10:32] is the sub-list for method input_type
+	4,  // 13: resolver.v1.AdminService.GetProvider:input_type -> resolver.v1.GetProviderRequest
+	5,  // 14: resolver.v1.AdminService.ListProviders:input_type -> resolver.v1.ListProvidersRequest
+	7,  // 15: resolver.v1.AdminService.AddProviderKey:input_type -> resolver.v1.AddProviderKeyRequest
+	8,  // 16: resolver.v1.AdminService.RotateProviderKey:input_type -> resolver.v1.RotateProviderKeyRequest
+	9,  // 17: resolver.v1.AdminService.SetProviderKeyEnabled:input_type -> resolver.v1.SetProviderKeyEnabledRequest
+	10, // 18: resolver.v1.AdminService.DeleteProviderKey:input_type -> resolver.v1.DeleteProviderKeyRequest
+	12, // 19: resolver.v1.AdminService.ListProviderKeys:input_type -> resolver.v1.ListProviderKeysRequest
+	14, // 20: resolver.v1.AdminService.CreateModelConfig:input_type -> resolver.v1.CreateModelConfigRequest
+	15, // 21: resolver.v1.AdminService.UpdateModelConfig:input_type -> resolver.v1.UpdateModelConfigRequest
+	16, // 22: resolver.v1.AdminService.DeleteModelConfig:input_type -> resolver.v1.DeleteModelConfigRequest
+	18, // 23: resolver.v1.AdminService.GetModelConfig:input_type -> resolver.v1.GetModelConfigRequest
+	19, // 24: resolver.v1.AdminService.ListModelConfigs:input_type -> resolver.v1.ListModelConfigsRequest
+	21, // 25: resolver.v1.AdminService.PutUser:input_type -> resolver.v1.PutUserRequest
+	22, // 26: resolver.v1.AdminService.DeleteUser:input_type -> resolver.v1.DeleteUserRequest
+	24, // 27: resolver.v1.AdminService.GetUser:input_type -> resolver.v1.GetUserRequest
+	25, // 28: resolver.v1.AdminService.PutUserProviderKey:input_type -> resolver.v1.PutUserProviderKeyRequest
+	26, // 29: resolver.v1.AdminService.DeleteUserProviderKey:input_type -> resolver.v1.DeleteUserProviderKeyRequest
+	28, // 30: resolver.v1.AdminService.PutChat:input_type -> resolver.v1.PutChatRequest
+	29, // 31: resolver.v1.AdminService.GetChat:input_type -> resolver.v1.GetChatRequest
+	30, // 32: resolver.v1.AdminService.CreateToken:input_type -> resolver.v1.CreateTokenRequest
+	32, // 33: resolver.v1.AdminService.RevokeToken:input_type -> resolver.v1.RevokeTokenRequest
+	34, // 34: resolver.v1.AdminService.GetToken:input_type -> resolver.v1.GetTokenRequest
+	35, // 35: resolver.v1.AdminService.ListTokens:input_type -> resolver.v1.ListTokensRequest
+	37, // 36: resolver.v1.AdminService.ListAuditEvents:input_type -> resolver.v1.ListAuditEventsRequest
+	40, // 37: resolver.v1.AdminService.CreateProvider:output_type -> resolver.v1.Provider
+	40, // 38: resolver.v1.AdminService.UpdateProvider:output_type -> resolver.v1.Provider
+	3,  // 39: resolver.v1.AdminService.DeleteProvider:output_type -> resolver.v1.DeleteProviderResponse
+	40, // 40: resolver.v1.AdminService.GetProvider:output_type -> resolver.v1.Provider
+	6,  // 41: resolver.v1.AdminService.ListProviders:output_type -> resolver.v1.ListProvidersResponse
+	41, // 42: resolver.v1.AdminService.AddProviderKey:output_type -> resolver.v1.ProviderKey
+	41, // 43: resolver.v1.AdminService.RotateProviderKey:output_type -> resolver.v1.ProviderKey
+	41, // 44: resolver.v1.AdminService.SetProviderKeyEnabled:output_type -> resolver.v1.ProviderKey
+	11, // 45: resolver.v1.AdminService.DeleteProviderKey:output_type -> resolver.v1.DeleteProviderKeyResponse
+	13, // 46: resolver.v1.AdminService.ListProviderKeys:output_type -> resolver.v1.ListProviderKeysResponse
+	43, // 47: resolver.v1.AdminService.CreateModelConfig:output_type -> resolver.v1.ModelConfig
+	43, // 48: resolver.v1.AdminService.UpdateModelConfig:output_type -> resolver.v1.ModelConfig
+	17, // 49: resolver.v1.AdminService.DeleteModelConfig:output_type -> resolver.v1.DeleteModelConfigResponse
+	43, // 50: resolver.v1.AdminService.GetModelConfig:output_type -> resolver.v1.ModelConfig
+	20, // 51: resolver.v1.AdminService.ListModelConfigs:output_type -> resolver.v1.ListModelConfigsResponse
+	47, // 52: resolver.v1.AdminService.PutUser:output_type -> resolver.v1.User
+	23, // 53: resolver.v1.AdminService.DeleteUser:output_type -> resolver.v1.DeleteUserResponse
+	47, // 54: resolver.v1.AdminService.GetUser:output_type -> resolver.v1.User
+	48, // 55: resolver.v1.AdminService.PutUserProviderKey:output_type -> resolver.v1.UserProviderKey
+	27, // 56: resolver.v1.AdminService.DeleteUserProviderKey:output_type -> resolver.v1.DeleteUserProviderKeyResponse
+	49, // 57: resolver.v1.AdminService.PutChat:output_type -> resolver.v1.Chat
+	49, // 58: resolver.v1.AdminService.GetChat:output_type -> resolver.v1.Chat
+	31, // 59: resolver.v1.AdminService.CreateToken:output_type -> resolver.v1.CreateTokenResponse
+	33, // 60: resolver.v1.AdminService.RevokeToken:output_type -> resolver.v1.RevokeTokenResponse
+	45, // 61: resolver.v1.AdminService.GetToken:output_type -> resolver.v1.Token
+	36, // 62: resolver.v1.AdminService.ListTokens:output_type -> resolver.v1.ListTokensResponse
+	38, // 63: resolver.v1.AdminService.ListAuditEvents:output_type -> resolver.v1.ListAuditEventsResponse
+	37, // [37:64] is the sub-list for method output_type
+	10, // [10:37] is the sub-list for method input_type
 	10, // [10:10] is the sub-list for extension type_name
 	10, // [10:10] is the sub-list for extension extendee
 	0,  // [0:10] is the sub-list for field type_name
@@ -2122,17 +2514,17 @@ func file_resolver_v1_admin_proto_init() {
 	file_resolver_v1_resources_proto_init()
 	file_resolver_v1_admin_proto_msgTypes[0].OneofWrappers = []any{}
 	file_resolver_v1_admin_proto_msgTypes[1].OneofWrappers = []any{}
-	file_resolver_v1_admin_proto_msgTypes[6].OneofWrappers = []any{}
-	file_resolver_v1_admin_proto_msgTypes[8].OneofWrappers = []any{}
-	file_resolver_v1_admin_proto_msgTypes[13].OneofWrappers = []any{}
+	file_resolver_v1_admin_proto_msgTypes[7].OneofWrappers = []any{}
+	file_resolver_v1_admin_proto_msgTypes[9].OneofWrappers = []any{}
 	file_resolver_v1_admin_proto_msgTypes[14].OneofWrappers = []any{}
+	file_resolver_v1_admin_proto_msgTypes[15].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_resolver_v1_admin_proto_rawDesc), len(file_resolver_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   34,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -22,6 +22,7 @@ const (
 	AdminService_CreateProvider_FullMethodName        = "/resolver.v1.AdminService/CreateProvider"
 	AdminService_UpdateProvider_FullMethodName        = "/resolver.v1.AdminService/UpdateProvider"
 	AdminService_DeleteProvider_FullMethodName        = "/resolver.v1.AdminService/DeleteProvider"
+	AdminService_GetProvider_FullMethodName           = "/resolver.v1.AdminService/GetProvider"
 	AdminService_ListProviders_FullMethodName         = "/resolver.v1.AdminService/ListProviders"
 	AdminService_AddProviderKey_FullMethodName        = "/resolver.v1.AdminService/AddProviderKey"
 	AdminService_RotateProviderKey_FullMethodName     = "/resolver.v1.AdminService/RotateProviderKey"
@@ -31,14 +32,18 @@ const (
 	AdminService_CreateModelConfig_FullMethodName     = "/resolver.v1.AdminService/CreateModelConfig"
 	AdminService_UpdateModelConfig_FullMethodName     = "/resolver.v1.AdminService/UpdateModelConfig"
 	AdminService_DeleteModelConfig_FullMethodName     = "/resolver.v1.AdminService/DeleteModelConfig"
+	AdminService_GetModelConfig_FullMethodName        = "/resolver.v1.AdminService/GetModelConfig"
 	AdminService_ListModelConfigs_FullMethodName      = "/resolver.v1.AdminService/ListModelConfigs"
 	AdminService_PutUser_FullMethodName               = "/resolver.v1.AdminService/PutUser"
 	AdminService_DeleteUser_FullMethodName            = "/resolver.v1.AdminService/DeleteUser"
+	AdminService_GetUser_FullMethodName               = "/resolver.v1.AdminService/GetUser"
 	AdminService_PutUserProviderKey_FullMethodName    = "/resolver.v1.AdminService/PutUserProviderKey"
 	AdminService_DeleteUserProviderKey_FullMethodName = "/resolver.v1.AdminService/DeleteUserProviderKey"
 	AdminService_PutChat_FullMethodName               = "/resolver.v1.AdminService/PutChat"
+	AdminService_GetChat_FullMethodName               = "/resolver.v1.AdminService/GetChat"
 	AdminService_CreateToken_FullMethodName           = "/resolver.v1.AdminService/CreateToken"
 	AdminService_RevokeToken_FullMethodName           = "/resolver.v1.AdminService/RevokeToken"
+	AdminService_GetToken_FullMethodName              = "/resolver.v1.AdminService/GetToken"
 	AdminService_ListTokens_FullMethodName            = "/resolver.v1.AdminService/ListTokens"
 	AdminService_ListAuditEvents_FullMethodName       = "/resolver.v1.AdminService/ListAuditEvents"
 )
@@ -48,30 +53,62 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
 // AdminService manages providers, keys, model configs, users, chats and tokens. Every method needs
-// the matching :write scope; List* methods need the :read scope. Secrets are write-only.
+// the matching :write scope; Get* and List* methods need the :read scope (users and tokens, which
+// have no :read scope, need user:write and token:write). Secrets are write-only.
+//
+// Errors: every failure is a canonical gRPC status carrying a google.rpc.ErrorInfo with domain
+// "resolver.v1" whose reason is the name of a resolver.v1.ErrorReason value (errors.proto documents
+// each one: its code, when it happens and its metadata keys); INVALID_ARGUMENT adds a
+// google.rpc.BadRequest naming each bad field. A missing or deleted row named by a request's id is
+// NOT_FOUND with metadata "id".
+//
+// Paging: every List* method pages as Google AIP-158 describes. page_size 0 means 100, values above
+// 1000 are treated as 1000, a negative one is INVALID_ARGUMENT (field page_size). next_page_token is
+// empty on the last page; pass it unchanged as page_token, with the same filters, to get the next
+// page (page_size may change between pages). A page token is opaque and only valid for the method
+// and filters it was issued for; anything else is INVALID_ARGUMENT (field page_token).
 type AdminServiceClient interface {
 	CreateProvider(ctx context.Context, in *CreateProviderRequest, opts ...grpc.CallOption) (*Provider, error)
 	UpdateProvider(ctx context.Context, in *UpdateProviderRequest, opts ...grpc.CallOption) (*Provider, error)
 	DeleteProvider(ctx context.Context, in *DeleteProviderRequest, opts ...grpc.CallOption) (*DeleteProviderResponse, error)
+	// GetProvider needs ai_provider:read. A deleted provider is NOT_FOUND, as ListProviders leaves it out.
+	GetProvider(ctx context.Context, in *GetProviderRequest, opts ...grpc.CallOption) (*Provider, error)
+	// ListProviders lists the live providers by name.
 	ListProviders(ctx context.Context, in *ListProvidersRequest, opts ...grpc.CallOption) (*ListProvidersResponse, error)
 	AddProviderKey(ctx context.Context, in *AddProviderKeyRequest, opts ...grpc.CallOption) (*ProviderKey, error)
 	// RotateProviderKey adds the new key and disables every other key of the provider in one transaction.
 	RotateProviderKey(ctx context.Context, in *RotateProviderKeyRequest, opts ...grpc.CallOption) (*ProviderKey, error)
 	SetProviderKeyEnabled(ctx context.Context, in *SetProviderKeyEnabledRequest, opts ...grpc.CallOption) (*ProviderKey, error)
 	DeleteProviderKey(ctx context.Context, in *DeleteProviderKeyRequest, opts ...grpc.CallOption) (*DeleteProviderKeyResponse, error)
+	// ListProviderKeys lists central keys by provider id, then oldest first.
 	ListProviderKeys(ctx context.Context, in *ListProviderKeysRequest, opts ...grpc.CallOption) (*ListProviderKeysResponse, error)
 	CreateModelConfig(ctx context.Context, in *CreateModelConfigRequest, opts ...grpc.CallOption) (*ModelConfig, error)
 	UpdateModelConfig(ctx context.Context, in *UpdateModelConfigRequest, opts ...grpc.CallOption) (*ModelConfig, error)
 	DeleteModelConfig(ctx context.Context, in *DeleteModelConfigRequest, opts ...grpc.CallOption) (*DeleteModelConfigResponse, error)
+	// GetModelConfig needs model_config:read. A deleted config is NOT_FOUND, as ListModelConfigs
+	// leaves it out.
+	GetModelConfig(ctx context.Context, in *GetModelConfigRequest, opts ...grpc.CallOption) (*ModelConfig, error)
+	// ListModelConfigs lists the live configs: the default first, then by display name, model and id.
 	ListModelConfigs(ctx context.Context, in *ListModelConfigsRequest, opts ...grpc.CallOption) (*ListModelConfigsResponse, error)
 	PutUser(ctx context.Context, in *PutUserRequest, opts ...grpc.CallOption) (*User, error)
 	DeleteUser(ctx context.Context, in *DeleteUserRequest, opts ...grpc.CallOption) (*DeleteUserResponse, error)
+	// GetUser needs user:write: there is no user:read scope, and user administrators are the ones who
+	// read users (as ListTokens needs token:write). A deleted user is NOT_FOUND.
+	GetUser(ctx context.Context, in *GetUserRequest, opts ...grpc.CallOption) (*User, error)
 	PutUserProviderKey(ctx context.Context, in *PutUserProviderKeyRequest, opts ...grpc.CallOption) (*UserProviderKey, error)
 	DeleteUserProviderKey(ctx context.Context, in *DeleteUserProviderKeyRequest, opts ...grpc.CallOption) (*DeleteUserProviderKeyResponse, error)
 	PutChat(ctx context.Context, in *PutChatRequest, opts ...grpc.CallOption) (*Chat, error)
+	// GetChat needs chat:read.
+	GetChat(ctx context.Context, in *GetChatRequest, opts ...grpc.CallOption) (*Chat, error)
 	CreateToken(ctx context.Context, in *CreateTokenRequest, opts ...grpc.CallOption) (*CreateTokenResponse, error)
 	RevokeToken(ctx context.Context, in *RevokeTokenRequest, opts ...grpc.CallOption) (*RevokeTokenResponse, error)
+	// GetToken needs token:write, as ListTokens: token names and scopes are for token administrators
+	// only. It never returns the token itself (only its hash is stored); a revoked token is still
+	// returned, with revoked_at set, as ListTokens lists it.
+	GetToken(ctx context.Context, in *GetTokenRequest, opts ...grpc.CallOption) (*Token, error)
+	// ListTokens lists every token, revoked and expired ones included, newest first.
 	ListTokens(ctx context.Context, in *ListTokensRequest, opts ...grpc.CallOption) (*ListTokensResponse, error)
+	// ListAuditEvents lists the audit trail, newest first.
 	ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error)
 }
 
@@ -107,6 +144,16 @@ func (c *adminServiceClient) DeleteProvider(ctx context.Context, in *DeleteProvi
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(DeleteProviderResponse)
 	err := c.cc.Invoke(ctx, AdminService_DeleteProvider_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) GetProvider(ctx context.Context, in *GetProviderRequest, opts ...grpc.CallOption) (*Provider, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Provider)
+	err := c.cc.Invoke(ctx, AdminService_GetProvider_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -203,6 +250,16 @@ func (c *adminServiceClient) DeleteModelConfig(ctx context.Context, in *DeleteMo
 	return out, nil
 }
 
+func (c *adminServiceClient) GetModelConfig(ctx context.Context, in *GetModelConfigRequest, opts ...grpc.CallOption) (*ModelConfig, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ModelConfig)
+	err := c.cc.Invoke(ctx, AdminService_GetModelConfig_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *adminServiceClient) ListModelConfigs(ctx context.Context, in *ListModelConfigsRequest, opts ...grpc.CallOption) (*ListModelConfigsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListModelConfigsResponse)
@@ -227,6 +284,16 @@ func (c *adminServiceClient) DeleteUser(ctx context.Context, in *DeleteUserReque
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(DeleteUserResponse)
 	err := c.cc.Invoke(ctx, AdminService_DeleteUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) GetUser(ctx context.Context, in *GetUserRequest, opts ...grpc.CallOption) (*User, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(User)
+	err := c.cc.Invoke(ctx, AdminService_GetUser_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -263,6 +330,16 @@ func (c *adminServiceClient) PutChat(ctx context.Context, in *PutChatRequest, op
 	return out, nil
 }
 
+func (c *adminServiceClient) GetChat(ctx context.Context, in *GetChatRequest, opts ...grpc.CallOption) (*Chat, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Chat)
+	err := c.cc.Invoke(ctx, AdminService_GetChat_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *adminServiceClient) CreateToken(ctx context.Context, in *CreateTokenRequest, opts ...grpc.CallOption) (*CreateTokenResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CreateTokenResponse)
@@ -277,6 +354,16 @@ func (c *adminServiceClient) RevokeToken(ctx context.Context, in *RevokeTokenReq
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RevokeTokenResponse)
 	err := c.cc.Invoke(ctx, AdminService_RevokeToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) GetToken(ctx context.Context, in *GetTokenRequest, opts ...grpc.CallOption) (*Token, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Token)
+	err := c.cc.Invoke(ctx, AdminService_GetToken_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -308,30 +395,62 @@ func (c *adminServiceClient) ListAuditEvents(ctx context.Context, in *ListAuditE
 // for forward compatibility.
 //
 // AdminService manages providers, keys, model configs, users, chats and tokens. Every method needs
-// the matching :write scope; List* methods need the :read scope. Secrets are write-only.
+// the matching :write scope; Get* and List* methods need the :read scope (users and tokens, which
+// have no :read scope, need user:write and token:write). Secrets are write-only.
+//
+// Errors: every failure is a canonical gRPC status carrying a google.rpc.ErrorInfo with domain
+// "resolver.v1" whose reason is the name of a resolver.v1.ErrorReason value (errors.proto documents
+// each one: its code, when it happens and its metadata keys); INVALID_ARGUMENT adds a
+// google.rpc.BadRequest naming each bad field. A missing or deleted row named by a request's id is
+// NOT_FOUND with metadata "id".
+//
+// Paging: every List* method pages as Google AIP-158 describes. page_size 0 means 100, values above
+// 1000 are treated as 1000, a negative one is INVALID_ARGUMENT (field page_size). next_page_token is
+// empty on the last page; pass it unchanged as page_token, with the same filters, to get the next
+// page (page_size may change between pages). A page token is opaque and only valid for the method
+// and filters it was issued for; anything else is INVALID_ARGUMENT (field page_token).
 type AdminServiceServer interface {
 	CreateProvider(context.Context, *CreateProviderRequest) (*Provider, error)
 	UpdateProvider(context.Context, *UpdateProviderRequest) (*Provider, error)
 	DeleteProvider(context.Context, *DeleteProviderRequest) (*DeleteProviderResponse, error)
+	// GetProvider needs ai_provider:read. A deleted provider is NOT_FOUND, as ListProviders leaves it out.
+	GetProvider(context.Context, *GetProviderRequest) (*Provider, error)
+	// ListProviders lists the live providers by name.
 	ListProviders(context.Context, *ListProvidersRequest) (*ListProvidersResponse, error)
 	AddProviderKey(context.Context, *AddProviderKeyRequest) (*ProviderKey, error)
 	// RotateProviderKey adds the new key and disables every other key of the provider in one transaction.
 	RotateProviderKey(context.Context, *RotateProviderKeyRequest) (*ProviderKey, error)
 	SetProviderKeyEnabled(context.Context, *SetProviderKeyEnabledRequest) (*ProviderKey, error)
 	DeleteProviderKey(context.Context, *DeleteProviderKeyRequest) (*DeleteProviderKeyResponse, error)
+	// ListProviderKeys lists central keys by provider id, then oldest first.
 	ListProviderKeys(context.Context, *ListProviderKeysRequest) (*ListProviderKeysResponse, error)
 	CreateModelConfig(context.Context, *CreateModelConfigRequest) (*ModelConfig, error)
 	UpdateModelConfig(context.Context, *UpdateModelConfigRequest) (*ModelConfig, error)
 	DeleteModelConfig(context.Context, *DeleteModelConfigRequest) (*DeleteModelConfigResponse, error)
+	// GetModelConfig needs model_config:read. A deleted config is NOT_FOUND, as ListModelConfigs
+	// leaves it out.
+	GetModelConfig(context.Context, *GetModelConfigRequest) (*ModelConfig, error)
+	// ListModelConfigs lists the live configs: the default first, then by display name, model and id.
 	ListModelConfigs(context.Context, *ListModelConfigsRequest) (*ListModelConfigsResponse, error)
 	PutUser(context.Context, *PutUserRequest) (*User, error)
 	DeleteUser(context.Context, *DeleteUserRequest) (*DeleteUserResponse, error)
+	// GetUser needs user:write: there is no user:read scope, and user administrators are the ones who
+	// read users (as ListTokens needs token:write). A deleted user is NOT_FOUND.
+	GetUser(context.Context, *GetUserRequest) (*User, error)
 	PutUserProviderKey(context.Context, *PutUserProviderKeyRequest) (*UserProviderKey, error)
 	DeleteUserProviderKey(context.Context, *DeleteUserProviderKeyRequest) (*DeleteUserProviderKeyResponse, error)
 	PutChat(context.Context, *PutChatRequest) (*Chat, error)
+	// GetChat needs chat:read.
+	GetChat(context.Context, *GetChatRequest) (*Chat, error)
 	CreateToken(context.Context, *CreateTokenRequest) (*CreateTokenResponse, error)
 	RevokeToken(context.Context, *RevokeTokenRequest) (*RevokeTokenResponse, error)
+	// GetToken needs token:write, as ListTokens: token names and scopes are for token administrators
+	// only. It never returns the token itself (only its hash is stored); a revoked token is still
+	// returned, with revoked_at set, as ListTokens lists it.
+	GetToken(context.Context, *GetTokenRequest) (*Token, error)
+	// ListTokens lists every token, revoked and expired ones included, newest first.
 	ListTokens(context.Context, *ListTokensRequest) (*ListTokensResponse, error)
+	// ListAuditEvents lists the audit trail, newest first.
 	ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
@@ -351,6 +470,9 @@ func (UnimplementedAdminServiceServer) UpdateProvider(context.Context, *UpdatePr
 }
 func (UnimplementedAdminServiceServer) DeleteProvider(context.Context, *DeleteProviderRequest) (*DeleteProviderResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteProvider not implemented")
+}
+func (UnimplementedAdminServiceServer) GetProvider(context.Context, *GetProviderRequest) (*Provider, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetProvider not implemented")
 }
 func (UnimplementedAdminServiceServer) ListProviders(context.Context, *ListProvidersRequest) (*ListProvidersResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListProviders not implemented")
@@ -379,6 +501,9 @@ func (UnimplementedAdminServiceServer) UpdateModelConfig(context.Context, *Updat
 func (UnimplementedAdminServiceServer) DeleteModelConfig(context.Context, *DeleteModelConfigRequest) (*DeleteModelConfigResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteModelConfig not implemented")
 }
+func (UnimplementedAdminServiceServer) GetModelConfig(context.Context, *GetModelConfigRequest) (*ModelConfig, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetModelConfig not implemented")
+}
 func (UnimplementedAdminServiceServer) ListModelConfigs(context.Context, *ListModelConfigsRequest) (*ListModelConfigsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListModelConfigs not implemented")
 }
@@ -387,6 +512,9 @@ func (UnimplementedAdminServiceServer) PutUser(context.Context, *PutUserRequest)
 }
 func (UnimplementedAdminServiceServer) DeleteUser(context.Context, *DeleteUserRequest) (*DeleteUserResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteUser not implemented")
+}
+func (UnimplementedAdminServiceServer) GetUser(context.Context, *GetUserRequest) (*User, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetUser not implemented")
 }
 func (UnimplementedAdminServiceServer) PutUserProviderKey(context.Context, *PutUserProviderKeyRequest) (*UserProviderKey, error) {
 	return nil, status.Error(codes.Unimplemented, "method PutUserProviderKey not implemented")
@@ -397,11 +525,17 @@ func (UnimplementedAdminServiceServer) DeleteUserProviderKey(context.Context, *D
 func (UnimplementedAdminServiceServer) PutChat(context.Context, *PutChatRequest) (*Chat, error) {
 	return nil, status.Error(codes.Unimplemented, "method PutChat not implemented")
 }
+func (UnimplementedAdminServiceServer) GetChat(context.Context, *GetChatRequest) (*Chat, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetChat not implemented")
+}
 func (UnimplementedAdminServiceServer) CreateToken(context.Context, *CreateTokenRequest) (*CreateTokenResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateToken not implemented")
 }
 func (UnimplementedAdminServiceServer) RevokeToken(context.Context, *RevokeTokenRequest) (*RevokeTokenResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevokeToken not implemented")
+}
+func (UnimplementedAdminServiceServer) GetToken(context.Context, *GetTokenRequest) (*Token, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetToken not implemented")
 }
 func (UnimplementedAdminServiceServer) ListTokens(context.Context, *ListTokensRequest) (*ListTokensResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListTokens not implemented")
@@ -480,6 +614,24 @@ func _AdminService_DeleteProvider_Handler(srv interface{}, ctx context.Context, 
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(AdminServiceServer).DeleteProvider(ctx, req.(*DeleteProviderRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_GetProvider_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetProviderRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).GetProvider(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_GetProvider_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).GetProvider(ctx, req.(*GetProviderRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -646,6 +798,24 @@ func _AdminService_DeleteModelConfig_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_GetModelConfig_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetModelConfigRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).GetModelConfig(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_GetModelConfig_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).GetModelConfig(ctx, req.(*GetModelConfigRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AdminService_ListModelConfigs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListModelConfigsRequest)
 	if err := dec(in); err != nil {
@@ -696,6 +866,24 @@ func _AdminService_DeleteUser_Handler(srv interface{}, ctx context.Context, dec 
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(AdminServiceServer).DeleteUser(ctx, req.(*DeleteUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_GetUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).GetUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_GetUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).GetUser(ctx, req.(*GetUserRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -754,6 +942,24 @@ func _AdminService_PutChat_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_GetChat_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetChatRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).GetChat(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_GetChat_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).GetChat(ctx, req.(*GetChatRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AdminService_CreateToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(CreateTokenRequest)
 	if err := dec(in); err != nil {
@@ -786,6 +992,24 @@ func _AdminService_RevokeToken_Handler(srv interface{}, ctx context.Context, dec
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(AdminServiceServer).RevokeToken(ctx, req.(*RevokeTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_GetToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).GetToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_GetToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).GetToken(ctx, req.(*GetTokenRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -846,6 +1070,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _AdminService_DeleteProvider_Handler,
 		},
 		{
+			MethodName: "GetProvider",
+			Handler:    _AdminService_GetProvider_Handler,
+		},
+		{
 			MethodName: "ListProviders",
 			Handler:    _AdminService_ListProviders_Handler,
 		},
@@ -882,6 +1110,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _AdminService_DeleteModelConfig_Handler,
 		},
 		{
+			MethodName: "GetModelConfig",
+			Handler:    _AdminService_GetModelConfig_Handler,
+		},
+		{
 			MethodName: "ListModelConfigs",
 			Handler:    _AdminService_ListModelConfigs_Handler,
 		},
@@ -892,6 +1124,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteUser",
 			Handler:    _AdminService_DeleteUser_Handler,
+		},
+		{
+			MethodName: "GetUser",
+			Handler:    _AdminService_GetUser_Handler,
 		},
 		{
 			MethodName: "PutUserProviderKey",
@@ -906,12 +1142,20 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _AdminService_PutChat_Handler,
 		},
 		{
+			MethodName: "GetChat",
+			Handler:    _AdminService_GetChat_Handler,
+		},
+		{
 			MethodName: "CreateToken",
 			Handler:    _AdminService_CreateToken_Handler,
 		},
 		{
 			MethodName: "RevokeToken",
 			Handler:    _AdminService_RevokeToken_Handler,
+		},
+		{
+			MethodName: "GetToken",
+			Handler:    _AdminService_GetToken_Handler,
 		},
 		{
 			MethodName: "ListTokens",

@@ -276,7 +276,7 @@ type Credential struct {
 	Source CredentialSource       `protobuf:"varint,1,opt,name=source,proto3,enum=resolver.v1.CredentialSource" json:"source,omitempty"`
 	// The key row's id; empty for ambient.
 	KeyId string `protobuf:"bytes,2,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
-	// The secret; empty for ambient.
+	// The secret; empty for ambient. Never printed by debug formats.
 	ApiKey string `protobuf:"bytes,3,opt,name=api_key,json=apiKey,proto3" json:"api_key,omitempty"`
 	// Keyed HMAC-SHA256 of the secret, 16 hex characters; empty for ambient.
 	Fingerprint   string `protobuf:"bytes,4,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
@@ -348,7 +348,8 @@ type Decision struct {
 	RequestedModelConfigId string `protobuf:"bytes,1,opt,name=requested_model_config_id,json=requestedModelConfigId,proto3" json:"requested_model_config_id,omitempty"`
 	// True when the answer is not the requested config.
 	Fallback bool `protobuf:"varint,2,opt,name=fallback,proto3" json:"fallback,omitempty"`
-	// Why the requested config was unusable (an error reason such as MODEL_CONFIG_DISABLED).
+	// Why the requested config was unusable: the name of an ErrorReason value such as
+	// MODEL_CONFIG_DISABLED.
 	FallbackReason string `protobuf:"bytes,3,opt,name=fallback_reason,json=fallbackReason,proto3" json:"fallback_reason,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
@@ -420,12 +421,12 @@ const file_resolver_v1_resolver_proto_rawDesc = "" +
 	"\n" +
 	"credential\x18\x03 \x01(\v2\x17.resolver.v1.CredentialR\n" +
 	"credential\x121\n" +
-	"\bdecision\x18\x04 \x01(\v2\x15.resolver.v1.DecisionR\bdecision\"\x95\x01\n" +
+	"\bdecision\x18\x04 \x01(\v2\x15.resolver.v1.DecisionR\bdecision\"\x9a\x01\n" +
 	"\n" +
 	"Credential\x125\n" +
 	"\x06source\x18\x01 \x01(\x0e2\x1d.resolver.v1.CredentialSourceR\x06source\x12\x15\n" +
-	"\x06key_id\x18\x02 \x01(\tR\x05keyId\x12\x17\n" +
-	"\aapi_key\x18\x03 \x01(\tR\x06apiKey\x12 \n" +
+	"\x06key_id\x18\x02 \x01(\tR\x05keyId\x12\x1c\n" +
+	"\aapi_key\x18\x03 \x01(\tB\x03\x80\x01\x01R\x06apiKey\x12 \n" +
 	"\vfingerprint\x18\x04 \x01(\tR\vfingerprint\"\x8a\x01\n" +
 	"\bDecision\x129\n" +
 	"\x19requested_model_config_id\x18\x01 \x01(\tR\x16requestedModelConfigId\x12\x1a\n" +

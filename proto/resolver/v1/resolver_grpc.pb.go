@@ -27,6 +27,11 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
 // ResolverService answers chat workers: which model, at which provider, with which key.
+//
+// Errors: every failure is a canonical gRPC status carrying a google.rpc.ErrorInfo with domain
+// "resolver.v1" whose reason is the name of a resolver.v1.ErrorReason value (errors.proto documents
+// each one: its code, when it happens and its metadata keys); INVALID_ARGUMENT adds a
+// google.rpc.BadRequest naming each bad field, RATE_LIMITED a google.rpc.RetryInfo.
 type ResolverServiceClient interface {
 	// ResolveModel needs the scopes chat:read, model_config:read and ai_provider:read on every call,
 	// ai_provider_key:read when it reads central keys and user_ai_provider_key:read when it reads the
@@ -57,6 +62,11 @@ func (c *resolverServiceClient) ResolveModel(ctx context.Context, in *ResolveMod
 // for forward compatibility.
 //
 // ResolverService answers chat workers: which model, at which provider, with which key.
+//
+// Errors: every failure is a canonical gRPC status carrying a google.rpc.ErrorInfo with domain
+// "resolver.v1" whose reason is the name of a resolver.v1.ErrorReason value (errors.proto documents
+// each one: its code, when it happens and its metadata keys); INVALID_ARGUMENT adds a
+// google.rpc.BadRequest naming each bad field, RATE_LIMITED a google.rpc.RetryInfo.
 type ResolverServiceServer interface {
 	// ResolveModel needs the scopes chat:read, model_config:read and ai_provider:read on every call,
 	// ai_provider_key:read when it reads central keys and user_ai_provider_key:read when it reads the
