@@ -1,4 +1,4 @@
--- The legacy layout (SPEC section 1): providers keyed by type, keys on the provider row, and model
+-- The legacy layout (docs/CONTRACT.md §1): providers keyed by type, keys on the provider row, and model
 -- configs naming their provider by type string. Existing deployments start here.
 
 -- +goose Up

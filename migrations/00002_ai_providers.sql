@@ -35,7 +35,7 @@ CREATE TABLE ai_provider_keys (
     created_at     timestamptz NOT NULL DEFAULT now(),
     updated_at     timestamptz NOT NULL DEFAULT now()
 );
--- Serves "the provider's oldest enabled central key" (SPEC 2.2) from the index alone.
+-- Serves "the provider's oldest enabled central key" (docs/CONTRACT.md §2.2) from the index alone.
 CREATE INDEX ai_provider_keys_oldest_enabled ON ai_provider_keys (provider_id, created_at, id) WHERE enabled;
 CREATE INDEX ai_provider_keys_provider_id ON ai_provider_keys (provider_id);
 

@@ -11,7 +11,7 @@ CREATE TABLE audit_events (
     -- The caller's token; NULL for changes made with the command line.
     token_id    uuid,
     chat_id     uuid,
-    -- OK, or the reason of SPEC section 4 the call failed with.
+    -- OK, or the reason of docs/CONTRACT.md §4 the call failed with.
     outcome     text NOT NULL,
     -- A resolution's record, in columns: every resolution writes a row, and typed columns cost
     -- PostgreSQL far less to take than a JSON document it must parse.

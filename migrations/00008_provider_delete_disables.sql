@@ -1,4 +1,4 @@
--- SPEC 1: deleting a provider also disables it. The CHECK ai_providers_deleted_disabled holds that,
+-- docs/CONTRACT.md §1: deleting a provider also disables it. The CHECK ai_providers_deleted_disabled holds that,
 -- but it made a plain `UPDATE ai_providers SET deleted = true` from psql fail unless it also said
 -- `enabled = false`. Now soft-deleting (or inserting a deleted row) disables the provider by
 -- itself; enabling a provider that is deleted is still refused by the CHECK.

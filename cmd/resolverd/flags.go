@@ -92,7 +92,7 @@ func (f *flags) duration(name string, def time.Duration, usage string) *time.Dur
 }
 
 // parse parses args and reports environment variables that could not be read. A bad flag is one
-// line on stderr (SPEC 8), pointing at -h, which prints the flags.
+// line on stderr (docs/CONTRACT.md §8), pointing at -h, which prints the flags.
 func (f *flags) parse(args []string) error {
 	f.SetOutput(io.Discard)
 	err := f.Parse(args)

@@ -82,7 +82,7 @@ func TestHelpNeverShowsTheEnvironment(t *testing.T) {
 	}
 }
 
-// TestBadFlagsAreOneLine: SPEC 8 — failures exit non-zero with a one-line reason; a bad flag is
+// TestBadFlagsAreOneLine: docs/CONTRACT.md §8 — failures exit non-zero with a one-line reason; a bad flag is
 // not answered with the whole flag list.
 func TestBadFlagsAreOneLine(t *testing.T) {
 	for _, args := range [][]string{

@@ -56,7 +56,7 @@ func TestConstraintsHoldForEveryWriter(t *testing.T) {
 
 	// What the constraints allow: a deleted row's name and default flag are free again; a deleted
 	// config needs no provider.
-	// Soft-deleting a provider from psql disables it by itself (SPEC 1: soft delete also disables),
+	// Soft-deleting a provider from psql disables it by itself (docs/CONTRACT.md §1: soft delete also disables),
 	// a deleted row inserted "enabled" is stored disabled, and enabling a deleted provider is refused.
 	exec(t, pool, `UPDATE ai_providers SET deleted = true WHERE name = 'openai'`)
 	exec(t, pool, `INSERT INTO ai_providers (id, type, name, deleted, enabled) VALUES (gen_random_uuid(), 'openai', 'x', true, true)`)

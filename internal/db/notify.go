@@ -46,7 +46,7 @@ type ListenerOptions struct {
 	// CanaryEvery is how often the listener sends itself a notification on its own connection
 	// (default 200ms); CanaryTimeout is how long it may take to arrive before the
 	// listener is declared broken (default 600ms). A listener whose connection died silently is
-	// noticed within about CanaryEvery + CanaryTimeout: the 1 second of SPEC 5.
+	// noticed within about CanaryEvery + CanaryTimeout: the 1 second of docs/CONTRACT.md §5.
 	CanaryEvery, CanaryTimeout time.Duration
 	// RetryMax bounds the wait between reconnection attempts (default 2s).
 	RetryMax time.Duration

@@ -1,4 +1,4 @@
-// Package dbauthz puts the scope checks of SPEC section 3 where rows are read and written: it wraps
+// Package dbauthz puts the scope checks of docs/CONTRACT.md §3 where rows are read and written: it wraps
 // the database store, and every method requires the caller's scope for the tables it touches before
 // it reaches the database. The gRPC handlers are given only this wrapper, so no handler can read a
 // row without passing the check (Coder's dbauthz idea).

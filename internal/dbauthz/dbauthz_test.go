@@ -20,14 +20,14 @@ import (
 	"github.com/resolverd/resolverd/pkg/secret"
 )
 
-// rule is what a method of *dbauthz.Store needs (SPEC section 3) and the Querier method it must
+// rule is what a method of *dbauthz.Store needs (docs/CONTRACT.md §3) and the Querier method it must
 // reach once the check passes.
 type rule struct {
 	scopes  []rbac.Scope
 	querier string
 }
 
-// rules is written from SPEC section 3, not from dbauthz.go: ResolveModel reads chats, configs and
+// rules is written from docs/CONTRACT.md §3, not from dbauthz.go: ResolveModel reads chats, configs and
 // providers on every call and the key tables with their own scopes; every AdminService method needs
 // the matching :write scope and List* the :read scope; tokens are administered with token:write.
 var rules = map[string]rule{
@@ -158,7 +158,7 @@ func TestRulesCoverEveryMethod(t *testing.T) {
 	}
 	for _, name := range methods {
 		if _, ok := rules[name]; !ok {
-			t.Errorf("(*dbauthz.Store).%s has no entry in the test's rules: add the scopes SPEC section 3 gives it", name)
+			t.Errorf("(*dbauthz.Store).%s has no entry in the test's rules: add the scopes docs/CONTRACT.md §3 gives it", name)
 		}
 	}
 	for name := range rules {

@@ -145,7 +145,7 @@ func TestDevServesTheDemoAndRestartsOnItsData(t *testing.T) {
 		t.Fatalf("bedrock config resolved to %v", bedrock)
 	}
 
-	// SPEC 8: admin.token holds `*`, worker.token exactly the five read scopes ResolveModel needs,
+	// docs/CONTRACT.md §8: admin.token holds `*`, worker.token exactly the five read scopes ResolveModel needs,
 	// database.url reaches the cluster.
 	admin := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+readToken(t, filepath.Join(dir, "admin.token")))
 	tokens, err := resolverv1.NewAdminServiceClient(conn).ListTokens(admin, &resolverv1.ListTokensRequest{})

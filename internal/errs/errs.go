@@ -1,4 +1,4 @@
-// Package errs holds resolverd's domain errors: a reason from SPEC section 4, a message safe to show a
+// Package errs holds resolverd's domain errors: a reason from docs/CONTRACT.md §4, a message safe to show a
 // caller, metadata naming the ids and field involved, and (kept out of the wire) the cause.
 //
 // Every package below the gRPC boundary returns these; internal/service turns them into a status with
@@ -14,10 +14,10 @@ import (
 	"time"
 )
 
-// Reason is an ErrorInfo.reason of SPEC section 4.
+// Reason is an ErrorInfo.reason of docs/CONTRACT.md §4.
 type Reason string
 
-// The reasons of SPEC section 4.
+// The reasons of docs/CONTRACT.md §4.
 const (
 	InvalidArgument     Reason = "INVALID_ARGUMENT"
 	Unauthenticated     Reason = "UNAUTHENTICATED"
@@ -35,7 +35,7 @@ const (
 	AlreadyExists       Reason = "ALREADY_EXISTS"
 	DatabaseUnavailable Reason = "DATABASE_UNAVAILABLE"
 	Internal            Reason = "INTERNAL"
-	// RateLimited is not in SPEC section 4's table: a caller over its token's request rate gets
+	// RateLimited is not in docs/CONTRACT.md §4's table: a caller over its token's request rate gets
 	// RESOURCE_EXHAUSTED with this reason and a google.rpc.RetryInfo.
 	RateLimited Reason = "RATE_LIMITED"
 )

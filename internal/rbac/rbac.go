@@ -1,4 +1,4 @@
-// Package rbac decides what a caller may do: the scopes of SPEC section 3, the authenticated caller
+// Package rbac decides what a caller may do: the scopes of docs/CONTRACT.md §3, the authenticated caller
 // (Principal) carried in the context, and the check that a caller holds a scope. It has no gRPC and no
 // SQL; internal/dbauthz calls Require where each table is read or written.
 package rbac
@@ -19,7 +19,7 @@ import (
 // Scope is a permission a token carries.
 type Scope string
 
-// The scopes of SPEC section 3.
+// The scopes of docs/CONTRACT.md §3.
 const (
 	ChatRead               Scope = "chat:read"
 	ChatWrite              Scope = "chat:write"

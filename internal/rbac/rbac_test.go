@@ -12,7 +12,7 @@ import (
 	"github.com/resolverd/resolverd/internal/rbac"
 )
 
-// TestKnownIsSpec: the scope names are fixed by SPEC section 3.
+// TestKnownIsSpec: the scope names are fixed by docs/CONTRACT.md §3.
 func TestKnownIsSpec(t *testing.T) {
 	spec := []string{"chat:read", "chat:write", "model_config:read", "model_config:write", "ai_provider:read",
 		"ai_provider:write", "ai_provider_key:read", "ai_provider_key:write", "user_ai_provider_key:read",
@@ -24,11 +24,11 @@ func TestKnownIsSpec(t *testing.T) {
 	slices.Sort(spec)
 	slices.Sort(known)
 	if !slices.Equal(known, spec) {
-		t.Errorf("Known = %v, SPEC section 3 = %v", known, spec)
+		t.Errorf("Known = %v, docs/CONTRACT.md §3 = %v", known, spec)
 	}
 }
 
-// TestWorkerScopes: SPEC section 8's worker.token holds exactly the five read scopes ResolveModel
+// TestWorkerScopes: docs/CONTRACT.md §8's worker.token holds exactly the five read scopes ResolveModel
 // needs (section 3).
 func TestWorkerScopes(t *testing.T) {
 	want := []rbac.Scope{rbac.AIProviderRead, rbac.AIProviderKeyRead, rbac.ChatRead, rbac.ModelConfigRead, rbac.UserAIProviderKeyRead}

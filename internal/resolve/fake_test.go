@@ -14,7 +14,7 @@ import (
 )
 
 // This file holds the test fixtures of package resolve: an in-memory Source that counts what it is
-// asked for, a small world builder, and an oracle that restates SPEC section 2 without calling the
+// asked for, a small world builder, and an oracle that restates docs/CONTRACT.md §2 without calling the
 // code under test.
 
 // read is one call the fake served, in order.
@@ -188,9 +188,9 @@ func (w *world) keyByID(id uuid.UUID) *Key {
 	return nil
 }
 
-// ---- The oracle: SPEC section 2 restated, independently of rules.go and resolve.go. ----
+// ---- The oracle: docs/CONTRACT.md §2 restated, independently of rules.go and resolve.go. ----
 
-// specUnusable is SPEC 2.1: exists and not deleted, enabled, provider exists and not deleted,
+// specUnusable is docs/CONTRACT.md §2.1: exists and not deleted, enabled, provider exists and not deleted,
 // provider enabled, checked in that order. "" means usable.
 func specUnusable(c *ModelConfig) errs.Reason {
 	if c == nil || c.Deleted {
@@ -208,7 +208,7 @@ func specUnusable(c *ModelConfig) errs.Reason {
 	return ""
 }
 
-// specCred is the outcome of SPEC 2.2 and the key tables it had to read to get there.
+// specCred is the outcome of docs/CONTRACT.md §2.2 and the key tables it had to read to get there.
 type specCred struct {
 	source      CredentialSource
 	err         errs.Reason
@@ -216,7 +216,7 @@ type specCred struct {
 	readCentral bool
 }
 
-// specCredential is SPEC 2.2, step by step.
+// specCredential is docs/CONTRACT.md §2.2, step by step.
 func specCredential(typ string, policy BYOKPolicy, allowBYOK, hasUser, hasCentral bool) specCred {
 	byokAllowed := allowBYOK && policy != BYOKDisabled
 	var o specCred
@@ -253,7 +253,7 @@ func specCredential(typ string, policy BYOKPolicy, allowBYOK, hasUser, hasCentra
 	return o
 }
 
-// specOutcome is what SPEC 2.3 says a Resolve call answers, and which keys it reads.
+// specOutcome is what docs/CONTRACT.md §2.3 says a Resolve call answers, and which keys it reads.
 type specOutcome struct {
 	err          errs.Reason
 	config       uuid.UUID
@@ -266,7 +266,7 @@ type specOutcome struct {
 	centralReads map[uuid.UUID]int
 }
 
-// expect computes the SPEC 2.3 answer for the world's current rows.
+// expect computes the docs/CONTRACT.md §2.3 answer for the world's current rows.
 func (w *world) expect(allowBYOK bool, purpose Purpose, id uuid.UUID) specOutcome {
 	o := specOutcome{userReads: map[uuid.UUID]int{}, centralReads: map[uuid.UUID]int{}}
 	lookup := func(id uuid.UUID) *ModelConfig { return w.src.configs[id] } // nil for uuid.Nil too
@@ -407,7 +407,7 @@ func checkResult(t *testing.T, w *world, res *Result, want specOutcome) {
 	}
 }
 
-// checkReads asserts each key table was read exactly for the providers the SPEC needs, once each,
+// checkReads asserts each key table was read exactly for the providers the contract needs, once each,
 // and that user keys were asked for the chat's owner.
 func checkReads(t *testing.T, w *world, want specOutcome) {
 	t.Helper()

@@ -1,4 +1,4 @@
-// Package resolve holds the decision rules of SPEC section 2: when a model config is usable, which
+// Package resolve holds the decision rules of docs/CONTRACT.md §2: when a model config is usable, which
 // credential a provider gives, and what each purpose does when the requested config cannot be used.
 // It is plain Go over plain structs: no SQL, no gRPC. Start reading here.
 package resolve
@@ -18,7 +18,7 @@ const (
 	BYOKRequired BYOKPolicy = "required"
 )
 
-// ProviderTypes are the provider types of SPEC section 1.
+// ProviderTypes are the provider types of docs/CONTRACT.md §1.
 var ProviderTypes = []string{"anthropic", "azure", "bedrock", "google", "openai", "openai-compat", "openrouter", "vercel"}
 
 // TypeBedrock is the one provider type that can fall back to the worker's ambient cloud credentials.

@@ -56,7 +56,7 @@ type Options struct {
 	AllowBYOK bool
 }
 
-// Resolve answers a request by SPEC 2.3.
+// Resolve answers a request by docs/CONTRACT.md §2.3.
 func Resolve(ctx context.Context, src Source, opts Options, req Request) (*Result, error) {
 	if req.Purpose < PurposeChat || req.Purpose > PurposeCompaction {
 		return nil, errs.Invalid(errs.FieldViolation{Field: "purpose", Description: "must be one of PURPOSE_CHAT, PURPOSE_SUBAGENT, PURPOSE_PERSONAL_OVERRIDE, PURPOSE_TITLE, PURPOSE_COMPACTION"})

@@ -313,7 +313,7 @@ func TestResolveKeysByProviderID(t *testing.T) {
 	}
 }
 
-// Errors name the ids and the reason involved (SPEC section 4).
+// Errors name the ids and the reason involved (docs/CONTRACT.md §4).
 func TestResolveErrorMetadata(t *testing.T) {
 	tests := []struct {
 		name    string

@@ -10,7 +10,7 @@ import (
 	"github.com/resolverd/resolverd/internal/errs"
 )
 
-// cfgState is a config's state for SPEC 2.1.
+// cfgState is a config's state for docs/CONTRACT.md §2.1.
 type cfgState string
 
 const (
@@ -25,7 +25,7 @@ const (
 
 var allStates = []cfgState{stUsable, stMissing, stDeleted, stDisabled, stProviderMissing, stProviderDeleted, stProviderDisabled}
 
-// credState is what a config's provider offers for SPEC 2.2.
+// credState is what a config's provider offers for docs/CONTRACT.md §2.2.
 type credState string
 
 const (
@@ -273,7 +273,7 @@ func sl(st cfgState, cr credState) *slotSpec { return &slotSpec{st, cr} }
 
 var okSlot = sl(stUsable, credCentral)
 
-// The SPEC 2.3 rules as hand-written cases, independent of the oracle.
+// The docs/CONTRACT.md §2.3 rules as hand-written cases, independent of the oracle.
 func TestResolveScenarios(t *testing.T) {
 	type scenario struct {
 		name      string

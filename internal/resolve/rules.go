@@ -7,7 +7,7 @@ import (
 	"github.com/resolverd/resolverd/internal/errs"
 )
 
-// Unusable returns why a model config cannot be used (SPEC 2.1), checked in the order the SPEC
+// Unusable returns why a model config cannot be used (docs/CONTRACT.md §2.1), checked in the order the contract
 // gives, or nil when it can. A nil config is one that does not exist.
 func Unusable(cfg *ModelConfig) *errs.Error {
 	switch {
@@ -41,7 +41,7 @@ func BYOKAllowed(p *Provider, allowBYOK bool) bool {
 // failure) are returned as they are: they are never a reason to try another credential or config.
 type KeyLoader func() (*Key, error)
 
-// ChooseCredential applies SPEC 2.2 to provider p. userKey is called only when BYOK is allowed for p,
+// ChooseCredential applies docs/CONTRACT.md §2.2 to provider p. userKey is called only when BYOK is allowed for p,
 // centralKey only when the user key does not settle the matter, so a caller needs the scope of a key
 // table only when that table decides the answer.
 func ChooseCredential(p *Provider, allowBYOK bool, userKey, centralKey KeyLoader) (Credential, error) {

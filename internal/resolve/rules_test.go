@@ -12,7 +12,7 @@ import (
 	"github.com/resolverd/resolverd/pkg/secret"
 )
 
-// SPEC 2.1 with literal expectations, including the order in which the checks run.
+// docs/CONTRACT.md §2.1 with literal expectations, including the order in which the checks run.
 func TestUnusable(t *testing.T) {
 	live := func() *Provider {
 		return &Provider{ID: uuid.New(), Type: "openai", Name: "p", Enabled: true, BYOKPolicy: BYOKDisabled}
@@ -38,7 +38,7 @@ func TestUnusable(t *testing.T) {
 		{"deleted provider still flagged enabled", cfg(func(c *ModelConfig) { c.Provider.Deleted = true }), errs.ProviderNotFound},
 		{"deleted and disabled provider", cfg(func(c *ModelConfig) { c.Provider.Deleted, c.Provider.Enabled = true, false }), errs.ProviderNotFound},
 		{"disabled provider", cfg(func(c *ModelConfig) { c.Provider.Enabled = false }), errs.ProviderDisabled},
-		// The order of SPEC 2.1: the config's own state comes before its provider's.
+		// The order of docs/CONTRACT.md §2.1: the config's own state comes before its provider's.
 		{"disabled config, disabled provider", cfg(func(c *ModelConfig) { c.Enabled, c.Provider.Enabled = false, false }), errs.ModelConfigDisabled},
 		{"disabled config, deleted provider", cfg(func(c *ModelConfig) { c.Enabled, c.Provider.Deleted = false, true }), errs.ModelConfigDisabled},
 		{"disabled config, nil provider", cfg(func(c *ModelConfig) { c.Enabled, c.Provider = false, nil }), errs.ModelConfigDisabled},
@@ -140,7 +140,7 @@ func (l *loaders) centralLoader() (*Key, error) {
 	return l.central, nil
 }
 
-// SPEC 2.2 with literal expectations for its every branch.
+// docs/CONTRACT.md §2.2 with literal expectations for its every branch.
 func TestChooseCredential(t *testing.T) {
 	const (
 		no  = false
@@ -189,7 +189,7 @@ func TestChooseCredential(t *testing.T) {
 }
 
 // The full product allowBYOK × byok_policy × user key × central key × provider type, against the
-// oracle of SPEC 2.2.
+// oracle of docs/CONTRACT.md §2.2.
 func TestChooseCredentialMatrix(t *testing.T) {
 	types := []string{"anthropic", "azure", "bedrock", "google", "openai", "openai-compat", "openrouter", "vercel"}
 	for _, allow := range []bool{true, false} {

@@ -220,17 +220,17 @@ func int32PtrIf(set bool, n int32) *int32 {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Independent oracles: the properties of SPEC sections 1 and 3, written without the validators.
+// Independent oracles: the properties of docs/CONTRACT.md §1 and §3, written without the validators.
 
 var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
 // uuidOK: the canonical hyphenated form, either case, not the nil UUID.
 func uuidOK(s string) bool { return uuidRE.MatchString(s) && s != nilUUID }
 
-// specNameRE is SPEC section 1's pattern of provider names.
+// specNameRE is docs/CONTRACT.md §1's pattern of provider names.
 var specNameRE = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
 
-// nameOK: SPEC section 1's ^[a-z0-9]+(-[a-z0-9]+)*$, at most 63 bytes, checked by hand.
+// nameOK: docs/CONTRACT.md §1's ^[a-z0-9]+(-[a-z0-9]+)*$, at most 63 bytes, checked by hand.
 func nameOK(n string) bool {
 	if n == "" || len(n) > maxNameLen {
 		return false
@@ -285,7 +285,7 @@ func baseURLProblem(s string) string {
 	return ""
 }
 
-// apiKeyProblem says why raw is not an acceptable api_key ("" when it is), by SPEC section 3: it is
+// apiKeyProblem says why raw is not an acceptable api_key ("" when it is), by docs/CONTRACT.md §3: it is
 // trimmed, then must be non-empty, at most 10 KiB, valid UTF-8 without control characters,
 // invisible formatting characters or line and paragraph separators (it goes into HTTP headers).
 func apiKeyProblem(raw string) string {
@@ -322,7 +322,7 @@ func textProblem(s string, required bool) string {
 	return ""
 }
 
-// specProviderTypes is SPEC section 1's list of provider types.
+// specProviderTypes is docs/CONTRACT.md §1's list of provider types.
 var specProviderTypes = []string{"anthropic", "azure", "bedrock", "google", "openai", "openai-compat", "openrouter", "vercel"}
 
 // ---------------------------------------------------------------------------------------------

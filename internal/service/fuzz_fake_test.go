@@ -4,7 +4,7 @@ package service
 //
 // Two layers:
 //   - FuzzValidate* call one validator of validate.go directly and check it against the property it
-//     must have (SPEC sections 1, 3 and 4), both ways where the property decides acceptance: a value
+//     must have (docs/CONTRACT.md §1, §3 and §4), both ways where the property decides acceptance: a value
 //     the property refuses must be refused, and one it accepts must be accepted. FuzzPageToken does
 //     the same for parsePageToken and pageTokens.issue.
 //   - Fuzz*Request call the real handler (Admin or Resolver) on a dbauthz.Store over fakeQuerier, a

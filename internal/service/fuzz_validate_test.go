@@ -153,7 +153,7 @@ func FuzzValidateAPIKey(f *testing.F) {
 		accepted := len(v) == 0
 		problem := apiKeyProblem(raw)
 		if accepted != (problem == "") {
-			t.Fatalf("apiKey(%q) accepted=%v; SPEC 3 says %q", raw, accepted, problem)
+			t.Fatalf("apiKey(%q) accepted=%v; docs/CONTRACT.md §3 says %q", raw, accepted, problem)
 		}
 		if accepted {
 			if got := k.Reveal(); got != strings.TrimSpace(raw) || got == "" || len(got) > MaxAPIKeyBytes {
@@ -225,9 +225,9 @@ func FuzzValidateOptions(f *testing.F) {
 	})
 }
 
-// FuzzValidateEnumsAndLimits: purposeOf accepts exactly the five purposes of SPEC section 2,
+// FuzzValidateEnumsAndLimits: purposeOf accepts exactly the five purposes of docs/CONTRACT.md §2,
 // byokPolicy exactly the four ByokPolicy values (unspecified → disabled), providerType exactly the
-// eight types of SPEC section 1, contextLimit exactly n > 0 and compressionThreshold exactly 0..100.
+// eight types of docs/CONTRACT.md §1, contextLimit exactly n > 0 and compressionThreshold exactly 0..100.
 func FuzzValidateEnumsAndLimits(f *testing.F) {
 	// Every declared Purpose value, plus the first undeclared ones: exactly five are accepted.
 	accepted := 0

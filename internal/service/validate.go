@@ -20,7 +20,7 @@ import (
 	resolverv1 "github.com/resolverd/resolverd/proto/resolver/v1"
 )
 
-// Limits of admin input. MaxAPIKeyBytes is SPEC section 3's 10 KiB.
+// Limits of admin input. MaxAPIKeyBytes is docs/CONTRACT.md §3's 10 KiB.
 const (
 	MaxAPIKeyBytes  = 10 * 1024
 	maxNameLen      = 63

@@ -162,7 +162,7 @@ func (e *Env) Token(t testing.TB, name string, scopes ...rbac.Scope) string {
 
 // Sync returns once the server has applied every change committed before the call: what a test
 // needs after writing with the pool as "psql" (the server learns of such changes by notification;
-// SPEC 5 gives it a second, which Sync also enforces).
+// docs/CONTRACT.md §5 gives it a second, which Sync also enforces).
 func (e *Env) Sync(t testing.TB) {
 	t.Helper()
 	id := uuid.NewString()
@@ -172,7 +172,7 @@ func (e *Env) Sync(t testing.TB) {
 	}
 	for e.Server.LastBarrier() != id {
 		if time.Since(start) > time.Second {
-			t.Fatalf("the server had not applied a change after 1s (SPEC 5)")
+			t.Fatalf("the server had not applied a change after 1s (docs/CONTRACT.md §5)")
 		}
 		time.Sleep(time.Millisecond)
 	}

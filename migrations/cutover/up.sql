@@ -1,4 +1,4 @@
--- The legacy cutover (SPEC section 6), run after conflicts_*.sql found nothing, in the same
+-- The legacy cutover (docs/CONTRACT.md §6), run after conflicts_*.sql found nothing, in the same
 -- transaction. Legacy providers keep their ids and become agents-<type>; non-empty legacy keys
 -- become central keys (ciphertext and encryption key id copied as they are; a NULL key id stays
 -- NULL: plain legacy text); user keys move; every model config gets its ai_provider_id; then the

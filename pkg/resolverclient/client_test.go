@@ -24,7 +24,7 @@ import (
 	rc "github.com/resolverd/resolverd/pkg/resolverclient"
 )
 
-// reasons is SPEC section 4's table plus RATE_LIMITED, with each reason's sentinel.
+// reasons is docs/CONTRACT.md §4's table plus RATE_LIMITED, with each reason's sentinel.
 var reasons = []struct {
 	sentinel error
 	reason   string

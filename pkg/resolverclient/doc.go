@@ -29,7 +29,7 @@
 // # Errors
 //
 // Every error from Resolve is an *Error carrying the gRPC code and, when resolverd produced it, the
-// reason of SPEC section 4 with its metadata, BadRequest field violations and RetryInfo delay. Test
+// reason of docs/CONTRACT.md §4 with its metadata, BadRequest field violations and RetryInfo delay. Test
 // for a reason with errors.Is and the sentinels (ErrChatNotFound, ErrMissingScope, ...), read the
 // details with errors.As. ErrUnavailable matches every UNAVAILABLE, whether resolverd said
 // DATABASE_UNAVAILABLE or no replica could be reached. When the caller's context ends the error also

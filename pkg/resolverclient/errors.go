@@ -24,7 +24,7 @@ type FieldViolation struct {
 }
 
 // Error is every error Resolve returns: the gRPC code and, when resolverd produced it, the reason
-// of SPEC section 4 with its metadata. Match reasons with errors.Is and the sentinels below
+// of docs/CONTRACT.md §4 with its metadata. Match reasons with errors.Is and the sentinels below
 // (errors.Is(err, resolverclient.ErrUserKeyRequired)); read the details with errors.As.
 //
 // Messages and metadata come from the server, which never puts a secret in them; the client adds
@@ -144,7 +144,7 @@ func (s *sentinel) Error() string {
 	return s.reason
 }
 
-// Sentinels for errors.Is, one per reason of SPEC section 4 plus RATE_LIMITED, and ErrUnavailable
+// Sentinels for errors.Is, one per reason of docs/CONTRACT.md §4 plus RATE_LIMITED, and ErrUnavailable
 // for any UNAVAILABLE.
 var (
 	ErrInvalidArgument     error = &sentinel{codes.InvalidArgument, "INVALID_ARGUMENT"}

@@ -9,7 +9,7 @@ import (
 )
 
 // Purpose says why the worker needs a model; it decides what happens when the requested config is
-// unusable (SPEC section 2.3). The zero value is invalid and refused by the server.
+// unusable (docs/CONTRACT.md §2.3). The zero value is invalid and refused by the server.
 type Purpose int
 
 const (

@@ -15,7 +15,7 @@ import (
 	resolverv1 "github.com/resolverd/resolverd/proto/resolver/v1"
 )
 
-// TestAuthzAuthorizationHeader drives the authentication of SPEC section 3 over the shapes an
+// TestAuthzAuthorizationHeader drives the authentication of docs/CONTRACT.md §3 over the shapes an
 // authorization metadata value can take.
 func TestAuthzAuthorizationHeader(t *testing.T) {
 	e := testenv.New(t, testenv.Options{})
@@ -60,7 +60,7 @@ func TestAuthzAuthorizationHeader(t *testing.T) {
 	}
 }
 
-// TestAuthzRevokedAndExpired: a revoked or expired token is refused (SPEC section 3), and other
+// TestAuthzRevokedAndExpired: a revoked or expired token is refused (docs/CONTRACT.md §3), and other
 // tokens keep working.
 func TestAuthzRevokedAndExpired(t *testing.T) {
 	e := testenv.New(t, testenv.Options{})
@@ -98,7 +98,7 @@ func TestAuthzRevokedAndExpired(t *testing.T) {
 		if _, err := e.Pool.Exec(context.Background(), `UPDATE api_tokens SET revoked_at = now() WHERE id = $1`, tok.GetId()); err != nil {
 			t.Fatal(err)
 		}
-		// SPEC section 5: a committed change shows within one second.
+		// docs/CONTRACT.md §5: a committed change shows within one second.
 		deadline := time.Now().Add(time.Second)
 		for {
 			err := list(tok.GetToken())

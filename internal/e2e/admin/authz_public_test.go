@@ -14,7 +14,7 @@ import (
 	"github.com/resolverd/resolverd/internal/testenv"
 )
 
-// TestAuthzPublicWithoutToken checks SPEC section 3's only exceptions: health and reflection answer
+// TestAuthzPublicWithoutToken checks docs/CONTRACT.md §3's only exceptions: health and reflection answer
 // without a token.
 func TestAuthzPublicWithoutToken(t *testing.T) {
 	e := testenv.New(t, testenv.Options{})

@@ -136,7 +136,7 @@ func azStatus(t *testing.T, err error) *status.Status {
 	return st
 }
 
-// TestAuthzMethodCoverage is the method-coverage suite of STYLE.md: every RPC the server registers
+// TestAuthzMethodCoverage is the method-coverage suite (Coder's dbauthz idea): every RPC the server registers
 // has a scope rule, cannot be called without a token, cannot be called without its scopes (nor with
 // every other scope), and can be called with exactly its scopes or with `*`.
 func TestAuthzMethodCoverage(t *testing.T) {
@@ -158,19 +158,19 @@ func TestAuthzMethodCoverage(t *testing.T) {
 		}
 	})
 
-	t.Run("rules are SPEC section 3", func(t *testing.T) {
+	t.Run("rules are docs/CONTRACT.md §3", func(t *testing.T) {
 		for name, want := range azSpecScopes {
 			got := slices.Clone(transport.MethodScopes[name])
 			slices.Sort(got)
 			want = slices.Clone(want)
 			slices.Sort(want)
 			if !slices.Equal(got, want) {
-				t.Errorf("MethodScopes[%s] = %v, SPEC section 3 needs %v", name, got, want)
+				t.Errorf("MethodScopes[%s] = %v, docs/CONTRACT.md §3 needs %v", name, got, want)
 			}
 		}
 		for name := range transport.MethodScopes {
 			if _, ok := azSpecScopes[name]; !ok {
-				t.Errorf("MethodScopes has %s, which SPEC section 3 does not name", name)
+				t.Errorf("MethodScopes has %s, which docs/CONTRACT.md §3 does not name", name)
 			}
 		}
 	})
@@ -182,7 +182,7 @@ func TestAuthzMethodCoverage(t *testing.T) {
 		}
 		for svc := range transport.PublicServices {
 			if svc != "grpc.health.v1.Health" && !strings.HasPrefix(svc, "grpc.reflection.") {
-				t.Errorf("PublicServices lists %s; SPEC section 3 allows only health and reflection without a token", svc)
+				t.Errorf("PublicServices lists %s; docs/CONTRACT.md §3 allows only health and reflection without a token", svc)
 			}
 		}
 		for _, want := range []string{"grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "resolver.v1.ResolverService", "resolver.v1.AdminService"} {
@@ -259,16 +259,16 @@ func TestAuthzMethodCoverage(t *testing.T) {
 		})
 	}
 	if authenticated != len(azSpecScopes) {
-		t.Errorf("%d authenticated methods registered, SPEC section 3 names %d", authenticated, len(azSpecScopes))
+		t.Errorf("%d authenticated methods registered, docs/CONTRACT.md §3 names %d", authenticated, len(azSpecScopes))
 	}
 	for name := range azSpecScopes {
 		if !registered[name] {
-			t.Errorf("SPEC section 3 names %s, which the server does not register", name)
+			t.Errorf("docs/CONTRACT.md §3 names %s, which the server does not register", name)
 		}
 	}
 }
 
-// azSpecScopes is SPEC section 3, written from the SPEC and not from auth.go: ResolveModel needs
+// azSpecScopes is docs/CONTRACT.md §3, written from the contract and not from auth.go: ResolveModel needs
 // chat:read, model_config:read and ai_provider:read on every call (the key scopes only on some
 // paths); each AdminService method the matching :write scope, Get* and List* the :read scope; users
 // and tokens are read with user:write and token:write (there is no user:read or token:read) and the

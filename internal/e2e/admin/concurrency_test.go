@@ -94,7 +94,7 @@ func TestAdminE2EConcurrentDefault(t *testing.T) {
 }
 
 // TestAdminE2EConcurrentRotate: 10 concurrent RotateProviderKey on one provider leave exactly one
-// enabled key (SPEC 3: the new key is added and every other key disabled in one transaction).
+// enabled key (docs/CONTRACT.md §3: the new key is added and every other key disabled in one transaction).
 func TestAdminE2EConcurrentRotate(t *testing.T) {
 	t.Parallel()
 	w := testenv.NewWorld(t, testenv.Options{})

@@ -12,7 +12,7 @@ import (
 )
 
 // TestAdminE2EDeleteProvider: a deleted provider leaves ListProviders, and resolving one of its
-// configs gives PROVIDER_NOT_FOUND (SPEC 2.1; within 1 second, SPEC 5).
+// configs gives PROVIDER_NOT_FOUND (docs/CONTRACT.md §2.1; within 1 second, docs/CONTRACT.md §5).
 func TestAdminE2EDeleteProvider(t *testing.T) {
 	t.Parallel()
 	w := testenv.NewWorld(t, testenv.Options{})

@@ -126,7 +126,7 @@ func adNoLeak(t *testing.T, err error, secrets ...string) {
 // adText is the proto text of a message, for "does this response contain X" checks.
 func adText(m proto.Message) string { return prototext.Format(m) }
 
-// adEventually retries check until it returns nil or wait has passed (SPEC section 5: a committed
+// adEventually retries check until it returns nil or wait has passed (docs/CONTRACT.md §5: a committed
 // change shows within 1 second).
 func adEventually(t *testing.T, wait time.Duration, check func() error) {
 	t.Helper()

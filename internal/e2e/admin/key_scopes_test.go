@@ -13,7 +13,7 @@ import (
 )
 
 // TestAuthzResolveModelKeyScopes: ResolveModel needs the key-table scopes whenever it reads those
-// tables, and a missing one fails the call; it never becomes a fallback (SPEC sections 2.3 and 3).
+// tables, and a missing one fails the call; it never becomes a fallback (docs/CONTRACT.md §2.3 and §3).
 func TestAuthzResolveModelKeyScopes(t *testing.T) {
 	base := []rbac.Scope{rbac.ChatRead, rbac.ModelConfigRead, rbac.AIProviderRead}
 	with := func(extra ...rbac.Scope) []rbac.Scope { return append(slices.Clone(base), extra...) }

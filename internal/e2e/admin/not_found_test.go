@@ -13,7 +13,7 @@ import (
 )
 
 // TestAdminE2ENotFound: updating or deleting a row that does not exist (or no longer exists) is
-// NOT_FOUND/NOT_FOUND naming the id, and changes nothing (SPEC section 3).
+// NOT_FOUND/NOT_FOUND naming the id, and changes nothing (docs/CONTRACT.md §3).
 func TestAdminE2ENotFound(t *testing.T) {
 	t.Parallel()
 	w := testenv.NewWorld(t, testenv.Options{})

@@ -88,7 +88,7 @@ func TestAdminE2EProviderKeys(t *testing.T) {
 	})
 
 	t.Run("SetProviderKeyEnabled", func(t *testing.T) {
-		// nil: enabled left out, which means true (SPEC 3: enabled defaults to true).
+		// nil: enabled left out, which means true (docs/CONTRACT.md §3: enabled defaults to true).
 		for _, set := range []*bool{proto.Bool(true), proto.Bool(false), proto.Bool(false), nil, proto.Bool(false), proto.Bool(true)} {
 			enabled := set == nil || *set
 			others := adListKeys(t, e, "")

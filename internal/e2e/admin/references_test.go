@@ -13,8 +13,8 @@ import (
 )
 
 // TestAdminE2EReferential: writes that name a provider, user or model config that is missing or
-// deleted (or a provider that is disabled, for user keys) are refused with the reason of SPEC
-// sections 3 and 4, and change nothing.
+// deleted (or a provider that is disabled, for user keys) are refused with the reason of docs/CONTRACT.md
+// §3 and §4, and change nothing.
 func TestAdminE2EReferential(t *testing.T) {
 	t.Parallel()
 	w := testenv.NewWorld(t, testenv.Options{})

@@ -19,7 +19,7 @@ var adFingerprintRE = regexp.MustCompile(`^[0-9a-f]{16}$`)
 
 // TestAdminE2ESecrets: secrets are write-only (no AdminService response carries one), fingerprints
 // are 16 lowercase hex characters and a function of the secret alone, and what is stored is sealed
-// (SPEC sections 3 and 7).
+// (docs/CONTRACT.md §3 and §7).
 func TestAdminE2ESecrets(t *testing.T) {
 	t.Parallel()
 	w := testenv.NewWorld(t, testenv.Options{})
@@ -185,7 +185,7 @@ func TestAdminE2ESecrets(t *testing.T) {
 			t.Fatal("ListAuditEvents did not answer")
 		}
 		if len(la.GetEvents()) == 0 {
-			t.Fatal("ListAuditEvents returned no events after many admin changes (SPEC 7: every admin change is recorded)")
+			t.Fatal("ListAuditEvents returned no events after many admin changes (docs/CONTRACT.md §7: every admin change is recorded)")
 		}
 	})
 

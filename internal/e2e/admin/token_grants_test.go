@@ -14,7 +14,7 @@ import (
 )
 
 // TestAuthzTokenEscalation: token:write cannot mint a token more powerful than its holder
-// (SPEC section 3: CreateToken), and a refused call stores nothing.
+// (docs/CONTRACT.md §3: CreateToken), and a refused call stores nothing.
 func TestAuthzTokenEscalation(t *testing.T) {
 	e := testenv.New(t, testenv.Options{})
 	tokenWriter := e.Token(t, "az-token-writer", rbac.TokenWrite)

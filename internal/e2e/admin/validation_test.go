@@ -181,7 +181,7 @@ func TestAdminE2EValidation(t *testing.T) {
 		}
 	}
 
-	// Provider type: only the SPEC's list.
+	// Provider type: only the contract's list.
 	for _, typ := range []string{"", "OpenAI", "openai_compat", "azure-openai", "mistral", " openai", "openai-compat "} {
 		add(fmt.Sprintf("CreateProvider/type/%q", typ), []string{"type"}, func(ctx context.Context) error {
 			_, err := a.CreateProvider(ctx, &resolverv1.CreateProviderRequest{Type: typ, Name: "val-type"})
@@ -463,7 +463,7 @@ func TestAdminE2EValidation(t *testing.T) {
 }
 
 // TestAdminE2EValidationBoundaries checks the accepted side of each limit: what is valid must pass
-// and be stored as SPEC section 3 says (an API key trimmed).
+// and be stored as docs/CONTRACT.md §3 says (an API key trimmed).
 func TestAdminE2EValidationBoundaries(t *testing.T) {
 	t.Parallel()
 	w := testenv.NewWorld(t, testenv.Options{})

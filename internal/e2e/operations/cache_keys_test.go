@@ -17,7 +17,7 @@ import (
 )
 
 // TestChangesToWhatEntriesAreFoundBy: psql changes that alter what a cached entry is found by, or
-// what a cached caller may do, apply within a second like any other change (SPEC 5): a token's
+// what a cached caller may do, apply within a second like any other change (docs/CONTRACT.md §5): a token's
 // scopes, a token reissued in place (new hash, same row), a chat given a new id.
 func TestChangesToWhatEntriesAreFoundBy(t *testing.T) {
 	w := testenv.NewWorld(t, testenv.Options{})

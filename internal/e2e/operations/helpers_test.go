@@ -44,7 +44,7 @@ func seedChat(t *testing.T, e *testenv.Env, key string) (chat, disabled string) 
 	return ch.Id, off.Id
 }
 
-// eventually polls check until it returns nil, failing after limit (SPEC 5: one second).
+// eventually polls check until it returns nil, failing after limit (docs/CONTRACT.md §5: one second).
 func eventually(t *testing.T, limit time.Duration, what string, check func() error) time.Duration {
 	t.Helper()
 	start := time.Now()

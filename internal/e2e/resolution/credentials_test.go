@@ -14,7 +14,7 @@ import (
 	resolverv1 "github.com/resolverd/resolverd/proto/resolver/v1"
 )
 
-// TestResolveE2ECredentials covers SPEC 2.2 with --allow-byok on.
+// TestResolveE2ECredentials covers docs/CONTRACT.md §2.2 with --allow-byok on.
 func TestResolveE2ECredentials(t *testing.T) {
 	t.Parallel()
 	w := reNew(t, testenv.Options{})

@@ -159,7 +159,7 @@ func (w *reWorld) psql(sql string, args ...any) {
 	if _, err := w.Pool.Exec(context.Background(), sql, args...); err != nil {
 		w.T.Fatalf("psql %q: %v", sql, err)
 	}
-	// The server learns of another writer's change by notification, within 1s (SPEC 5).
+	// The server learns of another writer's change by notification, within 1s (docs/CONTRACT.md §5).
 	w.Sync(w.T)
 }
 

@@ -11,8 +11,8 @@ import (
 	resolverv1 "github.com/resolverd/resolverd/proto/resolver/v1"
 )
 
-// reBreak is one way a requested config can be unusable (SPEC 2.1) or lack a usable credential
-// (SPEC 2.2), made through AdminService or by another writer (psql).
+// reBreak is one way a requested config can be unusable (docs/CONTRACT.md §2.1) or lack a usable credential
+// (docs/CONTRACT.md §2.2), made through AdminService or by another writer (psql).
 type reBreak struct {
 	name   string
 	code   codes.Code

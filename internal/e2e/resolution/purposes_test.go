@@ -11,7 +11,7 @@ import (
 	resolverv1 "github.com/resolverd/resolverd/proto/resolver/v1"
 )
 
-// TestResolveE2EPurposes covers SPEC 2.3 beyond the broken-override matrix.
+// TestResolveE2EPurposes covers docs/CONTRACT.md §2.3 beyond the broken-override matrix.
 func TestResolveE2EPurposes(t *testing.T) {
 	t.Parallel()
 	w := reNew(t, testenv.Options{})

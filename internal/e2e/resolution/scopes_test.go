@@ -10,7 +10,7 @@ import (
 	"github.com/resolverd/resolverd/internal/testenv"
 )
 
-// TestResolveE2EScopes covers SPEC 3: the scopes ResolveModel needs, checked where rows are read,
+// TestResolveE2EScopes covers docs/CONTRACT.md §3: the scopes ResolveModel needs, checked where rows are read,
 // never turned into "not found" or a fallback.
 func TestResolveE2EScopes(t *testing.T) {
 	t.Parallel()

@@ -543,7 +543,7 @@ func (x *RotateProviderKeyRequest) GetApiKey() string {
 type SetProviderKeyEnabledRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	// Defaults to true (SPEC 3), so that leaving it out enables the key rather than disabling it.
+	// Defaults to true (docs/CONTRACT.md §3), so that leaving it out enables the key rather than disabling it.
 	Enabled       *bool `protobuf:"varint,2,opt,name=enabled,proto3,oneof" json:"enabled,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
