@@ -38,6 +38,14 @@ const (
 	// RateLimited is not in docs/CONTRACT.md §4's table: a caller over its token's request rate gets
 	// RESOURCE_EXHAUSTED with this reason and a google.rpc.RetryInfo.
 	RateLimited Reason = "RATE_LIMITED"
+	// SecretUnreadable: a stored secret does not open in its place (moved or edited with psql, or
+	// sealed by an encryption key this replica was not given); DATA_LOSS, metadata key_id. It is
+	// never served.
+	SecretUnreadable Reason = "SECRET_UNREADABLE"
+	// ProviderHostNotAllowed: the provider's base_url host is outside serve's
+	// --allowed-provider-hosts; FAILED_PRECONDITION, an unusable-config reason like
+	// PROVIDER_DISABLED, metadata provider_id and host.
+	ProviderHostNotAllowed Reason = "PROVIDER_HOST_NOT_ALLOWED"
 )
 
 // FieldViolation names a request field and what is wrong with it (google.rpc.BadRequest).

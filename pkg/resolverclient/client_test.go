@@ -47,6 +47,8 @@ var reasons = []struct {
 	{rc.ErrDatabaseUnavailable, "DATABASE_UNAVAILABLE", codes.Unavailable},
 	{rc.ErrInternal, "INTERNAL", codes.Internal},
 	{rc.ErrRateLimited, "RATE_LIMITED", codes.ResourceExhausted},
+	{rc.ErrSecretUnreadable, "SECRET_UNREADABLE", codes.DataLoss},
+	{rc.ErrProviderHostNotAllowed, "PROVIDER_HOST_NOT_ALLOWED", codes.FailedPrecondition},
 }
 
 func TestEveryReasonMapsToItsSentinel(t *testing.T) {

@@ -147,23 +147,25 @@ func (s *sentinel) Error() string {
 // Sentinels for errors.Is, one per reason of docs/CONTRACT.md §4 plus RATE_LIMITED, and ErrUnavailable
 // for any UNAVAILABLE.
 var (
-	ErrInvalidArgument     error = &sentinel{codes.InvalidArgument, "INVALID_ARGUMENT"}
-	ErrUnauthenticated     error = &sentinel{codes.Unauthenticated, "UNAUTHENTICATED"}
-	ErrMissingScope        error = &sentinel{codes.PermissionDenied, "MISSING_SCOPE"}
-	ErrChatNotFound        error = &sentinel{codes.NotFound, "CHAT_NOT_FOUND"}
-	ErrUserNotFound        error = &sentinel{codes.NotFound, "USER_NOT_FOUND"}
-	ErrModelConfigNotFound error = &sentinel{codes.NotFound, "MODEL_CONFIG_NOT_FOUND"}
-	ErrNotFound            error = &sentinel{codes.NotFound, "NOT_FOUND"}
-	ErrModelConfigDisabled error = &sentinel{codes.FailedPrecondition, "MODEL_CONFIG_DISABLED"}
-	ErrProviderNotFound    error = &sentinel{codes.FailedPrecondition, "PROVIDER_NOT_FOUND"}
-	ErrProviderDisabled    error = &sentinel{codes.FailedPrecondition, "PROVIDER_DISABLED"}
-	ErrNoUsableModelConfig error = &sentinel{codes.FailedPrecondition, "NO_USABLE_MODEL_CONFIG"}
-	ErrUserKeyRequired     error = &sentinel{codes.FailedPrecondition, "USER_KEY_REQUIRED"}
-	ErrNoCredentials       error = &sentinel{codes.FailedPrecondition, "NO_CREDENTIALS"}
-	ErrAlreadyExists       error = &sentinel{codes.AlreadyExists, "ALREADY_EXISTS"}
-	ErrDatabaseUnavailable error = &sentinel{codes.Unavailable, "DATABASE_UNAVAILABLE"}
-	ErrInternal            error = &sentinel{codes.Internal, "INTERNAL"}
-	ErrRateLimited         error = &sentinel{codes.ResourceExhausted, "RATE_LIMITED"}
+	ErrInvalidArgument        error = &sentinel{codes.InvalidArgument, "INVALID_ARGUMENT"}
+	ErrUnauthenticated        error = &sentinel{codes.Unauthenticated, "UNAUTHENTICATED"}
+	ErrMissingScope           error = &sentinel{codes.PermissionDenied, "MISSING_SCOPE"}
+	ErrChatNotFound           error = &sentinel{codes.NotFound, "CHAT_NOT_FOUND"}
+	ErrUserNotFound           error = &sentinel{codes.NotFound, "USER_NOT_FOUND"}
+	ErrModelConfigNotFound    error = &sentinel{codes.NotFound, "MODEL_CONFIG_NOT_FOUND"}
+	ErrNotFound               error = &sentinel{codes.NotFound, "NOT_FOUND"}
+	ErrModelConfigDisabled    error = &sentinel{codes.FailedPrecondition, "MODEL_CONFIG_DISABLED"}
+	ErrProviderNotFound       error = &sentinel{codes.FailedPrecondition, "PROVIDER_NOT_FOUND"}
+	ErrProviderDisabled       error = &sentinel{codes.FailedPrecondition, "PROVIDER_DISABLED"}
+	ErrNoUsableModelConfig    error = &sentinel{codes.FailedPrecondition, "NO_USABLE_MODEL_CONFIG"}
+	ErrUserKeyRequired        error = &sentinel{codes.FailedPrecondition, "USER_KEY_REQUIRED"}
+	ErrNoCredentials          error = &sentinel{codes.FailedPrecondition, "NO_CREDENTIALS"}
+	ErrAlreadyExists          error = &sentinel{codes.AlreadyExists, "ALREADY_EXISTS"}
+	ErrDatabaseUnavailable    error = &sentinel{codes.Unavailable, "DATABASE_UNAVAILABLE"}
+	ErrInternal               error = &sentinel{codes.Internal, "INTERNAL"}
+	ErrRateLimited            error = &sentinel{codes.ResourceExhausted, "RATE_LIMITED"}
+	ErrSecretUnreadable       error = &sentinel{codes.DataLoss, "SECRET_UNREADABLE"}
+	ErrProviderHostNotAllowed error = &sentinel{codes.FailedPrecondition, "PROVIDER_HOST_NOT_ALLOWED"}
 
 	// ErrUnavailable matches every UNAVAILABLE: DATABASE_UNAVAILABLE and transport failures.
 	ErrUnavailable error = &sentinel{codes.Unavailable, ""}
@@ -175,7 +177,8 @@ func Sentinels() []error {
 		ErrInvalidArgument, ErrUnauthenticated, ErrMissingScope, ErrChatNotFound, ErrUserNotFound,
 		ErrModelConfigNotFound, ErrNotFound, ErrModelConfigDisabled, ErrProviderNotFound,
 		ErrProviderDisabled, ErrNoUsableModelConfig, ErrUserKeyRequired, ErrNoCredentials,
-		ErrAlreadyExists, ErrDatabaseUnavailable, ErrInternal, ErrRateLimited,
+		ErrAlreadyExists, ErrDatabaseUnavailable, ErrInternal, ErrRateLimited, ErrSecretUnreadable,
+		ErrProviderHostNotAllowed,
 	}
 }
 

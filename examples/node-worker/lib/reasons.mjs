@@ -87,6 +87,14 @@ export const REASONS = {
     code: 'RESOURCE_EXHAUSTED', action: 'retry',
     what: () => "the token is over its request rate: wait the RetryInfo delay before retrying, and spread the load or ask the operator for a higher --rate-limit",
   },
+  SECRET_UNREADABLE: {
+    code: 'DATA_LOSS', action: 'page-operator',
+    what: (m) => `the stored ${named('key', m.key_id)} does not open where it is stored (moved or edited outside resolverd, or sealed by an encryption key this replica lacks): page the operator; other chats are unaffected`,
+  },
+  PROVIDER_HOST_NOT_ALLOWED: {
+    code: 'FAILED_PRECONDITION', action: 'ask-admin',
+    what: (m) => `${named('provider', m.provider_id)} points at ${m.host || 'a host'} outside the deployment's allowed provider hosts: use a config of another provider, or ask an admin to fix its base_url`,
+  },
 };
 
 // byCode is what to do when an error carries no resolverd ErrorInfo: a failure before the call

@@ -121,6 +121,19 @@ const (
 	// google.rpc.RetryInfo says when to try again.
 	// Metadata: token_id.
 	ErrorReason_RATE_LIMITED ErrorReason = 17
+	// gRPC code: DATA_LOSS.
+	// The stored secret the answer needs does not open where it is stored: moved or edited outside
+	// resolverd (every sealed value authenticates its table, row and owner), or sealed by an
+	// encryption key this replica was not given. It is never served; resolutions that do not need it
+	// are unaffected. Page the operator.
+	// Metadata: key_id (the key row), encryption_key_id (when known).
+	ErrorReason_SECRET_UNREADABLE ErrorReason = 18
+	// gRPC code: FAILED_PRECONDITION.
+	// The provider's base_url host is outside the deployment's --allowed-provider-hosts. Like
+	// PROVIDER_DISABLED, it makes a model config unusable: soft overrides fall back to the chat's
+	// model, PURPOSE_CHAT to the default config.
+	// Metadata: provider_id, host.
+	ErrorReason_PROVIDER_HOST_NOT_ALLOWED ErrorReason = 19
 )
 
 // Enum value maps for ErrorReason.
@@ -144,26 +157,30 @@ var (
 		15: "DATABASE_UNAVAILABLE",
 		16: "INTERNAL",
 		17: "RATE_LIMITED",
+		18: "SECRET_UNREADABLE",
+		19: "PROVIDER_HOST_NOT_ALLOWED",
 	}
 	ErrorReason_value = map[string]int32{
-		"ERROR_REASON_UNSPECIFIED": 0,
-		"INVALID_ARGUMENT":         1,
-		"UNAUTHENTICATED":          2,
-		"MISSING_SCOPE":            3,
-		"CHAT_NOT_FOUND":           4,
-		"USER_NOT_FOUND":           5,
-		"MODEL_CONFIG_NOT_FOUND":   6,
-		"NOT_FOUND":                7,
-		"MODEL_CONFIG_DISABLED":    8,
-		"PROVIDER_NOT_FOUND":       9,
-		"PROVIDER_DISABLED":        10,
-		"NO_USABLE_MODEL_CONFIG":   11,
-		"USER_KEY_REQUIRED":        12,
-		"NO_CREDENTIALS":           13,
-		"ALREADY_EXISTS":           14,
-		"DATABASE_UNAVAILABLE":     15,
-		"INTERNAL":                 16,
-		"RATE_LIMITED":             17,
+		"ERROR_REASON_UNSPECIFIED":  0,
+		"INVALID_ARGUMENT":          1,
+		"UNAUTHENTICATED":           2,
+		"MISSING_SCOPE":             3,
+		"CHAT_NOT_FOUND":            4,
+		"USER_NOT_FOUND":            5,
+		"MODEL_CONFIG_NOT_FOUND":    6,
+		"NOT_FOUND":                 7,
+		"MODEL_CONFIG_DISABLED":     8,
+		"PROVIDER_NOT_FOUND":        9,
+		"PROVIDER_DISABLED":         10,
+		"NO_USABLE_MODEL_CONFIG":    11,
+		"USER_KEY_REQUIRED":         12,
+		"NO_CREDENTIALS":            13,
+		"ALREADY_EXISTS":            14,
+		"DATABASE_UNAVAILABLE":      15,
+		"INTERNAL":                  16,
+		"RATE_LIMITED":              17,
+		"SECRET_UNREADABLE":         18,
+		"PROVIDER_HOST_NOT_ALLOWED": 19,
 	}
 )
 
@@ -198,7 +215,7 @@ var File_resolver_v1_errors_proto protoreflect.FileDescriptor
 
 const file_resolver_v1_errors_proto_rawDesc = "" +
 	"\n" +
-	"\x18resolver/v1/errors.proto\x12\vresolver.v1*\x9b\x03\n" +
+	"\x18resolver/v1/errors.proto\x12\vresolver.v1*\xd1\x03\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10INVALID_ARGUMENT\x10\x01\x12\x13\n" +
@@ -218,7 +235,9 @@ const file_resolver_v1_errors_proto_rawDesc = "" +
 	"\x0eALREADY_EXISTS\x10\x0e\x12\x18\n" +
 	"\x14DATABASE_UNAVAILABLE\x10\x0f\x12\f\n" +
 	"\bINTERNAL\x10\x10\x12\x10\n" +
-	"\fRATE_LIMITED\x10\x11B=Z;github.com/resolverd/resolverd/proto/resolver/v1;resolverv1b\x06proto3"
+	"\fRATE_LIMITED\x10\x11\x12\x15\n" +
+	"\x11SECRET_UNREADABLE\x10\x12\x12\x1d\n" +
+	"\x19PROVIDER_HOST_NOT_ALLOWED\x10\x13B=Z;github.com/resolverd/resolverd/proto/resolver/v1;resolverv1b\x06proto3"
 
 var (
 	file_resolver_v1_errors_proto_rawDescOnce sync.Once
