@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net/url"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/google/uuid"
 
+	"github.com/resolverd/resolverd/internal/egress"
 	"github.com/resolverd/resolverd/internal/errs"
 	"github.com/resolverd/resolverd/pkg/secret"
 )
@@ -128,20 +131,45 @@ func (f *fakeSource) keyReads(kind string) map[uuid.UUID]int {
 // count is how many reads of kind were made for id.
 func (f *fakeSource) count(kind string, id uuid.UUID) int { return f.keyReads(kind)[id] }
 
-// world builds the rows of a fakeSource.
+// world builds the rows of a fakeSource. Its deployment allows the provider hosts in allowed
+// (--allowed-provider-hosts); half of its providers point base_url at one of them, the others
+// leave it empty (the SDK's default).
 type world struct {
-	src *fakeSource
-	n   int
+	src     *fakeSource
+	n       int
+	allowed []string // nil: no list, every host allowed
 }
 
-func newWorld() *world { return &world{src: newFakeSource()} }
+// worldHosts is the --allowed-provider-hosts of every world unless a test changes it.
+var worldHosts = []string{"api.allowed.test", "*.eu.allowed.test"}
+
+// forbiddenURL is a base_url outside worldHosts.
+const forbiddenURL = "https://collector.elsewhere.test/v1"
+
+func newWorld() *world { return &world{src: newFakeSource(), allowed: worldHosts} }
+
+// hosts is the world's list as the server would parse it.
+func (w *world) hosts() *egress.AllowList {
+	l, err := egress.Parse(strings.Join(w.allowed, ","))
+	if err != nil {
+		panic(err)
+	}
+	return l
+}
 
 func (w *world) owner() uuid.UUID { return w.src.chat.OwnerID }
 
 // provider adds a live, enabled provider.
 func (w *world) provider(typ string, policy BYOKPolicy) *Provider {
 	w.n++
-	return &Provider{ID: uuid.New(), Type: typ, Name: fmt.Sprintf("%s-%d", typ, w.n), Enabled: true, BYOKPolicy: policy}
+	p := &Provider{ID: uuid.New(), Type: typ, Name: fmt.Sprintf("%s-%d", typ, w.n), Enabled: true, BYOKPolicy: policy}
+	switch w.n % 3 {
+	case 1:
+		p.BaseURL = "https://api.allowed.test/v1"
+	case 2:
+		p.BaseURL = fmt.Sprintf("https://region-%d.eu.allowed.test:8443/v1", w.n)
+	}
+	return p
 }
 
 // config adds a live, enabled config of provider p.
@@ -169,7 +197,7 @@ func (w *world) chatModel(c *ModelConfig)   { w.src.chat.ModelConfigID = c.ID }
 func (w *world) makeDefault(c *ModelConfig) { c.IsDefault = true }
 
 func (w *world) resolve(allowBYOK bool, p Purpose, id uuid.UUID) (*Result, error) {
-	return Resolve(context.Background(), w.src, Options{AllowBYOK: allowBYOK},
+	return Resolve(context.Background(), w.src, Options{AllowBYOK: allowBYOK, AllowedHosts: w.hosts()},
 		Request{ChatID: w.src.chat.ID, ModelConfigID: id, Purpose: p})
 }
 
@@ -191,8 +219,8 @@ func (w *world) keyByID(id uuid.UUID) *Key {
 // ---- The oracle: docs/CONTRACT.md §2 restated, independently of rules.go and resolve.go. ----
 
 // specUnusable is docs/CONTRACT.md §2.1: exists and not deleted, enabled, provider exists and not deleted,
-// provider enabled, checked in that order. "" means usable.
-func specUnusable(c *ModelConfig) errs.Reason {
+// provider enabled, its base_url host allowed, checked in that order. "" means usable.
+func specUnusable(c *ModelConfig, allowed []string) errs.Reason {
 	if c == nil || c.Deleted {
 		return errs.ModelConfigNotFound
 	}
@@ -205,7 +233,29 @@ func specUnusable(c *ModelConfig) errs.Reason {
 	if !c.Provider.Enabled {
 		return errs.ProviderDisabled
 	}
+	if !specHostAllowed(c.Provider.BaseURL, allowed) {
+		return errs.ProviderHostNotAllowed
+	}
 	return ""
+}
+
+// specHostAllowed is docs/CONTRACT.md §7.5 for the well-formed URLs these tests use: no list or an
+// empty base_url allows; else the host, in lower case, equals an entry or lies below a *.suffix.
+func specHostAllowed(baseURL string, allowed []string) bool {
+	if len(allowed) == 0 || baseURL == "" {
+		return true
+	}
+	u, err := url.Parse(baseURL)
+	if err != nil {
+		return false
+	}
+	host := strings.ToLower(u.Hostname())
+	for _, e := range allowed {
+		if host == e || strings.HasPrefix(e, "*.") && strings.HasSuffix(host, e[1:]) {
+			return true
+		}
+	}
+	return false
 }
 
 // specCred is the outcome of docs/CONTRACT.md §2.2 and the key tables it had to read to get there.
@@ -303,7 +353,7 @@ func (w *world) expect(allowBYOK bool, purpose Purpose, id uuid.UUID) specOutcom
 	// is an error.
 	asChat := func(id uuid.UUID) answer {
 		c := lookup(id)
-		why := specUnusable(c)
+		why := specUnusable(c, w.allowed)
 		if why == "" {
 			src, key, cerr := credential(c)
 			if cerr != "" {
@@ -312,7 +362,7 @@ func (w *world) expect(allowBYOK bool, purpose Purpose, id uuid.UUID) specOutcom
 			return answer{config: c.ID, source: src, keyID: key, requested: id}
 		}
 		def := w.src.defaultConfig()
-		if def == nil || specUnusable(def) != "" {
+		if def == nil || specUnusable(def, w.allowed) != "" {
 			return answer{err: errs.NoUsableModelConfig}
 		}
 		src, key, cerr := credential(def)
@@ -324,7 +374,7 @@ func (w *world) expect(allowBYOK bool, purpose Purpose, id uuid.UUID) specOutcom
 	// strict is a config with no fallback: the error is why it cannot be used.
 	strict := func(id uuid.UUID) answer {
 		c := lookup(id)
-		if why := specUnusable(c); why != "" {
+		if why := specUnusable(c, w.allowed); why != "" {
 			return answer{err: why}
 		}
 		src, key, cerr := credential(c)

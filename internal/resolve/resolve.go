@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/resolverd/resolverd/internal/egress"
 	"github.com/resolverd/resolverd/internal/errs"
 )
 
@@ -54,6 +55,9 @@ type Result struct {
 type Options struct {
 	// AllowBYOK is the global --allow-byok switch.
 	AllowBYOK bool
+	// AllowedHosts is --allowed-provider-hosts: a provider whose base_url host is outside it is
+	// unusable (docs/CONTRACT.md §7.5). nil allows every host.
+	AllowedHosts *egress.AllowList
 }
 
 // Resolve answers a request by docs/CONTRACT.md §2.3.
@@ -120,7 +124,7 @@ func recall(m []keyMemo, provider uuid.UUID) (*Key, bool) {
 // credential failure is an error.
 func (r *resolution) chat(id uuid.UUID) (*Result, error) {
 	cfg := r.lookup(id)
-	unusable := Unusable(cfg)
+	unusable := Unusable(cfg, r.opts.AllowedHosts)
 	if unusable == nil {
 		return r.answer(cfg, id)
 	}
@@ -133,7 +137,7 @@ func (r *resolution) chat(id uuid.UUID) (*Result, error) {
 			fmt.Sprintf("the requested model config is unusable (%s) and there is no usable default", unusable.Reason),
 			"model_config_id", idString(id), "requested_reason", string(unusable.Reason))
 	}
-	if why := Unusable(def); why != nil {
+	if why := Unusable(def, r.opts.AllowedHosts); why != nil {
 		return nil, errs.Wrap(why, errs.NoUsableModelConfig,
 			fmt.Sprintf("the requested model config is unusable (%s) and so is the default (%s)", unusable.Reason, why.Reason),
 			"model_config_id", idString(id), "requested_reason", string(unusable.Reason),
@@ -150,7 +154,7 @@ func (r *resolution) chat(id uuid.UUID) (*Result, error) {
 // config resolves id with no fallback: it must be usable and have a credential.
 func (r *resolution) config(id uuid.UUID) (*Result, error) {
 	cfg := r.lookup(id)
-	if unusable := Unusable(cfg); unusable != nil {
+	if unusable := Unusable(cfg, r.opts.AllowedHosts); unusable != nil {
 		if id != uuid.Nil {
 			unusable = unusable.With("model_config_id", id.String())
 		}

@@ -330,6 +330,7 @@ func TestResolveErrorMetadata(t *testing.T) {
 		{"title provider missing", PurposeTitle, sl(stProviderMissing, credCentral), false, false, errs.ProviderNotFound, idAndProvider},
 		{"title provider deleted", PurposeTitle, sl(stProviderDeleted, credCentral), false, false, errs.ProviderNotFound, idAndProvider},
 		{"title provider disabled", PurposeTitle, sl(stProviderDisabled, credCentral), false, false, errs.ProviderDisabled, idAndProvider},
+		{"title host not allowed", PurposeTitle, sl(stHostNotAllowed, credAmbient), false, false, errs.ProviderHostNotAllowed, idProviderAndHost},
 		{"title user key required", PurposeTitle, sl(stUsable, credUserRequired), false, false, errs.UserKeyRequired, idAndProvider},
 		{"title no credentials", PurposeTitle, sl(stUsable, credNone), false, false, errs.NoCredentials, idAndProvider},
 		{"chat no credentials", PurposeChat, sl(stUsable, credNone), false, false, errs.NoCredentials, idAndProvider},
@@ -339,6 +340,8 @@ func TestResolveErrorMetadata(t *testing.T) {
 			requestedReason(errs.ModelConfigNotFound)},
 		{"chat provider disabled, it is the default", PurposeChat, sl(stProviderDisabled, credCentral), true, true, errs.NoUsableModelConfig,
 			requestedReason(errs.ProviderDisabled)},
+		{"chat host not allowed, no default", PurposeChat, sl(stHostNotAllowed, credCentral), true, false, errs.NoUsableModelConfig,
+			requestedReason(errs.ProviderHostNotAllowed)},
 		{"chat provider missing, default disabled", PurposeChat, sl(stProviderMissing, credCentral), false, false, errs.NoUsableModelConfig,
 			requestedReason(errs.ProviderNotFound)},
 	}
@@ -373,6 +376,10 @@ func idOnly(r *ModelConfig) map[string]string {
 
 func idAndProvider(r *ModelConfig) map[string]string {
 	return map[string]string{"model_config_id": r.ID.String(), "provider_id": r.ProviderID.String()}
+}
+
+func idProviderAndHost(r *ModelConfig) map[string]string {
+	return map[string]string{"model_config_id": r.ID.String(), "provider_id": r.ProviderID.String(), "host": "collector.elsewhere.test"}
 }
 
 func requestedReason(why errs.Reason) func(r *ModelConfig) map[string]string {

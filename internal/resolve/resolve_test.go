@@ -21,9 +21,10 @@ const (
 	stProviderMissing  cfgState = "provider_missing"  // PROVIDER_NOT_FOUND
 	stProviderDeleted  cfgState = "provider_deleted"  // PROVIDER_NOT_FOUND
 	stProviderDisabled cfgState = "provider_disabled" // PROVIDER_DISABLED
+	stHostNotAllowed   cfgState = "host_not_allowed"  // PROVIDER_HOST_NOT_ALLOWED
 )
 
-var allStates = []cfgState{stUsable, stMissing, stDeleted, stDisabled, stProviderMissing, stProviderDeleted, stProviderDisabled}
+var allStates = []cfgState{stUsable, stMissing, stDeleted, stDisabled, stProviderMissing, stProviderDeleted, stProviderDisabled, stHostNotAllowed}
 
 // credState is what a config's provider offers for docs/CONTRACT.md §2.2.
 type credState string
@@ -74,6 +75,8 @@ func (w *world) slot(state cfgState, cred credState) *ModelConfig {
 		p.Deleted, p.Enabled = true, false
 	case stProviderDisabled:
 		p.Enabled = false
+	case stHostNotAllowed:
+		p.BaseURL = forbiddenURL
 	}
 	return c
 }
@@ -155,6 +158,7 @@ var chatVariants = []variant{
 	{name: "user_required", state: stUsable, cred: credUserRequired},
 	{name: "disabled", state: stDisabled, cred: credCentral},
 	{name: "deleted", state: stDeleted, cred: credCentral},
+	{name: "host_not_allowed", state: stHostNotAllowed, cred: credCentral},
 	{name: "none", none: true},
 }
 
@@ -165,6 +169,7 @@ var defaultVariants = []variant{
 	{name: "disabled", state: stDisabled, cred: credCentral},
 	{name: "provider_disabled", state: stProviderDisabled, cred: credCentral},
 	{name: "deleted", state: stDeleted, cred: credCentral}, // a deleted default is no default
+	{name: "host_not_allowed", state: stHostNotAllowed, cred: credAmbient},
 	{name: "is_chat_model"},
 	{name: "is_requested"},
 }
@@ -179,6 +184,7 @@ func TestResolveFallbackChains(t *testing.T) {
 		{name: "disabled", state: stDisabled, cred: credCentral},
 		{name: "provider_missing", state: stProviderMissing, cred: credCentral},
 		{name: "provider_disabled", state: stProviderDisabled, cred: credCentral},
+		{name: "host_not_allowed", state: stHostNotAllowed, cred: credAmbient},
 	}
 	for _, p := range allPurposes {
 		for _, rv := range requested {
@@ -219,8 +225,8 @@ func TestResolveOwnModelMatrix(t *testing.T) {
 				if st == "none" && cr != credCentral {
 					continue
 				}
-				for _, dv := range defaultVariants[:7] { // every default but "is_requested"
-					if st == "none" && dv.name == "is_chat_model" || st == stMissing && dv.name == "is_chat_model" {
+				for _, dv := range defaultVariants {
+					if dv.name == "is_requested" || st == "none" && dv.name == "is_chat_model" || st == stMissing && dv.name == "is_chat_model" {
 						continue
 					}
 					t.Run(fmt.Sprintf("%s/chat=%s,%s/default=%s", p, st, cr, dv.name), func(t *testing.T) {
@@ -295,6 +301,9 @@ func TestResolveScenarios(t *testing.T) {
 		{"chat: provider missing → default", chat, sl(stProviderMissing, credCentral), okSlot, okSlot, "", "R", lit{cfg: "D", requested: "R", fallback: true, reason: errs.ProviderNotFound, source: SourceCentral, reads: []string{"D"}}},
 		{"chat: provider deleted → default", chat, sl(stProviderDeleted, credCentral), okSlot, okSlot, "", "R", lit{cfg: "D", requested: "R", fallback: true, reason: errs.ProviderNotFound, source: SourceCentral, reads: []string{"D"}}},
 		{"chat: provider disabled → default", chat, sl(stProviderDisabled, credCentral), okSlot, okSlot, "", "R", lit{cfg: "D", requested: "R", fallback: true, reason: errs.ProviderDisabled, source: SourceCentral, reads: []string{"D"}}},
+		{"chat: host not allowed → default", chat, sl(stHostNotAllowed, credCentral), okSlot, okSlot, "", "R", lit{cfg: "D", requested: "R", fallback: true, reason: errs.ProviderHostNotAllowed, source: SourceCentral, reads: []string{"D"}}},
+		{"chat: host not allowed, no default", chat, sl(stHostNotAllowed, credCentral), okSlot, nil, "", "R", lit{err: errs.NoUsableModelConfig}},
+		{"chat: disabled, default's host not allowed", chat, sl(stDisabled, credCentral), okSlot, sl(stHostNotAllowed, credAmbient), "", "R", lit{err: errs.NoUsableModelConfig}},
 		{"chat: disabled, no default", chat, sl(stDisabled, credCentral), okSlot, nil, "", "R", lit{err: errs.NoUsableModelConfig}},
 		{"chat: disabled, default disabled", chat, sl(stDisabled, credCentral), okSlot, sl(stDisabled, credCentral), "", "R", lit{err: errs.NoUsableModelConfig}},
 		{"chat: disabled, default's provider disabled", chat, sl(stDisabled, credCentral), okSlot, sl(stProviderDisabled, credCentral), "", "R", lit{err: errs.NoUsableModelConfig}},
@@ -308,6 +317,7 @@ func TestResolveScenarios(t *testing.T) {
 		{"empty id: own model", allPurposes, okSlot, okSlot, okSlot, "", "", lit{cfg: "C", requested: "C", source: SourceCentral, reads: []string{"C"}}},
 		{"empty id: own model disabled → default", allPurposes, okSlot, sl(stDisabled, credCentral), okSlot, "", "", lit{cfg: "D", requested: "C", fallback: true, reason: errs.ModelConfigDisabled, source: SourceCentral, reads: []string{"D"}}},
 		{"empty id: own model deleted → default", allPurposes, okSlot, sl(stDeleted, credCentral), okSlot, "", "", lit{cfg: "D", requested: "C", fallback: true, reason: errs.ModelConfigNotFound, source: SourceCentral, reads: []string{"D"}}},
+		{"empty id: own model's host not allowed → default", allPurposes, okSlot, sl(stHostNotAllowed, credCentral), okSlot, "", "", lit{cfg: "D", requested: "C", fallback: true, reason: errs.ProviderHostNotAllowed, source: SourceCentral, reads: []string{"D"}}},
 		{"empty id: own model without credentials", allPurposes, okSlot, sl(stUsable, credNone), okSlot, "", "", lit{err: errs.NoCredentials, reads: []string{"C"}}},
 		{"empty id: no own model → default", allPurposes, okSlot, nil, okSlot, "", "", lit{cfg: "D", requested: "", fallback: true, reason: errs.ModelConfigNotFound, source: SourceCentral, reads: []string{"D"}}},
 		{"empty id: no own model, no default", allPurposes, okSlot, nil, nil, "", "", lit{err: errs.NoUsableModelConfig}},
@@ -319,6 +329,8 @@ func TestResolveScenarios(t *testing.T) {
 		{"soft: disabled → chat", softPurposes, sl(stDisabled, credCentral), okSlot, okSlot, "", "R", lit{cfg: "C", requested: "R", fallback: true, reason: errs.ModelConfigDisabled, source: SourceCentral, reads: []string{"C"}}},
 		{"soft: provider missing → chat", softPurposes, sl(stProviderMissing, credCentral), okSlot, okSlot, "", "R", lit{cfg: "C", requested: "R", fallback: true, reason: errs.ProviderNotFound, source: SourceCentral, reads: []string{"C"}}},
 		{"soft: provider disabled → chat", softPurposes, sl(stProviderDisabled, credCentral), okSlot, okSlot, "", "R", lit{cfg: "C", requested: "R", fallback: true, reason: errs.ProviderDisabled, source: SourceCentral, reads: []string{"C"}}},
+		{"soft: host not allowed → chat", softPurposes, sl(stHostNotAllowed, credAmbient), okSlot, okSlot, "", "R", lit{cfg: "C", requested: "R", fallback: true, reason: errs.ProviderHostNotAllowed, source: SourceCentral, reads: []string{"C"}}},
+		{"soft: host not allowed → chat's host not allowed → default", softPurposes, sl(stHostNotAllowed, credAmbient), sl(stHostNotAllowed, credCentral), okSlot, "", "R", lit{cfg: "D", requested: "R", fallback: true, reason: errs.ProviderHostNotAllowed, source: SourceCentral, reads: []string{"D"}}},
 		{"soft: no credentials → chat", softPurposes, sl(stUsable, credNone), okSlot, okSlot, "", "R", lit{cfg: "C", requested: "R", fallback: true, reason: errs.NoCredentials, source: SourceCentral, reads: []string{"R", "C"}}},
 		{"soft: user key required → chat", softPurposes, sl(stUsable, credUserRequired), sl(stUsable, credUser), okSlot, "", "R", lit{cfg: "C", requested: "R", fallback: true, reason: errs.UserKeyRequired, source: SourceUser, reads: []string{"R", "C"}}},
 		{"soft: disabled → chat disabled → default", softPurposes, sl(stDisabled, credCentral), sl(stDisabled, credCentral), okSlot, "", "R", lit{cfg: "D", requested: "R", fallback: true, reason: errs.ModelConfigDisabled, source: SourceCentral, reads: []string{"D"}}},
@@ -339,6 +351,7 @@ func TestResolveScenarios(t *testing.T) {
 		{"title: provider missing", title, sl(stProviderMissing, credCentral), okSlot, okSlot, "", "R", lit{err: errs.ProviderNotFound}},
 		{"title: provider deleted", title, sl(stProviderDeleted, credCentral), okSlot, okSlot, "", "R", lit{err: errs.ProviderNotFound}},
 		{"title: provider disabled", title, sl(stProviderDisabled, credCentral), okSlot, okSlot, "", "R", lit{err: errs.ProviderDisabled}},
+		{"title: host not allowed", title, sl(stHostNotAllowed, credAmbient), okSlot, okSlot, "", "R", lit{err: errs.ProviderHostNotAllowed}},
 		{"title: user key required", title, sl(stUsable, credUserRequired), okSlot, okSlot, "", "R", lit{err: errs.UserKeyRequired, reads: []string{"R"}}},
 		{"title: no credentials", title, sl(stUsable, credNone), okSlot, okSlot, "", "R", lit{err: errs.NoCredentials, reads: []string{"R"}}},
 		{"title: the disabled override is the default", title, sl(stDisabled, credCentral), okSlot, nil, "R", "R", lit{err: errs.ModelConfigDisabled}},

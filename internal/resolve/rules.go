@@ -4,12 +4,14 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/resolverd/resolverd/internal/egress"
 	"github.com/resolverd/resolverd/internal/errs"
 )
 
 // Unusable returns why a model config cannot be used (docs/CONTRACT.md §2.1), checked in the order the contract
-// gives, or nil when it can. A nil config is one that does not exist.
-func Unusable(cfg *ModelConfig) *errs.Error {
+// gives, or nil when it can. A nil config is one that does not exist. hosts is the deployment's
+// --allowed-provider-hosts (nil allows every host, docs/CONTRACT.md §7.5).
+func Unusable(cfg *ModelConfig, hosts *egress.AllowList) *errs.Error {
 	switch {
 	case cfg == nil || cfg.Deleted:
 		e := errs.New(errs.ModelConfigNotFound, "the model config does not exist")
@@ -26,6 +28,11 @@ func Unusable(cfg *ModelConfig) *errs.Error {
 	case !cfg.Provider.Enabled:
 		return errs.New(errs.ProviderDisabled, fmt.Sprintf("provider %s of model config %s is disabled", cfg.Provider.Name, cfg.ID),
 			"model_config_id", cfg.ID.String(), "provider_id", cfg.ProviderID.String())
+	}
+	if host, ok := hosts.Check(cfg.Provider.BaseURL); !ok {
+		return errs.New(errs.ProviderHostNotAllowed,
+			fmt.Sprintf("the base_url host %q of provider %s (model config %s) is not among the allowed provider hosts", host, cfg.Provider.Name, cfg.ID),
+			"model_config_id", cfg.ID.String(), "provider_id", cfg.ProviderID.String(), "host", host)
 	}
 	return nil
 }
@@ -89,7 +96,7 @@ func fallbackReason(err error) (errs.Reason, bool) {
 	}
 	switch r := errs.ReasonOf(err); r {
 	case errs.ModelConfigNotFound, errs.ModelConfigDisabled, errs.ProviderNotFound, errs.ProviderDisabled,
-		errs.UserKeyRequired, errs.NoCredentials:
+		errs.ProviderHostNotAllowed, errs.UserKeyRequired, errs.NoCredentials:
 		return r, true
 	}
 	return "", false

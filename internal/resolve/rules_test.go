@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/resolverd/resolverd/internal/egress"
 	"github.com/resolverd/resolverd/internal/errs"
 	"github.com/resolverd/resolverd/pkg/secret"
 )
@@ -45,10 +46,22 @@ func TestUnusable(t *testing.T) {
 		{"deleted config, disabled provider", cfg(func(c *ModelConfig) { c.Deleted, c.Provider.Enabled = true, false }), errs.ModelConfigNotFound},
 		{"deleted config, nil provider", cfg(func(c *ModelConfig) { c.Deleted, c.Provider = true, nil }), errs.ModelConfigNotFound},
 		{"deleted config, deleted provider", cfg(func(c *ModelConfig) { c.Deleted, c.Provider.Deleted = true, true }), errs.ModelConfigNotFound},
+		// docs/CONTRACT.md §7.5: the provider's base_url host, checked right after PROVIDER_DISABLED.
+		{"base_url host allowed", cfg(func(c *ModelConfig) { c.Provider.BaseURL = "https://api.allowed.test/v1" }), ""},
+		{"base_url host allowed by a pattern, any port", cfg(func(c *ModelConfig) { c.Provider.BaseURL = "http://a.b.eu.allowed.test:8080/v1" }), ""},
+		{"empty base_url", cfg(func(c *ModelConfig) { c.Provider.BaseURL = "" }), ""},
+		{"base_url host not allowed", cfg(func(c *ModelConfig) { c.Provider.BaseURL = forbiddenURL }), errs.ProviderHostNotAllowed},
+		{"base_url is the pattern's own suffix", cfg(func(c *ModelConfig) { c.Provider.BaseURL = "https://eu.allowed.test/v1" }), errs.ProviderHostNotAllowed},
+		{"base_url unreadable", cfg(func(c *ModelConfig) { c.Provider.BaseURL = "https://api.allowed.test@elsewhere.test/v1" }), errs.ProviderHostNotAllowed},
+		{"disabled provider, host not allowed", cfg(func(c *ModelConfig) { c.Provider.Enabled, c.Provider.BaseURL = false, forbiddenURL }), errs.ProviderDisabled},
+		{"deleted provider, host not allowed", cfg(func(c *ModelConfig) { c.Provider.Deleted, c.Provider.BaseURL = true, forbiddenURL }), errs.ProviderNotFound},
+		{"disabled config, host not allowed", cfg(func(c *ModelConfig) { c.Enabled, c.Provider.BaseURL = false, forbiddenURL }), errs.ModelConfigDisabled},
+		{"deleted config, host not allowed", cfg(func(c *ModelConfig) { c.Deleted, c.Provider.BaseURL = true, forbiddenURL }), errs.ModelConfigNotFound},
 	}
+	hosts := (&world{allowed: worldHosts}).hosts()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := Unusable(tt.cfg)
+			got := Unusable(tt.cfg, hosts)
 			if tt.want == "" {
 				if got != nil {
 					t.Fatalf("Unusable = %v, want usable", got)
@@ -68,16 +81,39 @@ func TestUnusable(t *testing.T) {
 			if tt.cfg != nil && got.Metadata["model_config_id"] != tt.cfg.ID.String() {
 				t.Errorf("metadata model_config_id = %q, want %s", got.Metadata["model_config_id"], tt.cfg.ID)
 			}
-			if tt.want == errs.ProviderNotFound || tt.want == errs.ProviderDisabled {
+			if tt.want == errs.ProviderNotFound || tt.want == errs.ProviderDisabled || tt.want == errs.ProviderHostNotAllowed {
 				if got.Metadata["provider_id"] != tt.cfg.ProviderID.String() {
 					t.Errorf("metadata provider_id = %q, want %s", got.Metadata["provider_id"], tt.cfg.ProviderID)
+				}
+			}
+			if tt.want == errs.ProviderHostNotAllowed {
+				want, _ := egress.HostOf(tt.cfg.Provider.BaseURL)
+				if h, ok := got.Metadata["host"]; !ok || h != want {
+					t.Errorf("metadata host = %q (present %v), want %q", h, ok, want)
 				}
 			}
 		})
 	}
 }
 
-// Every combination of config and provider state, against the oracle.
+// Without a list (the default) every host is allowed, however odd.
+func TestUnusableWithoutAList(t *testing.T) {
+	empty, err := egress.Parse("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, hosts := range []*egress.AllowList{nil, empty} {
+		for _, u := range []string{"", forbiddenURL, "http://10.0.5/", "https://user:pw@elsewhere.test/"} {
+			p := &Provider{ID: uuid.New(), Enabled: true, BaseURL: u}
+			c := &ModelConfig{ID: uuid.New(), ProviderID: p.ID, Enabled: true, Provider: p}
+			if got := Unusable(c, hosts); got != nil {
+				t.Errorf("list %q: Unusable(base_url %q) = %v, want usable", hosts, u, got)
+			}
+		}
+	}
+}
+
+// Every combination of config and provider state, base_url and list, against the oracle.
 func TestUnusableMatrix(t *testing.T) {
 	providers := map[string]func() *Provider{
 		"nil":              func() *Provider { return nil },
@@ -86,21 +122,26 @@ func TestUnusableMatrix(t *testing.T) {
 		"disabled":         func() *Provider { return &Provider{ID: uuid.New()} },
 		"live":             func() *Provider { return &Provider{ID: uuid.New(), Enabled: true} },
 	}
+	urls := []string{"", "https://api.allowed.test/v1", "https://x.eu.allowed.test/", "https://eu.allowed.test/", forbiddenURL}
 	for pname, mk := range providers {
 		for _, deleted := range []bool{false, true} {
 			for _, enabled := range []bool{false, true} {
-				t.Run(fmt.Sprintf("provider=%s/deleted=%v/enabled=%v", pname, deleted, enabled), func(t *testing.T) {
-					p := mk()
-					c := &ModelConfig{ID: uuid.New(), Deleted: deleted, Enabled: enabled, Provider: p}
-					if p != nil {
-						c.ProviderID = p.ID
+				for _, u := range urls {
+					for _, allowed := range [][]string{nil, worldHosts} {
+						t.Run(fmt.Sprintf("provider=%s/deleted=%v/enabled=%v/%s/list=%v", pname, deleted, enabled, u, allowed), func(t *testing.T) {
+							p := mk()
+							c := &ModelConfig{ID: uuid.New(), Deleted: deleted, Enabled: enabled, Provider: p}
+							if p != nil {
+								c.ProviderID, p.BaseURL = p.ID, u
+							}
+							want := specUnusable(c, allowed)
+							got := Unusable(c, (&world{allowed: allowed}).hosts())
+							if (got == nil) != (want == "") || (got != nil && got.Reason != want) {
+								t.Errorf("Unusable = %v, want %q", got, want)
+							}
+						})
 					}
-					want := specUnusable(c)
-					got := Unusable(c)
-					if (got == nil) != (want == "") || (got != nil && got.Reason != want) {
-						t.Errorf("Unusable = %v, want %q", got, want)
-					}
-				})
+				}
 			}
 		}
 	}
