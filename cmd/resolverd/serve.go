@@ -13,6 +13,7 @@ import (
 
 	"github.com/resolverd/resolverd/internal/cachedstore"
 	"github.com/resolverd/resolverd/internal/db"
+	"github.com/resolverd/resolverd/internal/egress"
 	"github.com/resolverd/resolverd/internal/keyring"
 	"github.com/resolverd/resolverd/internal/metrics"
 	"github.com/resolverd/resolverd/internal/server"
@@ -46,6 +47,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	cacheMax := f.int("cache-max-entries", 100_000, "bound on each large cache (chats, model configs, user keys); providers, central keys and tokens get a tenth")
 	cacheTTL := f.duration("cache-ttl", 60*time.Second, "the longest a cached entry is served without being read again (changes are pushed sooner)")
 	logLevel := f.string("log-level", "info", "debug, info, warn or error (debug logs every call)")
+	allowedHosts := f.string("allowed-provider-hosts", "", "comma-separated hosts and *.suffix patterns a provider's base_url may point at, e.g. api.openai.com,*.openai.azure.com (empty: any host)")
 	debugListen := f.string("debug-listen", "", "serve Go's /debug/pprof profiles on this address (off when empty; never expose it publicly)")
 	if err := f.parse(args); err != nil {
 		return err
@@ -56,6 +58,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	kr, err := keyring.Parse(*encKeys)
 	if err != nil {
 		return err
+	}
+	hosts, err := egress.Parse(*allowedHosts)
+	if err != nil {
+		return fmt.Errorf("--allowed-provider-hosts: %w", err)
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -72,6 +78,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	cfg := server.Config{AllowBYOK: *allowBYOK, Reflection: *reflect, AuditRetention: *retention,
 		Cache:       cachedstore.Options{MaxEntries: *cacheMax, TTL: *cacheTTL},
 		CallTimeout: *callTimeout, RateLimit: transport.RateLimit{PerSecond: *rateLimit, Burst: *rateBurst}}
+	cfg.AllowedProviderHosts = hosts
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 	switch {
 	case *tlsCert != "" || *tlsKey != "":
@@ -144,6 +151,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			return fmt.Errorf("listen on %s for --health-listen: %w", *healthListen, err)
 		}
 	}
+	// docs/CONTRACT.md §7.5: where providers' base_url may point ("" is anywhere).
+	log.Info("provider hosts", "allowed_provider_hosts", hosts.String())
 	log.Info("serving", "listen", l.API.Addr().String(), "tls", cfg.TLS != nil, "mutual_tls", *tlsClientCA != "",
 		"health_listen", *healthListen, "metrics_listen", *metricsListen, "tracing", *otlpEndpoint != "",
 		"allow_byok", *allowBYOK, "reflection", *reflect, "rate_limit", *rateLimit, "schema_version", db.LatestVersion(),

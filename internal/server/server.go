@@ -28,6 +28,7 @@ import (
 	"github.com/resolverd/resolverd/internal/cachedstore"
 	"github.com/resolverd/resolverd/internal/db"
 	"github.com/resolverd/resolverd/internal/dbauthz"
+	"github.com/resolverd/resolverd/internal/egress"
 	"github.com/resolverd/resolverd/internal/metrics"
 	"github.com/resolverd/resolverd/internal/resolve"
 	"github.com/resolverd/resolverd/internal/service"
@@ -41,6 +42,9 @@ type Config struct {
 	AllowBYOK  bool
 	Reflection bool
 	Logger     *slog.Logger
+	// AllowedProviderHosts is --allowed-provider-hosts: where a provider's base_url may point
+	// (docs/CONTRACT.md §7.5). nil allows every host.
+	AllowedProviderHosts *egress.AllowList
 	// HealthInterval is how often the database and schema are checked for the health service.
 	HealthInterval time.Duration
 	// AuditRetention is how long audit events are kept; 0 keeps them forever.
@@ -133,7 +137,7 @@ func New(ctx context.Context, pool *pgxpool.Pool, sealer db.Sealer, cfg Config) 
 			m.WatchTLS(func() (time.Time, bool) { return tlsconfig.NotAfter(tlsCfg) })
 		}
 	}
-	resolver := service.NewResolver(authz, resolve.Options{AllowBYOK: cfg.AllowBYOK}, fpKey, auditWriter, log, resolutions)
+	resolver := service.NewResolver(authz, resolve.Options{AllowBYOK: cfg.AllowBYOK, AllowedHosts: cfg.AllowedProviderHosts}, fpKey, auditWriter, log, resolutions)
 	auth := transport.NewAuthenticator(authz, log, cfg.RateLimit, calls)
 	auth.ReportRefusals(resolver.RecordRefusal)
 	unary, stream := transport.Interceptors(transport.ChainOptions{
@@ -163,7 +167,7 @@ func New(ctx context.Context, pool *pgxpool.Pool, sealer db.Sealer, cfg Config) 
 	}
 	g := grpc.NewServer(opts...)
 	resolverv1.RegisterResolverServiceServer(g, resolver)
-	resolverv1.RegisterAdminServiceServer(g, service.NewAdmin(authz, fpKey, log))
+	resolverv1.RegisterAdminServiceServer(g, service.NewAdmin(authz, fpKey, log).AllowProviderHosts(cfg.AllowedProviderHosts))
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(g, hs)
 	if cfg.Reflection {

@@ -7,6 +7,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/resolverd/resolverd/internal/dbauthz"
+	"github.com/resolverd/resolverd/internal/egress"
 	"github.com/resolverd/resolverd/internal/transport"
 	resolverv1 "github.com/resolverd/resolverd/proto/resolver/v1"
 )
@@ -18,6 +19,7 @@ type Admin struct {
 	fpKey []byte
 	pages pageTokens
 	log   *slog.Logger
+	hosts *egress.AllowList // where a provider's base_url may point; nil: anywhere (AllowProviderHosts)
 }
 
 // NewAdmin returns the AdminService handler.

@@ -14,6 +14,7 @@ func (s *Admin) CreateProvider(ctx context.Context, req *resolverv1.CreateProvid
 	v.providerName("name", req.GetName())
 	v.text("display_name", req.GetDisplayName(), false)
 	v.baseURL("base_url", req.GetBaseUrl())
+	v.providerHost("base_url", req.GetBaseUrl(), s.hosts)
 	policy := v.byokPolicy("byok_policy", req.GetByokPolicy())
 	if err := v.err(); err != nil {
 		return nil, s.fail(ctx, err)
@@ -39,6 +40,7 @@ func (s *Admin) UpdateProvider(ctx context.Context, req *resolverv1.UpdateProvid
 	}
 	if req.BaseUrl != nil {
 		v.baseURL("base_url", req.GetBaseUrl())
+		v.providerHost("base_url", req.GetBaseUrl(), s.hosts)
 	}
 	var policy resolve.BYOKPolicy
 	if req.GetByokPolicy() != resolverv1.ByokPolicy_BYOK_POLICY_UNSPECIFIED {
