@@ -102,9 +102,18 @@ func (s *Store) CentralKey(ctx context.Context, providerID uuid.UUID) (*resolve.
 	return s.q.OldestEnabledCentralKey(ctx, providerID)
 }
 
+// CreateProvider also needs, for a non-empty base_url, the scopes that read provider keys, as
+// UpdateProvider does to change one: a bedrock provider answers with the workers' ambient cloud
+// credentials, and any new provider can be given keys and made the default, so choosing where it
+// sends them is as good as reading them (docs/CONTRACT.md §3.3).
 func (s *Store) CreateProvider(ctx context.Context, p resolve.Provider) (db.Provider, error) {
 	if err := rbac.Require(ctx, rbac.AIProviderWrite); err != nil {
 		return db.Provider{}, err
+	}
+	if p.BaseURL != "" {
+		if err := rbac.Require(ctx, KeysOfProviderScopes...); err != nil {
+			return db.Provider{}, err
+		}
 	}
 	return s.q.CreateProvider(ctx, p)
 }
@@ -128,7 +137,8 @@ func (s *Store) UpdateProvider(ctx context.Context, id uuid.UUID, mutate func(*d
 	})
 }
 
-// KeysOfProviderScopes are what changing a provider's base_url needs beyond ai_provider:write.
+// KeysOfProviderScopes are what creating a provider with a base_url, or changing its base_url,
+// needs beyond ai_provider:write.
 var KeysOfProviderScopes = []rbac.Scope{rbac.AIProviderKeyRead, rbac.UserAIProviderKeyRead}
 
 func (s *Store) DeleteProvider(ctx context.Context, id uuid.UUID) error {

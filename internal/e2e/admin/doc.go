@@ -19,7 +19,9 @@
 //   - authentication_test.go: the authorization header's shapes, revoked and expired tokens;
 //   - token_grants_test.go: what a token:write holder may grant, revoke and mint;
 //   - key_scopes_test.go: the key-table scopes ResolveModel needs, never turned into a fallback;
-//   - redirect_provider_test.go: changing a provider's base_url needs the scopes that read its keys.
+//   - redirect_provider_test.go: creating a provider with a base_url, or changing its base_url, needs
+//     the scopes that read its keys;
+//   - egress_test.go: --allowed-provider-hosts keeps every provider's base_url inside the list.
 //
 // How the suites run: TestMain (main_test.go) calls pgtest.Main, so the package starts one private
 // PostgreSQL cluster on first use; each test gets a fresh migrated database and a real resolverd

@@ -2,6 +2,7 @@ package admin_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -38,6 +39,48 @@ func TestAuthzRedirectingAProviderNeedsItsKeys(t *testing.T) {
 	}
 	keyReader := e.As(e.Token(t, "az-provider-key-reader", rbac.AIProviderWrite, rbac.AIProviderKeyRead, rbac.UserAIProviderKeyRead))
 	if err := update(keyReader, &resolverv1.UpdateProviderRequest{BaseUrl: proto.String("https://eu.api.openai.com/v1")}); err != nil {
+		t.Fatalf("with the key scopes: %v", err)
+	}
+}
+
+// TestAuthzCreatingAProviderWithABaseURLNeedsItsKeys: a new provider can be given keys and made the
+// default, and a bedrock one answers with the workers' ambient cloud credentials, so creating one
+// with a base_url needs the same key-read scopes as redirecting one (docs/CONTRACT.md §3.3); without
+// a base_url (the SDK's default) ai_provider:write is enough.
+func TestAuthzCreatingAProviderWithABaseURLNeedsItsKeys(t *testing.T) {
+	e := testenv.New(t, testenv.Options{})
+	create := func(ctx context.Context, name, baseURL string) error {
+		_, err := e.Admin.CreateProvider(ctx, &resolverv1.CreateProviderRequest{Type: "bedrock", Name: name, BaseUrl: baseURL})
+		return err
+	}
+	writer := e.As(e.Token(t, "az-create-writer", rbac.AIProviderWrite))
+	if err := create(writer, "az-create-default", ""); err != nil {
+		t.Fatalf("without base_url, with ai_provider:write: %v", err)
+	}
+	for _, tc := range []struct {
+		name    string
+		scopes  []rbac.Scope
+		missing rbac.Scope
+	}{
+		{"writer", []rbac.Scope{rbac.AIProviderWrite}, rbac.AIProviderKeyRead},
+		{"central key reader", []rbac.Scope{rbac.AIProviderWrite, rbac.AIProviderKeyRead}, rbac.UserAIProviderKeyRead},
+		{"user key reader", []rbac.Scope{rbac.AIProviderWrite, rbac.UserAIProviderKeyRead}, rbac.AIProviderKeyRead},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := e.As(e.Token(t, "az-create-"+strings.ReplaceAll(tc.name, " ", "-"), tc.scopes...))
+			before := e.TablesSnapshot(t)
+			err := create(ctx, "az-create-redirected", "https://collector.example.net/v1")
+			info := testenv.WantReason(t, err, codes.PermissionDenied, "MISSING_SCOPE")
+			if info.GetMetadata()["scope"] != string(tc.missing) {
+				t.Errorf("refused for %q, want %s", info.GetMetadata()["scope"], tc.missing)
+			}
+			if after := e.TablesSnapshot(t); after != before {
+				t.Errorf("a refused create changed the database:\n%s", adDiff(before, after))
+			}
+		})
+	}
+	keyReader := e.As(e.Token(t, "az-create-key-reader", rbac.AIProviderWrite, rbac.AIProviderKeyRead, rbac.UserAIProviderKeyRead))
+	if err := create(keyReader, "az-create-redirected", "https://collector.example.net/v1"); err != nil {
 		t.Fatalf("with the key scopes: %v", err)
 	}
 }
