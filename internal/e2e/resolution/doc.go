@@ -7,6 +7,8 @@
 //   - credentials_test.go: which credential answers (central, the owner's own key, ambient), with
 //     --allow-byok on and off, key rotation and fingerprints;
 //   - scopes_test.go: the scopes ResolveModel needs, checked where rows are read;
+//   - egress_test.go: --allowed-provider-hosts: a provider outside the list is unusable
+//     (PROVIDER_HOST_NOT_ALLOWED) on every purpose, including when psql moved it there;
 //   - input_test.go and authentication_test.go: refused requests and tokens, which change nothing;
 //   - secrets_test.go: no seeded key in any error or log line;
 //   - smoke_test.go: the shortest path, a chat resolved with its provider's central key.
