@@ -95,7 +95,7 @@ func (s *Store) open(ctx context.Context, at keyring.Place, sealed string, keyID
 		why = "it is sealed by an encryption key this server was not given"
 	}
 	return secret.String{}, errs.Wrap(err, errs.SecretUnreadable,
-		fmt.Sprintf("the stored API key %s (%s) does not open where it is stored (%s); it is not served", at.RowID, at.Table, why), kv...)
+		fmt.Sprintf("the stored API key %s does not open where it is stored (%s); it is not served", at.RowID, why), kv...)
 }
 
 // sealedKey is a key row as a resolution carries it: opened (and fingerprinted) only when the
