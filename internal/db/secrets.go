@@ -45,8 +45,10 @@ type UnreadableSecret struct {
 	Err error
 }
 
-// OnUnreadableSecret sets what hears of every stored secret that does not open, once per failed
-// attempt (serve logs it at error level and counts it). Set it before serving.
+// OnUnreadableSecret sets what hears of every stored secret that does not open, once per attempt
+// (serve logs it at error level and counts it). A key read for resolutions keeps its failure
+// (resolve.Key), so that is once per read of the row, not once per resolution refused. Set it
+// before serving.
 func (s *Store) OnUnreadableSecret(fn func(context.Context, UnreadableSecret)) {
 	s.unreadable.Store(&fn)
 }

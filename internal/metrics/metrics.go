@@ -51,7 +51,7 @@ func New() *Metrics {
 		}),
 		unreadable: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "resolverd_secrets_unreadable_total",
-			Help: "Stored secrets that did not open in their place (moved, edited, or sealed by an unknown encryption key), by table; each is logged at error level and never served.",
+			Help: "Stored secrets found not to open in their place (moved, edited, or sealed by an unknown encryption key), once per read of the row, by table; each is logged at error level and never served.",
 		}, []string{"table"}),
 	}
 	// Both tables show from the start, so an alert on any increase needs no absent-series rule.

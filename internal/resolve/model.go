@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/resolverd/resolverd/internal/errs"
 	"github.com/resolverd/resolverd/pkg/secret"
 )
 
@@ -74,8 +75,10 @@ type Chat struct {
 // picked.
 //
 // A Key is shared: the cache keeps it and concurrent resolutions read it. It keeps what it opened,
-// so a warm resolution does not decrypt again; a failed open is not kept (each resolution that
-// needs the key fails, and is counted and logged). Always use it by pointer.
+// so a warm resolution does not decrypt again. It keeps a SECRET_UNREADABLE failure too (the stored
+// value cannot change under it: a change to the row replaces the cached Key), so every resolution
+// needing it fails at once without decrypting, logging and counting again; any other failure (the
+// fingerprint key could not be read) is tried again next time. Always use it by pointer.
 type Key struct {
 	ID uuid.UUID
 
@@ -87,9 +90,11 @@ type Key struct {
 // that does not open in its place is SECRET_UNREADABLE).
 type Opener func(ctx context.Context) (secret.String, string, error)
 
+// openedKey is what opening gave: the plaintext and fingerprint, or a lasting failure.
 type openedKey struct {
 	secret      secret.String
 	fingerprint string
+	err         error
 }
 
 // SealedKey is a key whose value open will open when the key is chosen.
@@ -108,19 +113,23 @@ func OpenedKey(id uuid.UUID, s secret.String, fingerprint string) *Key {
 // Open returns the key's plaintext and fingerprint, opening it the first time.
 func (k *Key) Open(ctx context.Context) (secret.String, string, error) {
 	if o := k.opened.Load(); o != nil {
-		return o.secret, o.fingerprint, nil
+		return o.secret, o.fingerprint, o.err
 	}
 	if k.open == nil {
 		return secret.String{}, "", fmt.Errorf("key %s has no value to open", k.ID)
 	}
 	s, fp, err := k.open(ctx)
-	if err != nil {
+	switch {
+	case errs.Is(err, errs.SecretUnreadable):
+		k.opened.CompareAndSwap(nil, &openedKey{err: err})
+	case err != nil:
 		return secret.String{}, "", err
+	default:
+		// Concurrent first opens compute the same value; whichever is stored first is kept.
+		k.opened.CompareAndSwap(nil, &openedKey{secret: s, fingerprint: fp})
 	}
-	// Concurrent first opens compute the same value; whichever is stored first is kept.
-	k.opened.CompareAndSwap(nil, &openedKey{secret: s, fingerprint: fp})
 	o := k.opened.Load()
-	return o.secret, o.fingerprint, nil
+	return o.secret, o.fingerprint, o.err
 }
 
 // CredentialSource says where a credential came from.

@@ -72,8 +72,8 @@ func TestAnUnreadableKeyFailsOnlyTheResolutionsThatChooseIt(t *testing.T) {
 			t.Fatalf("%s override on the unreadable key: %+v, %v; want SECRET_UNREADABLE and no fallback", p, res, err)
 		}
 	}
-	if n := broken.n.Load(); n != 4 {
-		t.Errorf("the unreadable key was tried %d times, want once per resolution (4): failures are not kept", n)
+	if n := broken.n.Load(); n != 1 {
+		t.Errorf("the unreadable key was tried %d times, want once: the failure stays with the key", n)
 	}
 	res, err := w.resolve(true, PurposeChat, uuid.Nil)
 	if err != nil || res.Credential.KeyID != goodKey.ID {
@@ -124,6 +124,20 @@ func TestAKeyIsOpenedOnceForAll(t *testing.T) {
 	}
 	if _, _, err := (&Key{ID: uuid.New()}).Open(context.Background()); err == nil {
 		t.Fatal("a key without a value opened")
+	}
+}
+
+// A failure other than SECRET_UNREADABLE (the fingerprint key could not be read) is not kept: the
+// next resolution tries again and succeeds.
+func TestATransientFailureIsTriedAgain(t *testing.T) {
+	o := &countingOpener{plain: "later", err: errs.New(errs.DatabaseUnavailable, "the database is unavailable")}
+	k := SealedKey(uuid.New(), o.open)
+	if _, _, err := k.Open(context.Background()); !errs.Is(err, errs.DatabaseUnavailable) {
+		t.Fatalf("first open: %v", err)
+	}
+	o.err = nil
+	if s, _, err := k.Open(context.Background()); err != nil || s.Reveal() != "later" || o.n.Load() != 2 {
+		t.Fatalf("second open: %q, %v after %d tries", s.Reveal(), err, o.n.Load())
 	}
 }
 
