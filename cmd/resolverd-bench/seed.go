@@ -104,11 +104,13 @@ func seedBig(ctx context.Context, connString string, kr *keyring.Keyring, set *s
 	for i := range bigProv {
 		providers[i] = uuid.New()
 		provRows = append(provRows, []any{providers[i], types[i%len(types)], fmt.Sprintf("big-%04d", i), policies[i%2]})
-		ct, kid, err := kr.Seal(secret.New(fmt.Sprintf("sk-big-central-%04d", i)))
+		id := uuid.New()
+		ct, kid, err := kr.Seal(secret.New(fmt.Sprintf("sk-big-central-%04d", i)),
+			keyring.Place{Table: "ai_provider_keys", RowID: id, ProviderID: providers[i]})
 		if err != nil {
 			return err
 		}
-		keyRows = append(keyRows, []any{uuid.New(), providers[i], ct, kid})
+		keyRows = append(keyRows, []any{id, providers[i], ct, kid})
 	}
 	configs := make([]uuid.UUID, bigConfigs)
 	var cfgRows [][]any
@@ -129,13 +131,15 @@ func seedBig(ctx context.Context, connString string, kr *keyring.Keyring, set *s
 	ukRows := make([][]any, 0, bigChats*keysPerUsr)
 	for i, u := range users {
 		for j := range keysPerUsr {
-			ct, kid, err := kr.Seal(secret.New(fmt.Sprintf("sk-big-user-%06d-%d", i, j)))
+			// j = 0 is the provider of the owner's chat (config i%bigConfigs, provider i%bigProv);
+			// 97·j mod 1000 keeps the ten distinct.
+			id, provider := uuid.New(), providers[(i+j*97)%bigProv]
+			ct, kid, err := kr.Seal(secret.New(fmt.Sprintf("sk-big-user-%06d-%d", i, j)),
+				keyring.Place{Table: "user_ai_provider_keys", RowID: id, ProviderID: provider, UserID: u})
 			if err != nil {
 				return err
 			}
-			// j = 0 is the provider of the owner's chat (config i%bigConfigs, provider i%bigProv);
-			// 97·j mod 1000 keeps the ten distinct.
-			ukRows = append(ukRows, []any{uuid.New(), u, providers[(i+j*97)%bigProv], ct, kid})
+			ukRows = append(ukRows, []any{id, u, provider, ct, kid})
 		}
 	}
 	logf("sealed %d user keys in %s", len(ukRows), time.Since(start).Round(time.Millisecond))

@@ -42,12 +42,18 @@ func (c *cancelOnWrite) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// TestKeysRotateThenServeWithOnlyTheNewKey: secrets sealed by key A (and a legacy plain row) are
-// re-encrypted under B in batches, an interrupted run goes on when run again, and a server given
-// only B then serves every secret.
+// TestKeysRotateThenServeWithOnlyTheNewKey: secrets sealed by key A (and a legacy plain row, and a
+// value sealed by B in the format before version 10) are re-encrypted under B, bound to their rows,
+// in batches; an interrupted run goes on when run again; the CHECK against plain secrets is then
+// validated; and a server given only B serves every secret.
 func TestKeysRotateThenServeWithOnlyTheNewKey(t *testing.T) {
 	ctx := context.Background()
-	url := pgtest.NewDatabase(t)
+	// Version 9: plain rows can still be written, as the legacy cutover wrote them; migration 10
+	// (no new plain secret) comes after the seeding.
+	url := pgtest.NewEmptyDatabase(t)
+	if code, _, errOut := cli(ctx, map[string]string{"RESOLVER_DATABASE_URL": url}, "migrate", "up", "--to", "9"); code != 0 {
+		t.Fatal(errOut)
+	}
 	pool := pgtest.Connect(t, url)
 	a, b := keyring.Generate(), keyring.Generate()
 	ringA, _ := keyring.Parse(a)
@@ -99,6 +105,28 @@ func TestKeysRotateThenServeWithOnlyTheNewKey(t *testing.T) {
 	lchat, _ := store.PutChat(ctx, uuid.New(), owner, lc.ID)
 	chats = append(chats, lchat.ID)
 	want[lchat.ID] = "sk-rotate-legacy-plain"
+	// Sealed by B already, but in the format before version 10: rotated for its format alone.
+	unbound, err := store.CreateProvider(ctx, resolve.Provider{ID: uuid.New(), Type: "google", Name: "unbound", Enabled: true, BYOKPolicy: resolve.BYOKDisabled})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, oldKeyID, err := ringB.SealUnbound(secret.New("sk-rotate-unbound"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO encryption_keys (id) VALUES ($1) ON CONFLICT DO NOTHING`, oldKeyID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO ai_provider_keys (id, provider_id, api_key, api_key_key_id) VALUES (gen_random_uuid(), $1, $2, $3)`, unbound.ID, old, oldKeyID); err != nil {
+		t.Fatal(err)
+	}
+	uc, _ := store.CreateModelConfig(ctx, resolve.ModelConfig{ID: uuid.New(), ProviderID: unbound.ID, Model: "u", Enabled: true, ContextLimit: 10, Options: []byte("{}")})
+	uchat, _ := store.PutChat(ctx, uuid.New(), owner, uc.ID)
+	chats = append(chats, uchat.ID)
+	want[uchat.ID] = "sk-rotate-unbound"
+	if code, _, errOut := cli(ctx, map[string]string{"RESOLVER_DATABASE_URL": url}, "migrate", "up"); code != 0 {
+		t.Fatalf("migrate up with a plain legacy row: %s", errOut)
+	}
 
 	env := map[string]string{"RESOLVER_DATABASE_URL": url, "RESOLVER_ENCRYPTION_KEYS": b + "," + a}
 	fingerprints := func(s *db.Store) map[uuid.UUID]string {
@@ -116,21 +144,23 @@ func TestKeysRotateThenServeWithOnlyTheNewKey(t *testing.T) {
 		}
 		return out
 	}
-	before := fingerprints(store)
+	ringBA, _ := keyring.Parse(b + "," + a)
+	before := fingerprints(db.New(pool, ringBA))
 
 	// Interrupted after its first batch, then run again.
 	ictx, cancel := context.WithCancel(ctx)
 	out := &cancelOnWrite{after: 2, cancel: cancel}
 	code := run(ictx, []string{"keys", "rotate", "--batch-size", "3"}, func(k string) string { return env[k] }, out, &strings.Builder{})
 	cancel()
-	if code != 1 || !strings.Contains(out.b.String(), "ai_provider_keys: 3/11") {
+	if code != 1 || !strings.Contains(out.b.String(), "ai_provider_keys: 3/12") {
 		t.Fatalf("interrupted run: code %d, output:\n%s", code, out.b.String())
 	}
 	code, stdout, errOut := cli(ctx, env, "keys", "rotate", "--batch-size", "3")
 	if code != 0 {
 		t.Fatalf("second run: code %d: %s", code, errOut)
 	}
-	for _, line := range []string{"ai_provider_keys: 8/8", "user_ai_provider_keys: 10/10", "done: every secret is sealed by key " + ringB.IDs()[0], ringA.IDs()[0]} {
+	for _, line := range []string{"ai_provider_keys: 9/9", "user_ai_provider_keys: 10/10", "done: every secret is sealed by key " + ringB.IDs()[0], ringA.IDs()[0],
+		"no plain secret is left: the CHECKs ai_provider_keys_api_key_sealed, user_ai_provider_keys_api_key_sealed are validated\n"} {
 		if !strings.Contains(stdout, line) {
 			t.Errorf("output lacks %q:\n%s", line, stdout)
 		}
@@ -141,7 +171,7 @@ func TestKeysRotateThenServeWithOnlyTheNewKey(t *testing.T) {
 		t.Fatalf("%d secrets not sealed by B (%v)", notB, err)
 	}
 	after := fingerprints(db.New(pool, ringB))
-	if len(after) != 11 || fmt.Sprint(after) != fmt.Sprint(before) {
+	if len(after) != 12 || fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Fatalf("fingerprints changed with the encryption key:\n%v\n%v", before, after)
 	}
 	var plainLeft int
@@ -150,6 +180,18 @@ func TestKeysRotateThenServeWithOnlyTheNewKey(t *testing.T) {
 	}
 	if plainLeft != 0 {
 		t.Fatalf("%d plain secrets left", plainLeft)
+	}
+	var unboundLeft, notValid int
+	if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM ai_provider_keys WHERE api_key NOT LIKE 'v2:%') +
+		(SELECT count(*) FROM user_ai_provider_keys WHERE api_key NOT LIKE 'v2:%')`).Scan(&unboundLeft); err != nil || unboundLeft != 0 {
+		t.Fatalf("%d secrets not bound to their row (%v)", unboundLeft, err)
+	}
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_constraint WHERE conname LIKE '%_api_key_sealed' AND NOT convalidated`).Scan(&notValid); err != nil || notValid != 0 {
+		t.Fatalf("%d CHECKs against plain secrets not validated (%v)", notValid, err)
+	}
+	// A third run has nothing to do and says the CHECKs already were validated.
+	if code, stdout, errOut := cli(ctx, env, "keys", "rotate"); code != 0 || !strings.Contains(stdout, "they already were") || strings.Contains(stdout, "keys: ") {
+		t.Fatalf("third run: code %d\n%s%s", code, stdout, errOut)
 	}
 
 	// A server with only B starts and serves every secret.

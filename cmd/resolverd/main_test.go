@@ -95,6 +95,7 @@ func TestBadFlagsAreOneLine(t *testing.T) {
 		{"migrate", "status", "--nope"},
 		{"token", "create", "--ttl", "soon"},
 		{"keys", "rotate", "--batch-size", "many"},
+		{"keys", "rotate", "--database-url", "postgres://x@127.0.0.1:1/db", "--format", "3"},
 		{"resolve", "--chat"},
 	} {
 		code, out, errOut := cli(context.Background(), nil, args...)

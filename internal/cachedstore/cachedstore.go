@@ -43,7 +43,9 @@ type Stats struct {
 
 type userProvider struct{ user, provider uuid.UUID }
 
-// keyEntry caches a key lookup; a nil key caches "there is none".
+// keyEntry caches a key lookup; a nil key caches "there is none". The key is kept sealed and opened
+// when a resolution first answers with it; the opened value then stays with the entry (resolve.Key),
+// so warm resolutions do not decrypt, and a key never chosen is never decrypted.
 type keyEntry struct{ key *resolve.Key }
 
 // configEntry caches a config with its provider attached, as the rules read it (shared and never

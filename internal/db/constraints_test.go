@@ -24,25 +24,31 @@ func TestConstraintsHoldForEveryWriter(t *testing.T) {
 	exec(t, pool, `INSERT INTO ai_providers (id, type, name) VALUES ('10000000-0000-4000-8000-000000000001', 'openai', 'openai')`)
 	exec(t, pool, `INSERT INTO users (id, username) VALUES ('30000000-0000-4000-8000-000000000001', 'alice')`)
 	exec(t, pool, `INSERT INTO chat_model_configs (id, ai_provider_id, model, is_default) VALUES ('20000000-0000-4000-8000-000000000001', '10000000-0000-4000-8000-000000000001', 'gpt-4o', true)`)
+	exec(t, pool, `INSERT INTO encryption_keys (id) VALUES ('0123456789abcdef')`)
 
 	cases := []struct {
 		name, sql, code string
+		constraint      string // when set, the constraint the error must name
 	}{
-		{"live name taken", `INSERT INTO ai_providers (id, type, name) VALUES (gen_random_uuid(), 'openai', 'openai')`, "23505"},
-		{"bad type", `INSERT INTO ai_providers (id, type, name) VALUES (gen_random_uuid(), 'gpt', 'x')`, "23514"},
-		{"bad name", `INSERT INTO ai_providers (id, type, name) VALUES (gen_random_uuid(), 'openai', 'Open_AI')`, "23514"},
-		{"name too long", `INSERT INTO ai_providers (id, type, name) VALUES (gen_random_uuid(), 'openai', repeat('a', 64))`, "23514"},
-		{"relative base url", `INSERT INTO ai_providers (id, type, name, base_url) VALUES (gen_random_uuid(), 'openai', 'x', '/v1')`, "23514"},
-		{"bad policy", `INSERT INTO ai_providers (id, type, name, byok_policy) VALUES (gen_random_uuid(), 'openai', 'x', 'sometimes')`, "23514"},
-		{"empty central key", `INSERT INTO ai_provider_keys (id, provider_id, api_key) VALUES (gen_random_uuid(), '10000000-0000-4000-8000-000000000001', '')`, "23514"},
-		{"key of a missing provider", `INSERT INTO ai_provider_keys (id, provider_id, api_key) VALUES (gen_random_uuid(), gen_random_uuid(), 'k')`, "23503"},
-		{"empty user key", `INSERT INTO user_ai_provider_keys (id, user_id, ai_provider_id, api_key) VALUES (gen_random_uuid(), '30000000-0000-4000-8000-000000000001', '10000000-0000-4000-8000-000000000001', '')`, "23514"},
-		{"second live default", `INSERT INTO chat_model_configs (id, ai_provider_id, model, is_default) VALUES (gen_random_uuid(), '10000000-0000-4000-8000-000000000001', 'm', true)`, "23505"},
-		{"live config without provider", `INSERT INTO chat_model_configs (id, model) VALUES (gen_random_uuid(), 'm')`, "23514"},
-		{"context limit 0", `INSERT INTO chat_model_configs (id, ai_provider_id, model, context_limit) VALUES (gen_random_uuid(), '10000000-0000-4000-8000-000000000001', 'm', 0)`, "23514"},
-		{"threshold 101", `INSERT INTO chat_model_configs (id, ai_provider_id, model, compression_threshold) VALUES (gen_random_uuid(), '10000000-0000-4000-8000-000000000001', 'm', 101)`, "23514"},
-		{"options not an object", `INSERT INTO chat_model_configs (id, ai_provider_id, model, options) VALUES (gen_random_uuid(), '10000000-0000-4000-8000-000000000001', 'm', '[1]')`, "23514"},
-		{"chat of a missing user", `INSERT INTO chats (id, owner_id) VALUES (gen_random_uuid(), gen_random_uuid())`, "23503"},
+		{"live name taken", `INSERT INTO ai_providers (id, type, name) VALUES (gen_random_uuid(), 'openai', 'openai')`, "23505", ""},
+		{"bad type", `INSERT INTO ai_providers (id, type, name) VALUES (gen_random_uuid(), 'gpt', 'x')`, "23514", ""},
+		{"bad name", `INSERT INTO ai_providers (id, type, name) VALUES (gen_random_uuid(), 'openai', 'Open_AI')`, "23514", ""},
+		{"name too long", `INSERT INTO ai_providers (id, type, name) VALUES (gen_random_uuid(), 'openai', repeat('a', 64))`, "23514", ""},
+		{"relative base url", `INSERT INTO ai_providers (id, type, name, base_url) VALUES (gen_random_uuid(), 'openai', 'x', '/v1')`, "23514", ""},
+		{"bad policy", `INSERT INTO ai_providers (id, type, name, byok_policy) VALUES (gen_random_uuid(), 'openai', 'x', 'sometimes')`, "23514", ""},
+		{"empty central key", `INSERT INTO ai_provider_keys (id, provider_id, api_key, api_key_key_id) VALUES (gen_random_uuid(), '10000000-0000-4000-8000-000000000001', '', '0123456789abcdef')`, "23514", ""},
+		{"key of a missing provider", `INSERT INTO ai_provider_keys (id, provider_id, api_key, api_key_key_id) VALUES (gen_random_uuid(), gen_random_uuid(), 'k', '0123456789abcdef')`, "23503", ""},
+		{"empty user key", `INSERT INTO user_ai_provider_keys (id, user_id, ai_provider_id, api_key, api_key_key_id) VALUES (gen_random_uuid(), '30000000-0000-4000-8000-000000000001', '10000000-0000-4000-8000-000000000001', '', '0123456789abcdef')`, "23514", ""},
+		// Migration 10: no new plain secret (a NULL key id), whoever writes it.
+		{"plain central key", `INSERT INTO ai_provider_keys (id, provider_id, api_key) VALUES (gen_random_uuid(), '10000000-0000-4000-8000-000000000001', 'sk-plain')`, "23514", "ai_provider_keys_api_key_sealed"},
+		{"plain user key", `INSERT INTO user_ai_provider_keys (id, user_id, ai_provider_id, api_key) VALUES (gen_random_uuid(), '30000000-0000-4000-8000-000000000001', '10000000-0000-4000-8000-000000000001', 'sk-plain')`, "23514", "user_ai_provider_keys_api_key_sealed"},
+		{"unknown encryption key", `INSERT INTO ai_provider_keys (id, provider_id, api_key, api_key_key_id) VALUES (gen_random_uuid(), '10000000-0000-4000-8000-000000000001', 'v2:x', 'fedcba9876543210')`, "23503", ""},
+		{"second live default", `INSERT INTO chat_model_configs (id, ai_provider_id, model, is_default) VALUES (gen_random_uuid(), '10000000-0000-4000-8000-000000000001', 'm', true)`, "23505", ""},
+		{"live config without provider", `INSERT INTO chat_model_configs (id, model) VALUES (gen_random_uuid(), 'm')`, "23514", ""},
+		{"context limit 0", `INSERT INTO chat_model_configs (id, ai_provider_id, model, context_limit) VALUES (gen_random_uuid(), '10000000-0000-4000-8000-000000000001', 'm', 0)`, "23514", ""},
+		{"threshold 101", `INSERT INTO chat_model_configs (id, ai_provider_id, model, compression_threshold) VALUES (gen_random_uuid(), '10000000-0000-4000-8000-000000000001', 'm', 101)`, "23514", ""},
+		{"options not an object", `INSERT INTO chat_model_configs (id, ai_provider_id, model, options) VALUES (gen_random_uuid(), '10000000-0000-4000-8000-000000000001', 'm', '[1]')`, "23514", ""},
+		{"chat of a missing user", `INSERT INTO chats (id, owner_id) VALUES (gen_random_uuid(), gen_random_uuid())`, "23503", ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -50,6 +56,9 @@ func TestConstraintsHoldForEveryWriter(t *testing.T) {
 			var pgErr *pgconn.PgError
 			if !errors.As(err, &pgErr) || pgErr.Code != c.code {
 				t.Fatalf("got %v, want SQLSTATE %s", err, c.code)
+			}
+			if c.constraint != "" && pgErr.ConstraintName != c.constraint {
+				t.Fatalf("violated %q, want %q", pgErr.ConstraintName, c.constraint)
 			}
 		})
 	}

@@ -44,10 +44,11 @@ func legacyDB(t *testing.T) (*pgxpool.Pool, *db.Migrator) {
 	return pool, m
 }
 
-// seal encrypts a value the way resolverd does, for legacy rows that hold ciphertext.
+// seal encrypts a value the way the legacy layout did (no associated data), for legacy rows that
+// hold ciphertext.
 func seal(t *testing.T, plain string) (string, string) {
 	t.Helper()
-	ct, id, err := pgtest.Keyring.Seal(secret.New(plain))
+	ct, id, err := pgtest.Keyring.SealUnbound(secret.New(plain))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,19 +10,24 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/resolverd/resolverd/internal/keyring"
 	"github.com/resolverd/resolverd/pkg/secret"
 )
 
-// Sealer encrypts secrets for storage and decrypts them when read. keyID is the id of the
-// encryption key that sealed a value; nil means plain text carried over from the legacy layout.
+// Sealer encrypts secrets for storage and decrypts them when read (*keyring.Keyring). Every value
+// is bound to its place (docs/CONTRACT.md §7.1). keyID is the id of the encryption key that sealed
+// a value; nil means plain text carried over from the legacy layout.
 type Sealer interface {
-	Seal(s secret.String) (ciphertext string, keyID string, err error)
-	Open(ciphertext string, keyID *string) (secret.String, error)
+	Seal(s secret.String, at keyring.Place) (sealed string, keyID string, err error)
+	// SealUnbound seals in the format releases before schema version 10 read (keys rotate --format 1).
+	SealUnbound(s secret.String) (sealed string, keyID string, err error)
+	Open(sealed string, keyID *string, at keyring.Place) (secret.String, error)
 }
 
 // Store reads and writes resolverd's tables.
@@ -32,6 +37,9 @@ type Store struct {
 
 	mu    sync.Mutex
 	fpKey []byte // read once: it never changes
+
+	// unreadable hears of every stored secret that did not open (secrets.go).
+	unreadable atomic.Pointer[func(context.Context, UnreadableSecret)]
 }
 
 // New returns a Store over pool.
@@ -104,32 +112,9 @@ func (s *Store) fingerprint(ctx context.Context, v secret.String) (string, error
 	return secret.Fingerprint(key, v), nil
 }
 
-// seal encrypts v for a row written in tx, registering the sealing key in encryption_keys in the
-// same transaction (the row references it). Admin writes are rare; the extra statement is cheaper
-// than any cache that could outlive a rolled-back registration.
-func (s *Store) seal(ctx context.Context, tx pgx.Tx, v secret.String) (ciphertext, keyID string, err error) {
-	ciphertext, keyID, err = s.sealer.Seal(v)
-	if err != nil {
-		return "", "", fmt.Errorf("seal the key: %w", err)
-	}
-	if _, err := tx.Exec(ctx, `INSERT INTO encryption_keys (id) VALUES ($1) ON CONFLICT DO NOTHING`, keyID); err != nil {
-		return "", "", fmt.Errorf("register encryption key %s: %w", keyID, classify(err))
-	}
-	return ciphertext, keyID, nil
-}
-
 // inTx runs fn in one transaction, committed when fn returns nil and rolled back otherwise.
 func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 	return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{}, fn)
-}
-
-// open decrypts a stored secret, naming the row on failure.
-func (s *Store) open(table string, id fmt.Stringer, ciphertext string, keyID *string) (secret.String, error) {
-	v, err := s.sealer.Open(ciphertext, keyID)
-	if err != nil {
-		return secret.String{}, fmt.Errorf("decrypt %s %s: %w", table, id, err)
-	}
-	return v, nil
 }
 
 // SealingKeyIDs lists the encryption key ids that sealed stored secrets.

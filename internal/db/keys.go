@@ -14,18 +14,22 @@ import (
 
 const providerKeyCols = `id, provider_id, api_key, api_key_key_id, enabled, created_at, updated_at`
 
-func (s *Store) scanProviderKey(row pgx.Row) (ProviderKey, error) {
-	var (
-		k          ProviderKey
-		ciphertext string
-		keyID      *string
-	)
-	if err := row.Scan(&k.ID, &k.ProviderID, &ciphertext, &keyID, &k.Enabled, &k.CreatedAt, &k.UpdatedAt); err != nil {
-		return k, err
+// providerKeyScanner scans a central key row for an admin answer. A value that does not open in its
+// place is reported (OnUnreadableSecret) and left empty, so the row is listed with no fingerprint
+// and the operator can find it, disable it or delete it; resolutions refuse it (docs/CONTRACT.md §7.1).
+func (s *Store) providerKeyScanner(ctx context.Context) func(pgx.Row) (ProviderKey, error) {
+	return func(row pgx.Row) (ProviderKey, error) {
+		var (
+			k      ProviderKey
+			sealed string
+			keyID  *string
+		)
+		if err := row.Scan(&k.ID, &k.ProviderID, &sealed, &keyID, &k.Enabled, &k.CreatedAt, &k.UpdatedAt); err != nil {
+			return k, err
+		}
+		k.Secret, _ = s.open(ctx, centralPlace(k.ID, k.ProviderID), sealed, keyID) // reported by open
+		return k, nil
 	}
-	v, err := s.open("ai_provider_keys", k.ID, ciphertext, keyID)
-	k.Secret = v
-	return k, err
 }
 
 // AddProviderKey adds a central key to a live provider (enabled or not).
@@ -56,6 +60,9 @@ func (s *Store) RotateProviderKey(ctx context.Context, id, providerID uuid.UUID,
 		if err := lockLiveProvider(ctx, tx, providerID, "provider_id", false, forUpdate); err != nil {
 			return nil, err
 		}
+		if err := s.sealPlainCentralKeys(ctx, tx, "provider_id = $1 AND enabled", providerID); err != nil {
+			return nil, err
+		}
 		tag, err := tx.Exec(ctx, `UPDATE ai_provider_keys SET enabled = false, updated_at = now()
 WHERE provider_id = $1 AND enabled`, providerID)
 		if err != nil {
@@ -74,13 +81,14 @@ WHERE provider_id = $1 AND enabled`, providerID)
 }
 
 func (s *Store) insertProviderKey(ctx context.Context, tx pgx.Tx, id, providerID uuid.UUID, key secret.String, enabled bool) (ProviderKey, error) {
-	ciphertext, keyID, err := s.seal(ctx, tx, key)
+	// The id is chosen up front, so the value is sealed for its row before it is written.
+	sealed, keyID, err := s.seal(ctx, tx, key, centralPlace(id, providerID))
 	if err != nil {
 		return ProviderKey{}, err
 	}
 	// clock_timestamp, not now(): keys added in one transaction still get an order.
-	out, err := s.scanProviderKey(tx.QueryRow(ctx, `INSERT INTO ai_provider_keys (id, provider_id, api_key, api_key_key_id, enabled, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, clock_timestamp(), clock_timestamp()) RETURNING `+providerKeyCols, id, providerID, ciphertext, keyID, enabled))
+	out, err := s.providerKeyScanner(ctx)(tx.QueryRow(ctx, `INSERT INTO ai_provider_keys (id, provider_id, api_key, api_key_key_id, enabled, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, clock_timestamp(), clock_timestamp()) RETURNING `+providerKeyCols, id, providerID, sealed, keyID, enabled))
 	return out, classify(err)
 }
 
@@ -101,8 +109,11 @@ func (s *Store) keyDetails(ctx context.Context, keyID, providerID uuid.UUID, key
 func (s *Store) SetProviderKeyEnabled(ctx context.Context, id uuid.UUID, enabled bool) (ProviderKey, error) {
 	var out ProviderKey
 	err := s.change(ctx, "SetProviderKeyEnabled", func(tx pgx.Tx) (map[string]string, error) {
+		if err := s.sealPlainCentralKeys(ctx, tx, "id = $1", id); err != nil {
+			return nil, err
+		}
 		var err error
-		out, err = s.scanProviderKey(tx.QueryRow(ctx, `UPDATE ai_provider_keys SET enabled = $2, updated_at = now()
+		out, err = s.providerKeyScanner(ctx)(tx.QueryRow(ctx, `UPDATE ai_provider_keys SET enabled = $2, updated_at = now()
 WHERE id = $1 RETURNING `+providerKeyCols, id, enabled))
 		if notFound(err) {
 			return nil, errNotFound("provider key", id)
@@ -136,7 +147,7 @@ func (s *Store) ListProviderKeys(ctx context.Context, providerID uuid.UUID, p Pa
 	return list(ctx, s, "provider keys", `SELECT `+providerKeyCols+` FROM ai_provider_keys
 WHERE ($1::uuid IS NULL OR provider_id = $1)
   AND ($2::uuid IS NULL OR (provider_id, created_at, id) > ($2::uuid, $3::timestamptz, $4::uuid))
-ORDER BY provider_id, created_at, id LIMIT $5`, s.scanProviderKey, nullUUID(providerID), provider, created, id, p.limit())
+ORDER BY provider_id, created_at, id LIMIT $5`, s.providerKeyScanner(ctx), nullUUID(providerID), provider, created, id, p.limit())
 }
 
 // PutUserProviderKey sets a user's own key for a provider, replacing the one they had. The provider
@@ -150,7 +161,15 @@ func (s *Store) PutUserProviderKey(ctx context.Context, id, userID, providerID u
 		if err := lockLiveUser(ctx, tx, userID, "user_id"); err != nil {
 			return nil, err
 		}
-		ciphertext, keyID, err := s.seal(ctx, tx, key)
+		// The value is bound to the row that finally holds it: the user's row for the provider if
+		// there is one (locked until commit, so no other Put replaces it meanwhile), else the new one.
+		rowID := id
+		err := tx.QueryRow(ctx, `SELECT id FROM user_ai_provider_keys WHERE user_id = $1 AND ai_provider_id = $2 FOR UPDATE`,
+			userID, providerID).Scan(&rowID)
+		if err != nil && !notFound(err) {
+			return nil, classify(err)
+		}
+		sealed, keyID, err := s.seal(ctx, tx, key, userPlace(rowID, userID, providerID))
 		if err != nil {
 			return nil, err
 		}
@@ -159,12 +178,23 @@ func (s *Store) PutUserProviderKey(ctx context.Context, id, userID, providerID u
 		err = tx.QueryRow(ctx, `INSERT INTO user_ai_provider_keys (id, user_id, ai_provider_id, api_key, api_key_key_id)
 VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (user_id, ai_provider_id) DO UPDATE SET api_key = EXCLUDED.api_key, api_key_key_id = EXCLUDED.api_key_key_id, updated_at = now()
-RETURNING id, user_id, ai_provider_id, api_key, api_key_key_id, created_at, updated_at`, id, userID, providerID, ciphertext, keyID).
+RETURNING id, user_id, ai_provider_id, api_key, api_key_key_id, created_at, updated_at`, id, userID, providerID, sealed, keyID).
 			Scan(&out.ID, &out.UserID, &out.ProviderID, &stored, &storedKeyID, &out.CreatedAt, &out.UpdatedAt)
 		if err != nil {
 			return nil, classify(err)
 		}
-		if out.Secret, err = s.open("user_ai_provider_keys", out.ID, stored, storedKeyID); err != nil {
+		if out.ID != rowID {
+			// Another Put inserted the user's first key for the provider between the lookup and the
+			// insert, and this one replaced it: seal again for that row.
+			if sealed, keyID, err = s.seal(ctx, tx, key, userPlace(out.ID, userID, providerID)); err != nil {
+				return nil, err
+			}
+			if err := tx.QueryRow(ctx, `UPDATE user_ai_provider_keys SET api_key = $2, api_key_key_id = $3 WHERE id = $1
+RETURNING api_key, api_key_key_id`, out.ID, sealed, keyID).Scan(&stored, &storedKeyID); err != nil {
+				return nil, classify(err)
+			}
+		}
+		if out.Secret, err = s.open(ctx, userPlace(out.ID, out.UserID, out.ProviderID), stored, storedKeyID); err != nil {
 			return nil, err
 		}
 		return s.keyDetails(ctx, out.ID, providerID, key, map[string]string{"user_id": userID.String()})
@@ -206,4 +236,42 @@ func lockLiveUser(ctx context.Context, tx pgx.Tx, id uuid.UUID, field string) er
 		return errs.New(errs.UserNotFound, fmt.Sprintf("user %s does not exist", id), field, id.String())
 	}
 	return classify(err)
+}
+
+// sealPlainCentralKeys seals the legacy plain central keys (NULL api_key_key_id) matching where,
+// which a write is about to update: migration 10's CHECK refuses to leave a row it updates plain,
+// even before `resolverd keys rotate` has validated it for the table.
+func (s *Store) sealPlainCentralKeys(ctx context.Context, tx pgx.Tx, where string, args ...any) error {
+	rows, err := tx.Query(ctx, `SELECT id, provider_id, api_key FROM ai_provider_keys
+WHERE api_key_key_id IS NULL AND `+where+` FOR UPDATE`, args...)
+	if err != nil {
+		return classify(err)
+	}
+	type plainRow struct {
+		id, provider uuid.UUID
+		plain        string
+	}
+	var plain []plainRow
+	for rows.Next() {
+		var r plainRow
+		if err := rows.Scan(&r.id, &r.provider, &r.plain); err != nil {
+			rows.Close()
+			return classify(err)
+		}
+		plain = append(plain, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return classify(err)
+	}
+	for _, r := range plain {
+		sealed, keyID, err := s.seal(ctx, tx, secret.New(r.plain), centralPlace(r.id, r.provider))
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE ai_provider_keys SET api_key = $2, api_key_key_id = $3 WHERE id = $1`, r.id, sealed, keyID); err != nil {
+			return classify(err)
+		}
+	}
+	return nil
 }

@@ -7,19 +7,33 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/resolverd/resolverd/internal/keyring"
 )
 
-// SecretTables are the tables holding sealed secrets.
-var SecretTables = []string{"ai_provider_keys", "user_ai_provider_keys"}
+// Target is what `resolverd keys rotate` leaves every stored secret as: sealed by one encryption
+// key, in one format.
+type Target struct {
+	KeyID  string
+	Format int // keyring.FormatBound, or keyring.FormatUnbound before a downgrade below version 10
+}
 
-// CountNotSealedBy counts, per table, the secrets not sealed by key keyID (legacy plain rows
+// offTarget selects the rows of a secret table that are not yet as t wants them ($1 the key id,
+// $2 the bound prefix pattern, $3 whether the value must be bound): sealed by another key, plain
+// (a NULL key id), or in the other format.
+const offTarget = `(api_key_key_id IS DISTINCT FROM $1 OR (api_key LIKE $2) <> $3)`
+
+func (t Target) args() []any {
+	return []any{t.KeyID, keyring.BoundPrefix + "%", t.Format != keyring.FormatUnbound}
+}
+
+// CountOffTarget counts, per table, the secrets not yet as t wants them (legacy plain rows
 // included).
-func (s *Store) CountNotSealedBy(ctx context.Context, keyID string) (map[string]int, error) {
+func (s *Store) CountOffTarget(ctx context.Context, t Target) (map[string]int, error) {
 	out := map[string]int{}
 	for _, table := range SecretTables {
 		var n int
-		err := s.pool.QueryRow(ctx, `SELECT count(*) FROM `+pgx.Identifier{table}.Sanitize()+
-			` WHERE api_key_key_id IS DISTINCT FROM $1`, keyID).Scan(&n)
+		err := s.pool.QueryRow(ctx, `SELECT count(*) FROM `+pgx.Identifier{table}.Sanitize()+` WHERE `+offTarget, t.args()...).Scan(&n)
 		if err != nil {
 			return nil, fmt.Errorf("count the secrets of %s to re-encrypt: %w", table, classify(err))
 		}
@@ -28,28 +42,41 @@ func (s *Store) CountNotSealedBy(ctx context.Context, keyID string) (map[string]
 	return out, nil
 }
 
-// ResealBatch re-encrypts up to limit secrets of table that are not sealed by the sealing key, in
-// one transaction, and says how many it did. Rows another transaction holds are skipped this time
-// (SKIP LOCKED) and picked up by a later batch; an interrupted run loses nothing and a re-run goes
-// on where it stopped.
-func (s *Store) ResealBatch(ctx context.Context, table, sealingKeyID string, limit int) (int, error) {
-	t := pgx.Identifier{table}.Sanitize()
+// ResealBatch re-seals up to limit secrets of table with ids above after that are not yet as t
+// wants them, each for its own place, in one transaction; it returns how many it did and the last
+// id it saw (the next batch's after). Rows another transaction holds are skipped (SKIP LOCKED) and
+// left for a later run; an interrupted run loses nothing and a re-run goes on where it stopped.
+func (s *Store) ResealBatch(ctx context.Context, table string, t Target, after uuid.UUID, limit int) (int, uuid.UUID, error) {
+	if table != centralKeysTable && table != userKeysTable {
+		return 0, after, fmt.Errorf("re-encrypt %s: not a table of secrets", table)
+	}
+	owner := "NULL::uuid"
+	if table == userKeysTable {
+		owner = "user_id"
+	}
+	provider := "provider_id"
+	if table == userKeysTable {
+		provider = "ai_provider_id"
+	}
+	tbl := pgx.Identifier{table}.Sanitize()
 	var n int
+	last := after
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT id, api_key, api_key_key_id FROM `+t+`
-WHERE api_key_key_id IS DISTINCT FROM $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED`, sealingKeyID, limit)
+		rows, err := tx.Query(ctx, `SELECT id, `+provider+`, `+owner+`, api_key, api_key_key_id FROM `+tbl+`
+WHERE `+offTarget+` AND id > $4 ORDER BY id LIMIT $5 FOR UPDATE SKIP LOCKED`, append(t.args(), after, limit)...)
 		if err != nil {
 			return classify(err)
 		}
-		type sealed struct {
-			id         uuid.UUID
-			ciphertext string
-			keyID      *string
+		type stored struct {
+			id, provider uuid.UUID
+			user         *uuid.UUID
+			sealed       string
+			keyID        *string
 		}
-		var batch []sealed
+		var batch []stored
 		for rows.Next() {
-			var r sealed
-			if err := rows.Scan(&r.id, &r.ciphertext, &r.keyID); err != nil {
+			var r stored
+			if err := rows.Scan(&r.id, &r.provider, &r.user, &r.sealed, &r.keyID); err != nil {
 				rows.Close()
 				return classify(err)
 			}
@@ -60,25 +87,59 @@ WHERE api_key_key_id IS DISTINCT FROM $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LO
 			return classify(err)
 		}
 		for _, r := range batch {
-			plain, err := s.open(table, r.id, r.ciphertext, r.keyID)
+			at := centralPlace(r.id, r.provider)
+			if r.user != nil {
+				at = userPlace(r.id, *r.user, r.provider)
+			}
+			plain, err := s.open(ctx, at, r.sealed, r.keyID)
 			if err != nil {
 				return err
 			}
-			ciphertext, keyID, err := s.seal(ctx, tx, plain)
+			sealed, keyID, err := s.sealAs(ctx, tx, plain, at, t.Format)
 			if err != nil {
 				return err
 			}
-			if _, err := tx.Exec(ctx, `UPDATE `+t+` SET api_key = $2, api_key_key_id = $3 WHERE id = $1`, r.id, ciphertext, keyID); err != nil {
+			if _, err := tx.Exec(ctx, `UPDATE `+tbl+` SET api_key = $2, api_key_key_id = $3 WHERE id = $1`, r.id, sealed, keyID); err != nil {
 				return classify(err)
 			}
+			last = r.id
 		}
 		n = len(batch)
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("re-encrypt %s: %w", table, err)
+		return 0, after, fmt.Errorf("re-encrypt %s: %w", table, err)
 	}
-	return n, nil
+	return n, last, nil
+}
+
+// SealedConstraint is the CHECK of migration 10 on table: no plain (NULL key id) secret. It is
+// added NOT VALID, so legacy rows stay until `resolverd keys rotate` seals them and validates it.
+func SealedConstraint(table string) string { return table + "_api_key_sealed" }
+
+// ValidateSealedConstraints validates SealedConstraint on every table of secrets, once no plain row
+// is left, and returns the tables whose constraint was already valid (validating again is a no-op).
+func (s *Store) ValidateSealedConstraints(ctx context.Context) (alreadyValid []string, err error) {
+	for _, table := range SecretTables {
+		var valid bool
+		err := s.pool.QueryRow(ctx, `SELECT convalidated FROM pg_constraint WHERE conname = $1 AND conrelid = $2::regclass`,
+			SealedConstraint(table), table).Scan(&valid)
+		if notFound(err) {
+			return nil, fmt.Errorf("the constraint %s is missing: run `resolverd migrate up` first", SealedConstraint(table))
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read the constraint %s: %w", SealedConstraint(table), classify(err))
+		}
+		if valid {
+			alreadyValid = append(alreadyValid, table)
+			continue
+		}
+		if _, err := s.pool.Exec(ctx, `ALTER TABLE `+pgx.Identifier{table}.Sanitize()+` VALIDATE CONSTRAINT `+
+			pgx.Identifier{SealedConstraint(table)}.Sanitize()); err != nil {
+			return nil, fmt.Errorf("validate the constraint %s: %w", SealedConstraint(table), classify(err))
+		}
+	}
+	return alreadyValid, nil
 }
 
 // RetireUnusedEncryptionKeys removes the encryption_keys rows that no secret references any more,

@@ -36,7 +36,7 @@ WHERE m.id = $1
 	snapshotCentralKeysSQL = candidateProvidersCTE + `SELECT DISTINCT ON (k.provider_id) k.provider_id, k.id, k.api_key, k.api_key_key_id
 FROM ai_provider_keys k JOIN cand ON cand.id = k.provider_id
 WHERE k.enabled ORDER BY k.provider_id, k.created_at, k.id`
-	snapshotUserKeysSQL = candidateProvidersCTE + `SELECT k.ai_provider_id, k.id, k.api_key, k.api_key_key_id
+	snapshotUserKeysSQL = candidateProvidersCTE + `SELECT k.ai_provider_id, k.id, k.api_key, k.api_key_key_id, k.user_id
 FROM user_ai_provider_keys k JOIN cand ON cand.id = k.ai_provider_id
 WHERE k.user_id = (SELECT owner_id FROM chats WHERE id = $2)`
 )
@@ -51,7 +51,9 @@ type Prefetch struct {
 type Loaded struct {
 	Snapshot *resolve.Snapshot
 	// UserKeys (the chat owner's) and CentralKeys (oldest enabled) hold, when prefetched, an entry
-	// for every provider of Snapshot.Configs; nil means that provider has no such key.
+	// for every provider of Snapshot.Configs; nil means that provider has no such key. The keys are
+	// still sealed: a resolution opens only the one it answers with (docs/CONTRACT.md §7.1), so a
+	// damaged row fails no resolution that does not answer with it.
 	UserKeys, CentralKeys map[uuid.UUID]*resolve.Key
 }
 
@@ -140,17 +142,22 @@ func (s *Store) LoadResolution(ctx context.Context, chatID, requestedConfigID uu
 		for rows.Next() {
 			var (
 				providerID, id uuid.UUID
-				ciphertext     string
+				sealed         string
 				keyID          *string
+				userID         uuid.UUID
+				scan           = []any{&providerID, &id, &sealed, &keyID}
 			)
-			if err := rows.Scan(&providerID, &id, &ciphertext, &keyID); err != nil {
+			if table == userKeysTable {
+				scan = append(scan, &userID)
+			}
+			if err := rows.Scan(scan...); err != nil {
 				return nil, fmt.Errorf("read the %s of chat %s: %w", table, chatID, classify(err))
 			}
-			k, err := s.openKey(ctx, table, id, ciphertext, keyID)
-			if err != nil {
-				return nil, err
+			at := centralPlace(id, providerID)
+			if table == userKeysTable {
+				at = userPlace(id, userID, providerID)
 			}
-			keys[providerID] = k
+			keys[providerID] = s.sealedKey(at, sealed, keyID)
 		}
 		if err := rows.Err(); err != nil {
 			return nil, fmt.Errorf("read the %s of chat %s: %w", table, chatID, classify(err))
@@ -158,12 +165,12 @@ func (s *Store) LoadResolution(ctx context.Context, chatID, requestedConfigID uu
 		return keys, nil
 	}
 	if pre.CentralKeys {
-		if out.CentralKeys, err = readKeys("ai_provider_keys"); err != nil {
+		if out.CentralKeys, err = readKeys(centralKeysTable); err != nil {
 			return nil, err
 		}
 	}
 	if pre.UserKeys {
-		if out.UserKeys, err = readKeys("user_ai_provider_keys"); err != nil {
+		if out.UserKeys, err = readKeys(userKeysTable); err != nil {
 			return nil, err
 		}
 	}
@@ -173,7 +180,8 @@ func (s *Store) LoadResolution(ctx context.Context, chatID, requestedConfigID uu
 	return out, nil
 }
 
-// UserKey returns the user's own key for the provider, or nil when the user has none.
+// UserKey returns the user's own key for the provider (sealed: opened when chosen), or nil when the
+// user has none.
 func (s *Store) UserKey(ctx context.Context, userID, providerID uuid.UUID) (*resolve.Key, error) {
 	var (
 		id         uuid.UUID
@@ -188,11 +196,11 @@ WHERE user_id = $1 AND ai_provider_id = $2`, userID, providerID).Scan(&id, &ciph
 	if err != nil {
 		return nil, fmt.Errorf("read the key of user %s for provider %s: %w", userID, providerID, classify(err))
 	}
-	return s.openKey(ctx, "user_ai_provider_keys", id, ciphertext, keyID)
+	return s.sealedKey(userPlace(id, userID, providerID), ciphertext, keyID), nil
 }
 
 // OldestEnabledCentralKey returns the provider's oldest enabled central key (by created_at, then
-// id), or nil when it has none.
+// id; sealed: opened when chosen), or nil when it has none.
 func (s *Store) OldestEnabledCentralKey(ctx context.Context, providerID uuid.UUID) (*resolve.Key, error) {
 	var (
 		id         uuid.UUID
@@ -207,7 +215,7 @@ WHERE provider_id = $1 AND enabled ORDER BY created_at, id LIMIT 1`, providerID)
 	if err != nil {
 		return nil, fmt.Errorf("read the central key of provider %s: %w", providerID, classify(err))
 	}
-	return s.openKey(ctx, "ai_provider_keys", id, ciphertext, keyID)
+	return s.sealedKey(centralPlace(id, providerID), ciphertext, keyID), nil
 }
 
 func nullUUID(id uuid.UUID) *uuid.UUID {
@@ -243,17 +251,4 @@ func ResolutionLoadPlans(ctx context.Context, conn *pgx.Conn, chatID uuid.UUID) 
 		out = append(out, q.name+":\n    "+strings.Join(lines, "\n    "))
 	}
 	return out, nil
-}
-
-// openKey decrypts a key row and fingerprints it.
-func (s *Store) openKey(ctx context.Context, table string, id uuid.UUID, ciphertext string, keyID *string) (*resolve.Key, error) {
-	v, err := s.open(table, id, ciphertext, keyID)
-	if err != nil {
-		return nil, err
-	}
-	fp, err := s.fingerprint(ctx, v)
-	if err != nil {
-		return nil, err
-	}
-	return &resolve.Key{ID: id, Secret: v, Fingerprint: fp}, nil
 }

@@ -103,7 +103,9 @@ func TestLoadResolutionSeesOneSnapshot(t *testing.T) {
 			if k == nil {
 				t.Fatalf("load %d: no user key for provider %s, though both owners have one", loads, p)
 			}
-			if got := k.Secret.Reveal(); got != keyOf[snap.Chat.OwnerID] {
+			got, _, err := k.Open(ctx)
+			mustDo(err)
+			if got.Reveal() != keyOf[snap.Chat.OwnerID] {
 				t.Fatalf("load %d: owner %s read with another user's key", loads, snap.Chat.OwnerID)
 			}
 		}

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/uuid"
+
 	"github.com/resolverd/resolverd/pkg/secret"
 )
 
@@ -69,24 +71,25 @@ func FuzzParse(f *testing.F) {
 			}
 			seen[id] = true
 		}
-		ct, id, err := kr.Seal(secret.New(plain))
+		at := Place{Table: "ai_provider_keys", RowID: uuid.New(), ProviderID: uuid.New()}
+		ct, id, err := kr.Seal(secret.New(plain), at)
 		if err != nil || id != ids[0] {
 			t.Fatalf("Seal: %q, %v; want the first key %s", id, err, ids[0])
 		}
 		if len(plain) >= 8 && strings.Contains(ct, plain) {
 			t.Fatalf("the sealed value %q shows the plain text", ct)
 		}
-		got, err := kr.Open(ct, &id)
+		got, err := kr.Open(ct, &id, at)
 		if err != nil || got.Reveal() != plain {
 			t.Fatalf("Open(Seal(%q)) = %q, %v", plain, got.Reveal(), err)
 		}
 		for _, k := range kr.keys {
 			one := &Keyring{keys: []key{k}}
-			ct, kid, err := one.Seal(secret.New(plain))
+			ct, kid, err := one.Seal(secret.New(plain), at)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got, err := kr.Open(ct, &kid); err != nil || got.Reveal() != plain {
+			if got, err := kr.Open(ct, &kid, at); err != nil || got.Reveal() != plain {
 				t.Fatalf("key %s does not open what it sealed: %v", kid, err)
 			}
 		}

@@ -25,6 +25,7 @@ type Metrics struct {
 	fallbacks   *prometheus.CounterVec
 	panics      prometheus.Counter
 	rateLimited prometheus.Counter
+	unreadable  *prometheus.CounterVec
 }
 
 // New builds a registry with the Go runtime and process collectors.
@@ -48,11 +49,22 @@ func New() *Metrics {
 		rateLimited: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "resolverd_rate_limited_total", Help: "Calls refused because their token was over its request rate.",
 		}),
+		unreadable: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "resolverd_secrets_unreadable_total",
+			Help: "Stored secrets found not to open in their place (moved, edited, or sealed by an unknown encryption key), once per read of the row, by table; each is logged at error level and never served.",
+		}, []string{"table"}),
+	}
+	// Both tables show from the start, so an alert on any increase needs no absent-series rule.
+	for _, table := range []string{"ai_provider_keys", "user_ai_provider_keys"} {
+		m.unreadable.WithLabelValues(table)
 	}
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.GRPC, m.resolutions, m.fallbacks, m.panics, m.rateLimited)
+		m.GRPC, m.resolutions, m.fallbacks, m.panics, m.rateLimited, m.unreadable)
 	return m
 }
+
+// SecretUnreadable counts a stored secret of table that did not open.
+func (m *Metrics) SecretUnreadable(table string) { m.unreadable.WithLabelValues(table).Inc() }
 
 // Resolved counts one ResolveModel call.
 func (m *Metrics) Resolved(purpose, source, outcome string, fallback bool, fallbackReason string) {

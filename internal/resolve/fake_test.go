@@ -182,13 +182,22 @@ func (w *world) config(p *Provider) *ModelConfig {
 }
 
 func (w *world) centralKey(p *Provider) *Key {
-	k := &Key{ID: uuid.New(), Secret: secret.New("central-" + p.Name)}
+	k := OpenedKey(uuid.New(), secret.New("central-"+p.Name), "")
 	w.src.centralKeys[p.ID] = k
 	return k
 }
 
+// plainOf is k's plaintext.
+func plainOf(k *Key) string {
+	s, _, err := k.Open(context.Background())
+	if err != nil {
+		panic(err)
+	}
+	return s.Reveal()
+}
+
 func (w *world) userKey(p *Provider) *Key {
-	k := &Key{ID: uuid.New(), Secret: secret.New("user-" + p.Name)}
+	k := OpenedKey(uuid.New(), secret.New("user-"+p.Name), "")
 	w.src.userKeys[[2]uuid.UUID{w.owner(), p.ID}] = k
 	return k
 }
@@ -450,7 +459,7 @@ func checkResult(t *testing.T, w *world, res *Result, want specOutcome) {
 	}
 	wantSecret := ""
 	if k := w.keyByID(want.keyID); k != nil {
-		wantSecret = k.Secret.Reveal()
+		wantSecret = plainOf(k)
 	}
 	if c.Secret.Reveal() != wantSecret {
 		t.Errorf("credential secret does not match key %s", want.keyID)

@@ -4,8 +4,13 @@
 package resolve
 
 import (
+	"context"
+	"fmt"
+	"sync/atomic"
+
 	"github.com/google/uuid"
 
+	"github.com/resolverd/resolverd/internal/errs"
 	"github.com/resolverd/resolverd/pkg/secret"
 )
 
@@ -62,12 +67,69 @@ type Chat struct {
 	ModelConfigID uuid.UUID
 }
 
-// Key is a central or user key with its plaintext and its fingerprint (computed once, when the key
-// is read).
+// Key is a central or user key as read: its id, and its value still sealed. The value is opened
+// (decrypted and fingerprinted) only when a resolution answers with this key (docs/CONTRACT.md
+// §7.1), so a key the rules do not choose is never decrypted, a denied scope is refused before
+// any decryption, and a damaged row fails only the resolutions that would answer with it. A policy
+// choosing among several keys picks by id (and whatever else it is given) and opens only the one it
+// picked.
+//
+// A Key is shared: the cache keeps it and concurrent resolutions read it. It keeps what it opened,
+// so a warm resolution does not decrypt again. It keeps a SECRET_UNREADABLE failure too (the stored
+// value cannot change under it: a change to the row replaces the cached Key), so every resolution
+// needing it fails at once without decrypting, logging and counting again; any other failure (the
+// fingerprint key could not be read) is tried again next time. Always use it by pointer.
 type Key struct {
-	ID          uuid.UUID
-	Secret      secret.String
-	Fingerprint string
+	ID uuid.UUID
+
+	open   Opener
+	opened atomic.Pointer[openedKey]
+}
+
+// Opener opens one sealed key: it returns the plaintext and its fingerprint, or an error (a value
+// that does not open in its place is SECRET_UNREADABLE).
+type Opener func(ctx context.Context) (secret.String, string, error)
+
+// openedKey is what opening gave: the plaintext and fingerprint, or a lasting failure.
+type openedKey struct {
+	secret      secret.String
+	fingerprint string
+	err         error
+}
+
+// SealedKey is a key whose value open will open when the key is chosen.
+func SealedKey(id uuid.UUID, open Opener) *Key {
+	return &Key{ID: id, open: open}
+}
+
+// OpenedKey is a key whose plaintext is already known (tests, fakes). An empty fingerprint is
+// computed by whoever renders the credential.
+func OpenedKey(id uuid.UUID, s secret.String, fingerprint string) *Key {
+	k := &Key{ID: id}
+	k.opened.Store(&openedKey{secret: s, fingerprint: fingerprint})
+	return k
+}
+
+// Open returns the key's plaintext and fingerprint, opening it the first time.
+func (k *Key) Open(ctx context.Context) (secret.String, string, error) {
+	if o := k.opened.Load(); o != nil {
+		return o.secret, o.fingerprint, o.err
+	}
+	if k.open == nil {
+		return secret.String{}, "", fmt.Errorf("key %s has no value to open", k.ID)
+	}
+	s, fp, err := k.open(ctx)
+	switch {
+	case errs.Is(err, errs.SecretUnreadable):
+		k.opened.CompareAndSwap(nil, &openedKey{err: err})
+	case err != nil:
+		return secret.String{}, "", err
+	default:
+		// Concurrent first opens compute the same value; whichever is stored first is kept.
+		k.opened.CompareAndSwap(nil, &openedKey{secret: s, fingerprint: fp})
+	}
+	o := k.opened.Load()
+	return o.secret, o.fingerprint, o.err
 }
 
 // CredentialSource says where a credential came from.

@@ -166,7 +166,7 @@ func (r *resolution) config(id uuid.UUID) (*Result, error) {
 // answer chooses cfg's credential and builds the result.
 func (r *resolution) answer(cfg *ModelConfig, requested uuid.UUID) (*Result, error) {
 	p := cfg.Provider
-	cred, err := ChooseCredential(p, r.opts.AllowBYOK, r.userKey(p.ID), r.centralKey(p.ID))
+	cred, err := ChooseCredential(r.ctx, p, r.opts.AllowBYOK, r.userKey(p.ID), r.centralKey(p.ID))
 	if err != nil {
 		var e *errs.Error
 		if _, soft := fallbackReason(err); soft && errors.As(err, &e) {

@@ -110,10 +110,10 @@ func checkNoSecretLeak(t *testing.T, w *world, res *Result, err error) {
 	}
 	var secrets []string
 	for _, k := range w.src.centralKeys {
-		secrets = append(secrets, k.Secret.Reveal())
+		secrets = append(secrets, plainOf(k))
 	}
 	for _, k := range w.src.userKeys {
-		secrets = append(secrets, k.Secret.Reveal())
+		secrets = append(secrets, plainOf(k))
 	}
 	for _, s := range secrets {
 		if strings.Contains(printed, s) {

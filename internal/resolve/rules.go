@@ -1,6 +1,7 @@
 package resolve
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -50,8 +51,10 @@ type KeyLoader func() (*Key, error)
 
 // ChooseCredential applies docs/CONTRACT.md §2.2 to provider p. userKey is called only when BYOK is allowed for p,
 // centralKey only when the user key does not settle the matter, so a caller needs the scope of a key
-// table only when that table decides the answer.
-func ChooseCredential(p *Provider, allowBYOK bool, userKey, centralKey KeyLoader) (Credential, error) {
+// table only when that table decides the answer. Only the key it answers with is opened (after every
+// scope check the choice needed); a key that does not open ends the choice with its error, never a
+// fallback to another key.
+func ChooseCredential(ctx context.Context, p *Provider, allowBYOK bool, userKey, centralKey KeyLoader) (Credential, error) {
 	byok := BYOKAllowed(p, allowBYOK)
 	if byok {
 		k, err := userKey()
@@ -59,7 +62,7 @@ func ChooseCredential(p *Provider, allowBYOK bool, userKey, centralKey KeyLoader
 			return Credential{}, err
 		}
 		if k != nil {
-			return Credential{Source: SourceUser, KeyID: k.ID, Secret: k.Secret, Fingerprint: k.Fingerprint}, nil
+			return credential(ctx, SourceUser, k)
 		}
 		if p.BYOKPolicy == BYOKRequired {
 			return Credential{}, errs.New(errs.UserKeyRequired,
@@ -72,7 +75,7 @@ func ChooseCredential(p *Provider, allowBYOK bool, userKey, centralKey KeyLoader
 		return Credential{}, err
 	}
 	if k != nil {
-		return Credential{Source: SourceCentral, KeyID: k.ID, Secret: k.Secret, Fingerprint: k.Fingerprint}, nil
+		return credential(ctx, SourceCentral, k)
 	}
 	if p.Type == TypeBedrock {
 		return Credential{Source: SourceAmbient}, nil
@@ -85,6 +88,15 @@ func ChooseCredential(p *Provider, allowBYOK bool, userKey, centralKey KeyLoader
 	return Credential{}, errs.New(errs.NoCredentials,
 		fmt.Sprintf("provider %s has no enabled central key and does not accept users' own keys", p.Name),
 		"provider_id", p.ID.String())
+}
+
+// credential opens the chosen key k.
+func credential(ctx context.Context, source CredentialSource, k *Key) (Credential, error) {
+	s, fp, err := k.Open(ctx)
+	if err != nil {
+		return Credential{}, hardError{err}
+	}
+	return Credential{Source: source, KeyID: k.ID, Secret: s, Fingerprint: fp}, nil
 }
 
 // fallbackReason returns the reason an override may be replaced by another config: the config is

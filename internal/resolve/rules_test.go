@@ -255,12 +255,12 @@ func runChooseCredential(t *testing.T, allow bool, policy BYOKPolicy, typ string
 	p := &Provider{ID: uuid.New(), Type: typ, Name: "p", Enabled: true, BYOKPolicy: policy}
 	l := &loaders{}
 	if hasUser {
-		l.user = &Key{ID: uuid.New(), Secret: secret.New("user-secret")}
+		l.user = OpenedKey(uuid.New(), secret.New("user-secret"), "")
 	}
 	if hasCentral {
-		l.central = &Key{ID: uuid.New(), Secret: secret.New("central-secret")}
+		l.central = OpenedKey(uuid.New(), secret.New("central-secret"), "")
 	}
-	cred, err := ChooseCredential(p, allow, l.userLoader, l.centralLoader)
+	cred, err := ChooseCredential(context.Background(), p, allow, l.userLoader, l.centralLoader)
 
 	wantUserN, wantCentralN := 0, 0
 	if want.readUser {
@@ -310,7 +310,7 @@ func runChooseCredential(t *testing.T, allow bool, policy BYOKPolicy, typ string
 		}
 		return
 	}
-	if cred.KeyID != wantKey.ID || cred.Secret.Reveal() != wantKey.Secret.Reveal() {
+	if cred.KeyID != wantKey.ID || cred.Secret.Reveal() != plainOf(wantKey) {
 		t.Errorf("credential key = %s, want %s (and its secret)", cred.KeyID, wantKey.ID)
 	}
 }
@@ -327,9 +327,9 @@ func TestChooseCredentialLoaderErrors(t *testing.T) {
 	for kind, injected := range kinds {
 		for _, policy := range []BYOKPolicy{BYOKOptional, BYOKRequired} {
 			t.Run(fmt.Sprintf("user loader/%s/%s", policy, kind), func(t *testing.T) {
-				l := &loaders{userErr: injected, central: &Key{ID: uuid.New(), Secret: secret.New("c")}}
+				l := &loaders{userErr: injected, central: OpenedKey(uuid.New(), secret.New("c"), "")}
 				p := &Provider{ID: uuid.New(), Type: "bedrock", Enabled: true, BYOKPolicy: policy}
-				cred, err := ChooseCredential(p, true, l.userLoader, l.centralLoader)
+				cred, err := ChooseCredential(context.Background(), p, true, l.userLoader, l.centralLoader)
 				checkLoaderErr(t, cred, err, injected)
 				if l.userN != 1 || l.centralN != 0 {
 					t.Errorf("loader calls user=%d central=%d, want 1 and 0", l.userN, l.centralN)
@@ -341,7 +341,7 @@ func TestChooseCredentialLoaderErrors(t *testing.T) {
 				t.Run(fmt.Sprintf("central loader/allow=%v/%s/%s", allow, typ, kind), func(t *testing.T) {
 					l := &loaders{centralErr: injected}
 					p := &Provider{ID: uuid.New(), Type: typ, Enabled: true, BYOKPolicy: BYOKOptional}
-					cred, err := ChooseCredential(p, allow, l.userLoader, l.centralLoader)
+					cred, err := ChooseCredential(context.Background(), p, allow, l.userLoader, l.centralLoader)
 					checkLoaderErr(t, cred, err, injected)
 					wantUser := 0
 					if allow {

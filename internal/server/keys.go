@@ -12,7 +12,9 @@ import (
 )
 
 // CheckKeys fails when a stored secret is sealed by an encryption key the keyring lacks: serving
-// would fail on that row at the worst moment, so refuse to start instead.
+// would fail on that row at the worst moment, so refuse to start instead. A row that fails to open
+// later (written by another replica or psql at run time) fails only the resolutions that answer
+// with it, with SECRET_UNREADABLE (docs/CONTRACT.md §7.1).
 func CheckKeys(ctx context.Context, pool *pgxpool.Pool, kr *keyring.Keyring) error {
 	ids, err := db.SealingKeyIDs(ctx, pool)
 	if err != nil {

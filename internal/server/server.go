@@ -109,6 +109,15 @@ func New(ctx context.Context, pool *pgxpool.Pool, sealer db.Sealer, cfg Config) 
 		cfg.HealthInterval = 2 * time.Second
 	}
 	store := db.New(pool, sealer)
+	store.OnUnreadableSecret(func(ctx context.Context, u db.UnreadableSecret) {
+		// The row, never the value (docs/CONTRACT.md §7.1).
+		log.ErrorContext(ctx, "a stored secret does not open in its place; it is not served",
+			"reason", "SECRET_UNREADABLE", "request_id", transport.RequestID(ctx), "table", u.Table, "row_id", u.RowID.String(),
+			"encryption_key_id", u.EncryptionKeyID, "error", u.Err.Error())
+		if cfg.Metrics != nil {
+			cfg.Metrics.SecretUnreadable(u.Table)
+		}
+	})
 	cached := cachedstore.New(store, cfg.Cache)
 	listener := db.NewListener(pool, cached, log, cfg.Listener)
 	// Everything below reads and writes through the scope checks: callers with their tokens' scopes,

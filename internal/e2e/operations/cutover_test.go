@@ -27,11 +27,11 @@ func TestResolveOnACutOverLegacyDatabase(t *testing.T) {
 	if _, err := m.UpTo(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
-	sealed, keyID, err := pgtest.Keyring.Seal(secret.New("sk-legacy-openai-sealed"))
+	sealed, keyID, err := pgtest.Keyring.SealUnbound(secret.New("sk-legacy-openai-sealed"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	aliceKey, aliceKeyID, err := pgtest.Keyring.Seal(secret.New("sk-legacy-alice-anthropic"))
+	aliceKey, aliceKeyID, err := pgtest.Keyring.SealUnbound(secret.New("sk-legacy-alice-anthropic"))
 	if err != nil {
 		t.Fatal(err)
 	}

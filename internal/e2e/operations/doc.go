@@ -9,6 +9,8 @@
 //   - outage_test.go: PostgreSQL stopped under load and started again (its own cluster);
 //   - audit_test.go: the audit trail of resolutions and changes, refused resolutions, retention;
 //   - secret_leaks_test.go: no plaintext secret in any table, log line or error;
+//   - secret_format_test.go: values sealed in the format before schema version 10 still resolve,
+//     and keys rotate binds them to their rows and validates the CHECKs against plain secrets;
 //   - metrics_test.go, rate_limit_test.go, tracing_test.go: Prometheus series, per-token rate
 //     limits, OpenTelemetry spans;
 //   - tls_test.go: TLS and mutual TLS;

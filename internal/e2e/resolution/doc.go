@@ -11,6 +11,9 @@
 //     (PROVIDER_HOST_NOT_ALLOWED) on every purpose, including when psql moved it there;
 //   - input_test.go and authentication_test.go: refused requests and tokens, which change nothing;
 //   - secrets_test.go: no seeded key in any error or log line;
+//   - sealed_secrets_test.go: a key moved to another row, edited, or sealed by an unknown
+//     encryption key is never served (SECRET_UNREADABLE), fails nothing else, comes after the
+//     scope checks, and is counted and logged by row;
 //   - smoke_test.go: the shortest path, a chat resolved with its provider's central key.
 //
 // How the suites run: TestMain (main_test.go) calls pgtest.Main, so the package starts one private

@@ -157,20 +157,21 @@ func TestResolveE2EBrokenOverrides(t *testing.T) {
 	def := w.def(pd.Id)
 
 	// A key that cannot be decrypted (psql overwrote the ciphertext) is a failure to read, not a rule:
-	// INTERNAL with a generic message, for every purpose, never a fallback nor another credential.
+	// DATA_LOSS/SECRET_UNREADABLE naming the key row (docs/CONTRACT.md §7.1), for every purpose,
+	// never a fallback nor another credential, and without its cause.
 	t.Run("an unreadable key is never soft", func(t *testing.T) {
 		w := w.in(t)
 		_, kc, cc := w.reWorking(reDisabled)
 		w.psql(`UPDATE ai_provider_keys SET api_key = 'not-a-ciphertext' WHERE id = $1`, kc.keyID)
 		pu, _, cu := w.reWorking(reOptional)
-		w.own(owner.Id, pu.Id)
+		ku := w.own(owner.Id, pu.Id)
 		w.psql(`UPDATE user_ai_provider_keys SET api_key = 'not-a-ciphertext' WHERE user_id = $1 AND ai_provider_id = $2`, owner.Id, pu.Id)
-		for _, id := range []string{cc.Id, cu.Id} {
+		for id, key := range map[string]string{cc.Id: kc.keyID, cu.Id: ku.keyID} {
 			for _, p := range rePurposes {
 				_, err := w.res(chat.Id, id, p)
-				reFail(t, err, codes.Internal, "INTERNAL", nil)
+				reFail(t, err, codes.DataLoss, "SECRET_UNREADABLE", map[string]string{"key_id": key})
 				if msg := reErrText(err); strings.Contains(msg, "not-a-ciphertext") || strings.Contains(msg, "ai_provider_keys") {
-					t.Errorf("the INTERNAL error shows its cause: %s", msg)
+					t.Errorf("the SECRET_UNREADABLE error shows its cause: %s", msg)
 				}
 			}
 		}
