@@ -25,6 +25,7 @@ type Metrics struct {
 	fallbacks   *prometheus.CounterVec
 	panics      prometheus.Counter
 	rateLimited prometheus.Counter
+	unauth      *prometheus.CounterVec
 }
 
 // New builds a registry with the Go runtime and process collectors.
@@ -48,9 +49,13 @@ func New() *Metrics {
 		rateLimited: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "resolverd_rate_limited_total", Help: "Calls refused because their token was over its request rate.",
 		}),
+		unauth: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "resolverd_unauthenticated_calls_total",
+			Help: "Calls refused because they carried no valid token, by method (counted, never written to the audit trail).",
+		}, []string{"method"}),
 	}
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.GRPC, m.resolutions, m.fallbacks, m.panics, m.rateLimited)
+		m.GRPC, m.resolutions, m.fallbacks, m.panics, m.rateLimited, m.unauth)
 	return m
 }
 
@@ -67,6 +72,10 @@ func (m *Metrics) Panicked() { m.panics.Inc() }
 
 // Limited counts a call refused by rate limiting.
 func (m *Metrics) Limited() { m.rateLimited.Inc() }
+
+// Unauthenticated counts a call refused for want of a valid token. method is the gRPC full method
+// name, one of the server's registered methods (gRPC answers any other before the interceptors).
+func (m *Metrics) Unauthenticated(method string) { m.unauth.WithLabelValues(method).Inc() }
 
 // CacheStats is what the cache reports.
 type CacheStats struct {
