@@ -69,4 +69,5 @@ func (r *report) print(w io.Writer) {
 	for _, p := range r.plans {
 		fmt.Fprintln(w, "  "+p)
 	}
+	reportChainCost(w)
 }
