@@ -49,6 +49,9 @@ func New(pool *pgxpool.Pool, sealer Sealer) *Store {
 	return s
 }
 
+// Chained reports whether the store chains its audit records (its sealer derives keys).
+func (s *Store) Chained() bool { return s.batches != nil }
+
 // Pool returns the connection pool, for health checks and shutdown.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 

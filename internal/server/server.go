@@ -106,6 +106,10 @@ func New(ctx context.Context, pool *pgxpool.Pool, sealer db.Sealer, cfg Config) 
 		cfg.HealthInterval = 2 * time.Second
 	}
 	store := db.New(pool, sealer)
+	if !store.Chained() {
+		// A server writes the audit trail, and every record it writes is chained (docs/CONTRACT.md §7.4).
+		return nil, errors.New("the sealer does not derive keys, so the audit trail could not be chained")
+	}
 	cached := cachedstore.New(store, cfg.Cache)
 	listener := db.NewListener(pool, cached, log, cfg.Listener)
 	// Everything below reads and writes through the scope checks: callers with their tokens' scopes,
