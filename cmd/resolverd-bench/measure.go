@@ -50,7 +50,7 @@ func txCount(ctx context.Context, conn *pgx.Conn) (int64, error) {
 
 // workerClient mints a token with the worker scopes and opens four connections to r.
 func workerClient(ctx context.Context, url string, r *replica, name string) (context.Context, []*grpc.ClientConn, error) {
-	token, err := createToken(ctx, r.cmd.Path, url, name, "chat:read", "model_config:read", "ai_provider:read", "ai_provider_key:read", "user_ai_provider_key:read")
+	token, err := createToken(ctx, r, name, "chat:read", "model_config:read", "ai_provider:read", "ai_provider_key:read", "user_ai_provider_key:read")
 	if err != nil {
 		return nil, nil, err
 	}

@@ -64,13 +64,15 @@ func migrate(ctx context.Context, bin, url string) error {
 	return nil
 }
 
-func createToken(ctx context.Context, bin, url, name string, scopes ...string) (string, error) {
+// createToken mints a token with r's binary and environment (its database and encryption keys).
+func createToken(ctx context.Context, r *replica, name string, scopes ...string) (string, error) {
 	args := []string{"token", "create", "--name", name}
 	for _, s := range scopes {
 		args = append(args, "--scope", s)
 	}
 	var out, errb bytes.Buffer
-	cmd := resolverdCmd(ctx, bin, url, args...)
+	cmd := exec.CommandContext(ctx, r.cmd.Path, args...)
+	cmd.Env = r.cmd.Env
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
 		return "", fmt.Errorf("token create: %v: %s", err, errb.String())

@@ -70,4 +70,5 @@ func (r *report) print(w io.Writer) {
 		fmt.Fprintln(w, "  "+p)
 	}
 	reportSealingCost(w)
+	reportChainCost(w)
 }

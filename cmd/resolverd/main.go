@@ -31,9 +31,11 @@ commands:
                                  change or show the database schema; preflight lists what
                                  would stop the legacy cutover, changing nothing
   token create --name N --scope S [--scope S...] [--ttl D]
-                                 create a bearer token and print it
+                                 create a bearer token and print it (needs --encryption-keys:
+                                 its audit record is chained)
   keys rotate --encryption-keys NEW,OLD
                                  re-encrypt every stored secret under the first key
+  audit verify [--since RFC3339] check that no audit event was edited, deleted or inserted
   resolve --chat ID --purpose P  what a worker would get (the key only with --show-secret)
   version                        print the version
 
@@ -59,6 +61,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = runToken(ctx, args[1:], getenv, stdout, stderr)
 	case "keys":
 		err = runKeys(ctx, args[1:], getenv, stdout, stderr)
+	case "audit":
+		err = runAudit(ctx, args[1:], getenv, stdout, stderr)
 	case "resolve":
 		err = runResolve(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version", "-version":

@@ -61,7 +61,7 @@ func TestHelpNeverShowsTheEnvironment(t *testing.T) {
 		"RESOLVER_TOKEN":           "rsv_TOPSECRET",
 	}
 	for _, args := range [][]string{{"serve", "-h"}, {"dev", "-h"}, {"migrate", "up", "-h"}, {"token", "create", "-h"},
-		{"keys", "rotate", "-h"}, {"resolve", "-h"}} {
+		{"keys", "rotate", "-h"}, {"resolve", "-h"}, {"audit", "verify", "-h"}} {
 		code, out, errOut := cli(context.Background(), env, args...)
 		if code != 0 || !strings.Contains(errOut, "RESOLVER_") {
 			t.Errorf("%v: code %d, no flag list: %q", args, code, errOut)
@@ -96,6 +96,7 @@ func TestBadFlagsAreOneLine(t *testing.T) {
 		{"token", "create", "--ttl", "soon"},
 		{"keys", "rotate", "--batch-size", "many"},
 		{"keys", "rotate", "--database-url", "postgres://x@127.0.0.1:1/db", "--format", "3"},
+		{"audit", "verify", "--since"},
 		{"resolve", "--chat"},
 	} {
 		code, out, errOut := cli(context.Background(), nil, args...)
@@ -157,6 +158,12 @@ func TestTokenCreate(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.NewDatabase(t)
 	env := map[string]string{"RESOLVER_DATABASE_URL": url}
+	// The encryption keys are required: they key the token's record in the audit trail.
+	code, _, errOut := cli(ctx, env, "token", "create", "--name", "workers", "--scope", "chat:read")
+	if code != 1 || !strings.Contains(errOut, "RESOLVER_ENCRYPTION_KEYS") {
+		t.Fatalf("token create without keys: code %d, %q", code, errOut)
+	}
+	env["RESOLVER_ENCRYPTION_KEYS"] = keyring.Generate()
 	code, out, errOut := cli(ctx, env, "token", "create", "--name", "workers", "--scope", "chat:read", "--scope", "model_config:read", "--ttl", "1h")
 	if code != 0 {
 		t.Fatalf("token create: code %d: %s", code, errOut)

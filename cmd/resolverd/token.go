@@ -12,16 +12,18 @@ import (
 
 	"github.com/resolverd/resolverd/internal/apitoken"
 	"github.com/resolverd/resolverd/internal/db"
+	"github.com/resolverd/resolverd/internal/keyring"
 	"github.com/resolverd/resolverd/internal/rbac"
 )
 
 func runToken(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "create" {
-		fmt.Fprintln(stderr, "usage: resolverd token create --name N --scope S [--scope S...] [--ttl DURATION] [--database-url URL]")
+		fmt.Fprintln(stderr, "usage: resolverd token create --name N --scope S [--scope S...] [--ttl DURATION] [--database-url URL] [--encryption-keys KEYS]")
 		return errUsage
 	}
 	f := newFlags("token create", getenv, stderr)
 	dbURL := f.string("database-url", "", "PostgreSQL URL, postgres://user:password@host:5432/dbname")
+	encKeys := f.string("encryption-keys", "", "the encryption keys, as serve takes them: they key the token's record in the audit trail")
 	name := f.String("name", "", "what the token is for, e.g. chat-workers")
 	var scopes multi
 	f.Var(&scopes, "scope", "a scope to grant (repeat the flag); one of "+scopeList())
@@ -45,6 +47,12 @@ func runToken(ctx context.Context, args []string, getenv func(string) string, st
 	if *ttl < 0 {
 		return errors.New("--ttl must not be negative")
 	}
+	// The token's creation is recorded in the audit trail, chained like every record since
+	// migration 11 (docs/CONTRACT.md §7.4): an unchained record would read as inserted by hand.
+	kr, err := keyring.Parse(*encKeys)
+	if err != nil {
+		return err
+	}
 	var expires *time.Time
 	if *ttl > 0 {
 		t := time.Now().Add(*ttl).UTC()
@@ -60,7 +68,7 @@ func runToken(ctx context.Context, args []string, getenv func(string) string, st
 		names[i] = string(s)
 	}
 	tok, hash := apitoken.New()
-	t, err := db.New(pool, nil).CreateToken(ctx, uuid.Must(uuid.NewV7()), *name, names, hash, expires)
+	t, err := db.New(pool, kr).CreateToken(ctx, uuid.Must(uuid.NewV7()), *name, names, hash, expires)
 	if err != nil {
 		return err
 	}

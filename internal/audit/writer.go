@@ -1,7 +1,9 @@
-// Package audit writes resolution records to the audit trail in batches: handlers hand a record to
+// Package audit writes records to the audit trail in batches — resolutions, and admin calls that
+// failed (which have no transaction of their own to be written in): handlers hand a record to
 // Record, which never waits on the database; a background loop writes what has gathered in one
-// statement per batch. If the database cannot take records and the bounded buffer fills, Record
-// refuses, and the resolution fails with DATABASE_UNAVAILABLE rather than go unrecorded.
+// statement per batch, which the store links into its chain (internal/auditchain). If the database
+// cannot take records and the bounded buffer fills, Record refuses, and the call fails with
+// DATABASE_UNAVAILABLE rather than go unrecorded.
 //
 // Loss window: records still in the buffer when the process dies without a shutdown (SIGKILL, a
 // crash, the machine going down) are lost — at most FlushInterval's worth of resolutions when the

@@ -14,7 +14,8 @@ import (
 
 // AuditEvent is one audit_events row. Details never hold a secret: keys appear by id and
 // fingerprint. A resolution's details come as Resolution (a struct, cheap to fill on the hot
-// path) and are stored as the same JSON object Details would make.
+// path) and are stored in their own columns; Details and Changes are stored as one JSON object
+// (Changes under "changes").
 type AuditEvent struct {
 	ID         int64
 	OccurredAt time.Time
@@ -23,6 +24,8 @@ type AuditEvent struct {
 	ChatID     uuid.UUID // uuid.Nil: no chat
 	Outcome    string
 	Details    map[string]string
+	// Changes are the fields an admin change set, with their values before and after.
+	Changes    []FieldChange
 	Resolution *ResolutionDetails
 }
 
@@ -46,49 +49,12 @@ type ResolutionDetails struct {
 const OutcomeOK = "OK"
 
 // InsertAuditEvents writes a batch in one statement (COPY): one transaction per batch, never one
-// insert per resolution.
+// insert per resolution. The records are appended to this store's chain of batched records.
 func (s *Store) InsertAuditEvents(ctx context.Context, events []AuditEvent) error {
 	if err := s.copyAuditEvents(ctx, events); err != nil {
 		return fmt.Errorf("write %d audit events: %w", len(events), classify(err))
 	}
 	return nil
-}
-
-var auditColumns = []string{"occurred_at", "action", "token_id", "chat_id", "outcome",
-	"purpose", "request_id", "requested_model_config_id", "model_config_id", "provider_id", "credential_source",
-	"key_id", "fingerprint", "fallback", "fallback_reason", "details"}
-
-// appendDetails writes a details map as a JSON object of strings.
-func appendDetails(b []byte, details map[string]string) []byte {
-	b = append(b, '{')
-	first := true
-	for k, v := range details {
-		if !first {
-			b = append(b, ',')
-		}
-		first = false
-		b = appendJSONString(b, k)
-		b = append(b, ':')
-		b = appendJSONString(b, v)
-	}
-	return append(b, '}')
-}
-
-// appendJSONString appends s as a JSON string.
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '"' || c == '\\':
-			b = append(b, '\\', c)
-		case c < 0x20:
-			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		default:
-			b = append(b, c)
-		}
-	}
-	return append(b, '"')
 }
 
 // AuditFilter selects audit events; zero fields do not filter. BeforeID pages: only events with a
@@ -111,10 +77,7 @@ func (s *Store) ListAuditEvents(ctx context.Context, f AuditFilter) ([]AuditEven
 	if f.Action != "" {
 		action = &f.Action
 	}
-	rows, err := s.pool.Query(ctx, `SELECT id, occurred_at, action, token_id, chat_id, outcome, purpose, request_id,
-  requested_model_config_id, model_config_id, provider_id, credential_source, key_id, fingerprint, fallback,
-  fallback_reason, details
-FROM audit_events
+	rows, err := s.pool.Query(ctx, `SELECT `+auditSelect+` FROM audit_events
 WHERE ($1::bigint IS NULL OR id < $1) AND ($2::uuid IS NULL OR chat_id = $2) AND ($3::uuid IS NULL OR token_id = $3)
   AND ($4::text IS NULL OR action = $4)
 ORDER BY id DESC LIMIT $5`, before, nullUUID(f.ChatID), nullUUID(f.TokenID), action, f.Limit)
@@ -130,88 +93,166 @@ ORDER BY id DESC LIMIT $5`, before, nullUUID(f.ChatID), nullUUID(f.TokenID), act
 
 // DeleteAuditEventsBefore removes events older than cutoff, at most limit of them, and says how
 // many it removed; callers repeat until it returns fewer than limit, so no transaction grows large.
+// Within a chain occurred_at never decreases, and ties go by position, so every batch removes a
+// prefix of each chain: what remains still verifies (docs/CONTRACT.md §7.4).
 func (s *Store) DeleteAuditEventsBefore(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
 	tag, err := s.pool.Exec(ctx, `DELETE FROM audit_events WHERE id IN
-(SELECT id FROM audit_events WHERE occurred_at < $1 ORDER BY occurred_at LIMIT $2)`, cutoff, limit)
+(SELECT id FROM audit_events WHERE occurred_at < $1 ORDER BY occurred_at, chain_seq LIMIT $2)`, cutoff, limit)
 	if err != nil {
 		return 0, fmt.Errorf("delete audit events before %s: %w", cutoff.Format(time.RFC3339), classify(err))
 	}
 	return tag.RowsAffected(), nil
 }
 
-// change runs fn in one transaction and records the change in the audit trail inside it, so a
-// change and its record commit together or not at all. fn returns the record's details (target
-// ids, the fingerprint of a secret it set).
-func (s *Store) change(ctx context.Context, action string, fn func(tx pgx.Tx) (map[string]string, error)) error {
-	return s.inTx(ctx, func(tx pgx.Tx) error {
-		details, err := fn(tx)
-		if err != nil {
-			return err
-		}
-		var token *uuid.UUID
-		if p, ok := rbac.FromContext(ctx); ok && p.TokenID != uuid.Nil {
-			token = &p.TokenID
-		}
-		if details == nil {
-			details = map[string]string{}
-		}
-		var chat *string
-		if id, ok := details["chat_id"]; ok {
-			chat = &id
-		}
-		_, err = tx.Exec(ctx, `INSERT INTO audit_events (occurred_at, action, token_id, chat_id, outcome, details)
-VALUES (clock_timestamp(), $1, $2, $3, $4, $5)`, action, token, chat, OutcomeOK, details)
-		if err != nil {
-			return fmt.Errorf("record the change in the audit trail: %w", classify(err))
-		}
-		return nil
-	})
+// changed is what an admin change's audit record says besides its action and caller: the target
+// ids (and the fingerprint of a secret it set) in details, and every field it set in changes.
+type changed struct {
+	details map[string]string
+	changes []FieldChange
 }
 
-// scanAuditEvent reads a row, folding a resolution's columns into Details under the names the
-// API shows.
-func scanAuditEvent(row pgx.Row) (AuditEvent, error) {
+// change runs fn in one transaction and records the change in the audit trail inside it, so a
+// change and its record commit together or not at all. The record is appended to this store's
+// chain of changes, which is held from the record's insert until the commit: the chain advances
+// only when the transaction committed, and never forks (docs/CONTRACT.md §7.4).
+func (s *Store) change(ctx context.Context, action string, fn func(tx pgx.Tx) (changed, error)) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return classify(err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }() // nothing to do once committed
+	rec, err := fn(tx)
+	if err != nil {
+		return err
+	}
+	e := AuditEvent{OccurredAt: time.Now(), Action: action, Outcome: OutcomeOK, Details: rec.details, Changes: rec.changes}
+	if p, ok := rbac.FromContext(ctx); ok {
+		e.TokenID = p.TokenID
+	}
+	if id, ok := rec.details["chat_id"]; ok {
+		e.ChatID, _ = uuid.Parse(id)
+	}
+	chain := s.changes
+	if chain != nil {
+		if err := chain.Begin(ctx); err != nil {
+			return fmt.Errorf("wait for the audit trail: %w", classify(err))
+		}
+	}
+	err = copyAudit(ctx, tx.Conn().PgConn(), chain, []AuditEvent{e})
+	if err != nil {
+		err = fmt.Errorf("record the change in the audit trail: %w", classify(err))
+	} else if err = tx.Commit(ctx); err != nil {
+		err = fmt.Errorf("commit: %w", classify(err))
+	}
+	if chain != nil {
+		if err != nil {
+			chain.Abort()
+		} else {
+			chain.Commit()
+		}
+	}
+	return err
+}
+
+// auditSelect is every column of an audit event, in the order scanStoredEvent reads them.
+const auditSelect = `id, occurred_at, action, token_id, chat_id, outcome, purpose, request_id,
+  requested_model_config_id, model_config_id, provider_id, credential_source, key_id, fingerprint, fallback,
+  fallback_reason, details, chain_id, chain_seq, mac, prev_mac, mac_key_id`
+
+// storedEvent is a row as stored: the event with its resolution in a struct (as it was written),
+// and its place in a chain.
+type storedEvent struct {
+	AuditEvent
+	detailsErr error // the details are not what resolverd writes
+	chainID    *uuid.UUID
+	chainSeq   *int64
+	mac, prev  []byte
+	macKeyID   *string
+}
+
+func scanStoredEvent(row pgx.Row) (storedEvent, error) {
 	var (
-		e                                      AuditEvent
+		s                                      storedEvent
 		token, chat, requested, config, prov   *uuid.UUID
 		keyID                                  *uuid.UUID
 		purpose, requestID, source, fp, reason *string
 		fallback                               *bool
+		details                                []byte
 	)
+	e := &s.AuditEvent
 	if err := row.Scan(&e.ID, &e.OccurredAt, &e.Action, &token, &chat, &e.Outcome, &purpose, &requestID,
-		&requested, &config, &prov, &source, &keyID, &fp, &fallback, &reason, &e.Details); err != nil {
-		return e, err
+		&requested, &config, &prov, &source, &keyID, &fp, &fallback, &reason, &details,
+		&s.chainID, &s.chainSeq, &s.mac, &s.prev, &s.macKeyID); err != nil {
+		return s, err
 	}
-	if token != nil {
-		e.TokenID = *token
+	deref := func(p *string) string {
+		if p == nil {
+			return ""
+		}
+		return *p
 	}
-	if chat != nil {
-		e.ChatID = *chat
+	id := func(p *uuid.UUID) uuid.UUID {
+		if p == nil {
+			return uuid.Nil
+		}
+		return *p
 	}
+	e.TokenID, e.ChatID = id(token), id(chat)
+	// As the writer wrote them: a resolution's purpose and request id are never NULL, and a
+	// resolved one's credential source and fallback are never NULL (appendAuditContent).
+	if purpose != nil || requestID != nil || requested != nil {
+		r := &ResolutionDetails{Purpose: deref(purpose), RequestID: deref(requestID), RequestedConfigID: id(requested)}
+		if source != nil || fallback != nil || config != nil || prov != nil || keyID != nil || fp != nil || reason != nil {
+			r.Resolved = true
+			r.ConfigID, r.ProviderID, r.CredentialSource = id(config), id(prov), deref(source)
+			r.KeyID, r.Fingerprint, r.FallbackReason = id(keyID), deref(fp), deref(reason)
+			r.Fallback = fallback != nil && *fallback
+		}
+		e.Resolution = r
+	}
+	if details != nil {
+		e.Details, e.Changes, s.detailsErr = parseDetails(details)
+	}
+	return s, nil
+}
+
+// scanAuditEvent reads a row for ListAuditEvents, folding a resolution's columns into Details
+// under the names the API shows.
+func scanAuditEvent(row pgx.Row) (AuditEvent, error) {
+	s, err := scanStoredEvent(row)
+	if err != nil {
+		return AuditEvent{}, err
+	}
+	e := s.AuditEvent
 	if e.Details == nil {
 		e.Details = map[string]string{}
 	}
-	put := func(k string, v *string) {
-		if v != nil && *v != "" {
-			e.Details[k] = *v
+	r := e.Resolution
+	if r == nil {
+		return e, nil
+	}
+	e.Resolution = nil
+	put := func(k, v string) {
+		if v != "" {
+			e.Details[k] = v
 		}
 	}
-	putID := func(k string, v *uuid.UUID) {
-		if v != nil {
+	putID := func(k string, v uuid.UUID) {
+		if v != uuid.Nil {
 			e.Details[k] = v.String()
 		}
 	}
-	put("purpose", purpose)
-	put("request_id", requestID)
-	putID("requested_model_config_id", requested)
-	putID("model_config_id", config)
-	putID("provider_id", prov)
-	put("credential_source", source)
-	putID("key_id", keyID)
-	put("fingerprint", fp)
-	if fallback != nil {
-		e.Details["fallback"] = strconv.FormatBool(*fallback)
+	put("purpose", r.Purpose)
+	put("request_id", r.RequestID)
+	putID("requested_model_config_id", r.RequestedConfigID)
+	if r.Resolved {
+		putID("model_config_id", r.ConfigID)
+		putID("provider_id", r.ProviderID)
+		put("credential_source", r.CredentialSource)
+		putID("key_id", r.KeyID)
+		put("fingerprint", r.Fingerprint)
+		e.Details["fallback"] = strconv.FormatBool(r.Fallback)
+		put("fallback_reason", r.FallbackReason)
 	}
-	put("fallback_reason", reason)
 	return e, nil
 }

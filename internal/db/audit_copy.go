@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/resolverd/resolverd/internal/auditchain"
 )
 
 // The audit trail takes a row per resolution, so its batches are encoded here, straight into
@@ -18,6 +21,13 @@ import (
 // The columns are few and their binary forms simple: uuid (16 bytes), text (UTF-8 bytes),
 // boolean (1 byte), timestamptz (microseconds since 2000-01-01 UTC), jsonb (version 1, then text).
 
+// auditColumns are the content columns (what a chain's MAC covers, in this order), then the chain
+// columns.
+var auditColumns = []string{"occurred_at", "action", "token_id", "chat_id", "outcome",
+	"purpose", "request_id", "requested_model_config_id", "model_config_id", "provider_id", "credential_source",
+	"key_id", "fingerprint", "fallback", "fallback_reason", "details",
+	"chain_id", "chain_seq", "mac", "prev_mac", "mac_key_id"}
+
 var auditCopySQL = "COPY audit_events (" + strings.Join(auditColumns, ", ") + ") FROM STDIN (FORMAT binary)"
 
 var copyHeader = []byte("PGCOPY\n\xff\r\n\x00\x00\x00\x00\x00\x00\x00\x00\x00")
@@ -25,47 +35,76 @@ var copyHeader = []byte("PGCOPY\n\xff\r\n\x00\x00\x00\x00\x00\x00\x00\x00\x00")
 // postgresEpochMicros is timestamptz's zero, 2000-01-01 00:00:00 UTC, in Unix microseconds.
 var postgresEpochMicros = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
 
-// appendAuditCopy appends the binary COPY stream of events (header, one tuple each, trailer).
-func appendAuditCopy(b []byte, events []AuditEvent) []byte {
+// appendAuditCopy appends the binary COPY stream of events (header, one tuple each, trailer),
+// linking each event into chain, which the caller holds (nil: unchained). Within a chain an
+// event's occurred_at never precedes the one before it (auditchain.Chain.Stamp).
+func appendAuditCopy(b []byte, events []AuditEvent, chain *auditchain.Chain) []byte {
 	b = append(b, copyHeader...)
 	for i := range events {
 		e := &events[i]
 		b = binary.BigEndian.AppendUint16(b, uint16(len(auditColumns)))
-		b = appendTimestamptz(b, e.OccurredAt)
-		b = appendText(b, e.Action)
-		b = appendUUID(b, e.TokenID)
-		b = appendUUID(b, e.ChatID)
-		b = appendText(b, e.Outcome)
-		r := e.Resolution
-		if r == nil {
-			r = &ResolutionDetails{}
-			b = appendNulls(b, 3)
-		} else {
-			b = appendText(b, r.Purpose)
-			b = appendText(b, r.RequestID)
-			b = appendUUID(b, r.RequestedConfigID)
+		if chain == nil {
+			b = appendAuditContent(b, e)
+			b = appendNulls(b, 5)
+			continue
 		}
-		if r.Resolved {
-			b = appendUUID(b, r.ConfigID)
-			b = appendUUID(b, r.ProviderID)
-			b = appendText(b, r.CredentialSource)
-			b = appendUUID(b, r.KeyID)
-			b = appendNullText(b, r.Fingerprint)
-			b = appendBool(b, r.Fallback)
-			b = appendNullText(b, r.FallbackReason)
-		} else {
-			b = appendNulls(b, 7)
-		}
-		if len(e.Details) > 0 {
-			at := len(b)
-			b = append(b, 0, 0, 0, 0, 1) // length, then jsonb's format version
-			b = appendDetails(b, e.Details)
-			binary.BigEndian.PutUint32(b[at:], uint32(len(b)-at-4))
+		e.OccurredAt = chain.Stamp(e.OccurredAt)
+		at := len(b)
+		b = appendAuditContent(b, e)
+		l := chain.Next(b[at:])
+		b = appendUUID(b, l.Chain)
+		b = binary.BigEndian.AppendUint32(b, 8)
+		b = binary.BigEndian.AppendUint64(b, uint64(l.Seq))
+		b = appendBytes(b, l.MAC[:])
+		if l.HasPrev {
+			b = appendBytes(b, l.Prev[:])
 		} else {
 			b = appendNulls(b, 1)
 		}
+		b = appendText(b, l.KeyID)
 	}
 	return binary.BigEndian.AppendUint16(b, 0xffff) // trailer: a field count of -1
+}
+
+// appendAuditContent appends the content columns of e, each as COPY's binary format has it
+// (length, then value; -1 for NULL). These bytes are also what a chain's MAC covers: the verifier
+// reads a row back (scanStoredEvent) and rebuilds them here, so every choice of NULL and empty
+// below must be one scanStoredEvent can tell apart.
+func appendAuditContent(b []byte, e *AuditEvent) []byte {
+	b = appendTimestamptz(b, e.OccurredAt)
+	b = appendText(b, e.Action)
+	b = appendUUID(b, e.TokenID)
+	b = appendUUID(b, e.ChatID)
+	b = appendText(b, e.Outcome)
+	r := e.Resolution
+	if r == nil {
+		r = &ResolutionDetails{}
+		b = appendNulls(b, 3)
+	} else {
+		b = appendText(b, r.Purpose)
+		b = appendText(b, r.RequestID)
+		b = appendUUID(b, r.RequestedConfigID)
+	}
+	if r.Resolved {
+		b = appendUUID(b, r.ConfigID)
+		b = appendUUID(b, r.ProviderID)
+		b = appendText(b, r.CredentialSource)
+		b = appendUUID(b, r.KeyID)
+		b = appendNullText(b, r.Fingerprint)
+		b = appendBool(b, r.Fallback)
+		b = appendNullText(b, r.FallbackReason)
+	} else {
+		b = appendNulls(b, 7)
+	}
+	if len(e.Details) > 0 || len(e.Changes) > 0 {
+		at := len(b)
+		b = append(b, 0, 0, 0, 0, 1) // length, then jsonb's format version
+		b = appendDetails(b, e.Details, e.Changes)
+		binary.BigEndian.PutUint32(b[at:], uint32(len(b)-at-4))
+	} else {
+		b = appendNulls(b, 1)
+	}
+	return b
 }
 
 func appendNulls(b []byte, n int) []byte {
@@ -98,6 +137,11 @@ func appendUUID(b []byte, id uuid.UUID) []byte {
 	return append(b, id[:]...)
 }
 
+func appendBytes(b, v []byte) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(len(v)))
+	return append(b, v...)
+}
+
 func appendBool(b []byte, v bool) []byte {
 	b = binary.BigEndian.AppendUint32(b, 1)
 	if v {
@@ -111,15 +155,37 @@ func appendTimestamptz(b []byte, t time.Time) []byte {
 	return binary.BigEndian.AppendUint64(b, uint64(t.UnixMicro()-postgresEpochMicros))
 }
 
-// copyAuditEvents sends events in one COPY (one statement, so all or none).
+// copyAuditEvents sends events in one COPY (one statement, so all or none), appended to the
+// store's chain of batched records: held until the COPY is answered, advanced only when it
+// committed.
 func (s *Store) copyAuditEvents(ctx context.Context, events []AuditEvent) error {
-	buf := appendAuditCopy(make([]byte, 0, 64+len(events)*320), events)
 	c, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.Release()
-	tag, err := c.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(buf), auditCopySQL)
+	chain := s.batches
+	if chain != nil {
+		if err := chain.Begin(ctx); err != nil {
+			return err
+		}
+	}
+	err = copyAudit(ctx, c.Conn().PgConn(), chain, events)
+	if chain != nil {
+		if err != nil {
+			chain.Abort()
+		} else {
+			chain.Commit()
+		}
+	}
+	return err
+}
+
+// copyAudit sends events in one COPY on conn (in its transaction, if it is in one), linked into
+// chain, which the caller holds.
+func copyAudit(ctx context.Context, conn *pgconn.PgConn, chain *auditchain.Chain, events []AuditEvent) error {
+	buf := appendAuditCopy(make([]byte, 0, 64+len(events)*400), events, chain)
+	tag, err := conn.CopyFrom(ctx, bytes.NewReader(buf), auditCopySQL)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -14,13 +15,15 @@ import (
 // previous default in the same transaction.
 func (s *Store) CreateModelConfig(ctx context.Context, c resolve.ModelConfig) (ModelConfig, error) {
 	var out ModelConfig
-	err := s.change(ctx, "CreateModelConfig", func(tx pgx.Tx) (map[string]string, error) {
+	err := s.change(ctx, "CreateModelConfig", func(tx pgx.Tx) (changed, error) {
 		if err := lockLiveProvider(ctx, tx, c.ProviderID, "ai_provider_id", false, forShare); err != nil {
-			return nil, err
+			return changed{}, err
 		}
+		var cleared []string
 		if c.IsDefault {
-			if err := clearDefault(ctx, tx, c.ID); err != nil {
-				return nil, err
+			var err error
+			if cleared, err = clearDefault(ctx, tx, c.ID); err != nil {
+				return changed{}, err
 			}
 		}
 		var err error
@@ -29,9 +32,9 @@ enabled, is_default, context_limit, compression_threshold, options)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING `+configCols,
 			c.ID, c.ProviderID, c.Model, c.DisplayName, c.Enabled, c.IsDefault, c.ContextLimit, c.CompressionThreshold, c.Options))
 		if err != nil {
-			return nil, classify(err)
+			return changed{}, classify(err)
 		}
-		return configDetails(out), nil
+		return changed{configDetails(out, cleared), created(configFields(out))}, nil
 	})
 	if err != nil {
 		return ModelConfig{}, fmt.Errorf("create model config %q: %w", c.Model, err)
@@ -44,26 +47,27 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING `+configCols,
 // previous default. A missing or deleted config is NOT_FOUND.
 func (s *Store) UpdateModelConfig(ctx context.Context, id uuid.UUID, mutate func(*ModelConfig) error) (ModelConfig, error) {
 	var out ModelConfig
-	err := s.change(ctx, "UpdateModelConfig", func(tx pgx.Tx) (map[string]string, error) {
+	err := s.change(ctx, "UpdateModelConfig", func(tx pgx.Tx) (changed, error) {
 		c, err := scanConfig(tx.QueryRow(ctx, `SELECT `+configCols+` FROM chat_model_configs WHERE id = $1 AND NOT deleted FOR UPDATE`, id))
 		if notFound(err) {
-			return nil, errNotFound("model config", id)
+			return changed{}, errNotFound("model config", id)
 		}
 		if err != nil {
-			return nil, classify(err)
+			return changed{}, classify(err)
 		}
 		before := c
 		if err := mutate(&c); err != nil {
-			return nil, err
+			return changed{}, err
 		}
 		if c.ProviderID != before.ProviderID {
 			if err := lockLiveProvider(ctx, tx, c.ProviderID, "ai_provider_id", false, forShare); err != nil {
-				return nil, err
+				return changed{}, err
 			}
 		}
+		var cleared []string
 		if c.IsDefault && !before.IsDefault {
-			if err := clearDefault(ctx, tx, id); err != nil {
-				return nil, err
+			if cleared, err = clearDefault(ctx, tx, id); err != nil {
+				return changed{}, err
 			}
 		}
 		out, err = scanConfig(tx.QueryRow(ctx, `UPDATE chat_model_configs SET ai_provider_id = $2, model = $3,
@@ -71,9 +75,9 @@ display_name = $4, enabled = $5, is_default = $6, context_limit = $7, compressio
 updated_at = now() WHERE id = $1 RETURNING `+configCols,
 			id, c.ProviderID, c.Model, c.DisplayName, c.Enabled, c.IsDefault, c.ContextLimit, c.CompressionThreshold, c.Options))
 		if err != nil {
-			return nil, classify(err)
+			return changed{}, classify(err)
 		}
-		return configDetails(out), nil
+		return changed{configDetails(out, cleared), diff(configFields(before), configFields(out))}, nil
 	})
 	if err != nil {
 		return ModelConfig{}, fmt.Errorf("update model config %s: %w", id, err)
@@ -81,28 +85,35 @@ updated_at = now() WHERE id = $1 RETURNING `+configCols,
 	return out, nil
 }
 
-// clearDefault takes the default flag off every live config but except. Writers that set a default
-// serialise on an advisory lock, so two of them cannot both see "no other default" and collide.
-func clearDefault(ctx context.Context, tx pgx.Tx, except uuid.UUID) error {
+// clearDefault takes the default flag off every live config but except, and returns their ids.
+// Writers that set a default serialise on an advisory lock, so two of them cannot both see "no
+// other default" and collide.
+func clearDefault(ctx context.Context, tx pgx.Tx, except uuid.UUID) ([]string, error) {
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('resolverd.chat_model_configs.is_default'))`); err != nil {
-		return classify(err)
+		return nil, classify(err)
 	}
-	_, err := tx.Exec(ctx, `UPDATE chat_model_configs SET is_default = false, updated_at = now()
-WHERE is_default AND NOT deleted AND id <> $1`, except)
-	return classify(err)
+	rows, err := tx.Query(ctx, `UPDATE chat_model_configs SET is_default = false, updated_at = now()
+WHERE is_default AND NOT deleted AND id <> $1 RETURNING id::text`, except)
+	if err != nil {
+		return nil, classify(err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	return ids, classify(err)
 }
 
 // DeleteModelConfig soft-deletes a live config.
 func (s *Store) DeleteModelConfig(ctx context.Context, id uuid.UUID) error {
-	err := s.change(ctx, "DeleteModelConfig", func(tx pgx.Tx) (map[string]string, error) {
-		tag, err := tx.Exec(ctx, `UPDATE chat_model_configs SET deleted = true, updated_at = now() WHERE id = $1 AND NOT deleted`, id)
+	err := s.change(ctx, "DeleteModelConfig", func(tx pgx.Tx) (changed, error) {
+		// Deleting changes no field but deleted: the row as returned is the row before.
+		c, err := scanConfig(tx.QueryRow(ctx, `UPDATE chat_model_configs SET deleted = true, updated_at = now()
+WHERE id = $1 AND NOT deleted RETURNING `+configCols, id))
+		if notFound(err) {
+			return changed{}, errNotFound("model config", id)
+		}
 		if err != nil {
-			return nil, classify(err)
+			return changed{}, classify(err)
 		}
-		if tag.RowsAffected() == 0 {
-			return nil, errNotFound("model config", id)
-		}
-		return map[string]string{"model_config_id": id.String()}, nil
+		return changed{map[string]string{"model_config_id": id.String()}, deleted(configFields(c))}, nil
 	})
 	if err != nil {
 		return fmt.Errorf("delete model config %s: %w", id, err)
@@ -110,10 +121,23 @@ func (s *Store) DeleteModelConfig(ctx context.Context, id uuid.UUID) error {
 	return nil
 }
 
-// configDetails is what the audit trail keeps of a model config change.
-func configDetails(c ModelConfig) map[string]string {
-	return map[string]string{"model_config_id": c.ID.String(), "provider_id": c.ProviderID.String(), "model": c.Model,
+// configDetails is what the audit trail keeps of a model config change besides its changes:
+// cleared are the configs that lost the default flag to it.
+func configDetails(c ModelConfig, cleared []string) map[string]string {
+	d := map[string]string{"model_config_id": c.ID.String(), "provider_id": c.ProviderID.String(), "model": c.Model,
 		"enabled": fmt.Sprint(c.Enabled), "is_default": fmt.Sprint(c.IsDefault)}
+	if len(cleared) > 0 {
+		d["previous_default_model_config_id"] = strings.Join(cleared, " ")
+	}
+	return d
+}
+
+// configFields are a model config's fields as its audit records list them.
+func configFields(c ModelConfig) []field {
+	return []field{{"ai_provider_id", idOrEmpty(c.ProviderID)}, {"model", c.Model}, {"display_name", c.DisplayName},
+		{"enabled", fmt.Sprint(c.Enabled)}, {"is_default", fmt.Sprint(c.IsDefault)},
+		{"context_limit", fmt.Sprint(c.ContextLimit)}, {"compression_threshold", fmt.Sprint(c.CompressionThreshold)},
+		{"options", string(c.Options)}}
 }
 
 // ListModelConfigs returns a page of the live configs: the default first, then by display name,

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/resolverd/resolverd/internal/keyring"
+	"github.com/resolverd/resolverd/internal/auditchain"
 	"github.com/resolverd/resolverd/pkg/secret"
 )
 
@@ -40,12 +41,23 @@ type Store struct {
 
 	// unreadable hears of every stored secret that did not open (secrets.go).
 	unreadable atomic.Pointer[func(context.Context, UnreadableSecret)]
+	// This store's audit chains (audit.go), when the sealer derives keys: one for the batched
+	// records, one for the admin changes. nil: records are written unchained.
+	batches, changes *auditchain.Chain
 }
 
-// New returns a Store over pool.
+// New returns a Store over pool. A sealer that derives keys (*keyring.Keyring) also keys the
+// store's audit chains (docs/CONTRACT.md §7.4).
 func New(pool *pgxpool.Pool, sealer Sealer) *Store {
-	return &Store{pool: pool, sealer: sealer}
+	s := &Store{pool: pool, sealer: sealer}
+	if d, ok := sealer.(auditchain.Deriver); ok {
+		s.batches, s.changes = auditchain.New(d), auditchain.New(d)
+	}
+	return s
 }
+
+// Chained reports whether the store chains its audit records (its sealer derives keys).
+func (s *Store) Chained() bool { return s.batches != nil }
 
 // Pool returns the connection pool, for health checks and shutdown.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }

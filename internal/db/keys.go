@@ -3,12 +3,14 @@ package db
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/resolverd/resolverd/internal/errs"
+	"github.com/resolverd/resolverd/internal/keyring"
 	"github.com/resolverd/resolverd/pkg/secret"
 )
 
@@ -35,16 +37,16 @@ func (s *Store) providerKeyScanner(ctx context.Context) func(pgx.Row) (ProviderK
 // AddProviderKey adds a central key to a live provider (enabled or not).
 func (s *Store) AddProviderKey(ctx context.Context, id, providerID uuid.UUID, key secret.String, enabled bool) (ProviderKey, error) {
 	var out ProviderKey
-	err := s.change(ctx, "AddProviderKey", func(tx pgx.Tx) (map[string]string, error) {
+	err := s.change(ctx, "AddProviderKey", func(tx pgx.Tx) (changed, error) {
 		if err := lockLiveProvider(ctx, tx, providerID, "provider_id", false, forShare); err != nil {
-			return nil, err
+			return changed{}, err
 		}
 		var err error
 		out, err = s.insertProviderKey(ctx, tx, id, providerID, key, enabled)
 		if err != nil {
-			return nil, err
+			return changed{}, err
 		}
-		return s.keyDetails(ctx, out.ID, providerID, key, map[string]string{"enabled": fmt.Sprint(enabled)})
+		return s.keyDetails(ctx, out, key, map[string]string{"enabled": fmt.Sprint(enabled)})
 	})
 	if err != nil {
 		return ProviderKey{}, fmt.Errorf("add a key to provider %s: %w", providerID, err)
@@ -56,23 +58,28 @@ func (s *Store) AddProviderKey(ctx context.Context, id, providerID uuid.UUID, ke
 // one transaction: no resolution sees both or neither. Rotations of one provider queue on its row.
 func (s *Store) RotateProviderKey(ctx context.Context, id, providerID uuid.UUID, key secret.String) (ProviderKey, error) {
 	var out ProviderKey
-	err := s.change(ctx, "RotateProviderKey", func(tx pgx.Tx) (map[string]string, error) {
+	err := s.change(ctx, "RotateProviderKey", func(tx pgx.Tx) (changed, error) {
 		if err := lockLiveProvider(ctx, tx, providerID, "provider_id", false, forUpdate); err != nil {
-			return nil, err
+			return changed{}, err
 		}
 		if err := s.sealPlainCentralKeys(ctx, tx, "provider_id = $1 AND enabled", providerID); err != nil {
-			return nil, err
+			return changed{}, err
 		}
-		tag, err := tx.Exec(ctx, `UPDATE ai_provider_keys SET enabled = false, updated_at = now()
-WHERE provider_id = $1 AND enabled`, providerID)
+		rows, err := tx.Query(ctx, `UPDATE ai_provider_keys SET enabled = false, updated_at = now()
+WHERE provider_id = $1 AND enabled RETURNING id::text`, providerID)
 		if err != nil {
-			return nil, classify(err)
+			return changed{}, classify(err)
+		}
+		disabled, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return changed{}, classify(err)
 		}
 		out, err = s.insertProviderKey(ctx, tx, id, providerID, key, true)
 		if err != nil {
-			return nil, err
+			return changed{}, err
 		}
-		return s.keyDetails(ctx, out.ID, providerID, key, map[string]string{"disabled_keys": fmt.Sprint(tag.RowsAffected())})
+		return s.keyDetails(ctx, out, key, map[string]string{"disabled_keys": fmt.Sprint(len(disabled)),
+			"disabled_key_ids": strings.Join(disabled, " ")})
 	})
 	if err != nil {
 		return ProviderKey{}, fmt.Errorf("rotate the key of provider %s: %w", providerID, err)
@@ -92,36 +99,63 @@ VALUES ($1, $2, $3, $4, $5, clock_timestamp(), clock_timestamp()) RETURNING `+pr
 	return out, classify(err)
 }
 
-// keyDetails is what the audit trail keeps of a change that set a secret: ids and the fingerprint.
-func (s *Store) keyDetails(ctx context.Context, keyID, providerID uuid.UUID, key secret.String, more map[string]string) (map[string]string, error) {
+// keyDetails is what the audit trail keeps of a central key it added: ids and the fingerprint,
+// never the secret.
+func (s *Store) keyDetails(ctx context.Context, k ProviderKey, key secret.String, more map[string]string) (changed, error) {
 	fp, err := s.fingerprint(ctx, key)
 	if err != nil {
-		return nil, err
+		return changed{}, err
 	}
-	d := map[string]string{"key_id": keyID.String(), "provider_id": providerID.String(), "fingerprint": fp}
+	d := map[string]string{"key_id": k.ID.String(), "provider_id": k.ProviderID.String(), "fingerprint": fp}
 	for k, v := range more {
 		d[k] = v
 	}
-	return d, nil
+	return changed{d, created(keyFields(k.ProviderID.String(), fmt.Sprint(k.Enabled), fp))}, nil
+}
+
+// keyFields are a central key's fields as its audit records list them: the secret by fingerprint.
+func keyFields(providerID, enabled, fingerprint string) []field {
+	return []field{{"provider_id", providerID}, {"enabled", enabled}, {"api_key_fingerprint", fingerprint}}
+}
+
+// userKeyFields are a user's key's fields as its audit records list them.
+func userKeyFields(userID, providerID, fingerprint string) []field {
+	return []field{{"user_id", userID}, {"ai_provider_id", providerID}, {"api_key_fingerprint", fingerprint}}
+}
+
+// storedFingerprint is the fingerprint of a stored secret for an audit record, and false when it
+// does not open here (which must not stop its deletion).
+func (s *Store) storedFingerprint(ctx context.Context, at keyring.Place, ciphertext string, keyID *string) (string, bool, error) {
+	v, err := s.sealer.Open(ciphertext, keyID, at)
+	if err != nil {
+		return "", false, nil
+	}
+	fp, err := s.fingerprint(ctx, v)
+	return fp, err == nil, err
 }
 
 // SetProviderKeyEnabled enables or disables a central key.
 func (s *Store) SetProviderKeyEnabled(ctx context.Context, id uuid.UUID, enabled bool) (ProviderKey, error) {
 	var out ProviderKey
-	err := s.change(ctx, "SetProviderKeyEnabled", func(tx pgx.Tx) (map[string]string, error) {
-		if err := s.sealPlainCentralKeys(ctx, tx, "id = $1", id); err != nil {
-			return nil, err
-		}
-		var err error
-		out, err = s.providerKeyScanner(ctx)(tx.QueryRow(ctx, `UPDATE ai_provider_keys SET enabled = $2, updated_at = now()
-WHERE id = $1 RETURNING `+providerKeyCols, id, enabled))
+	err := s.change(ctx, "SetProviderKeyEnabled", func(tx pgx.Tx) (changed, error) {
+		var was bool
+		err := tx.QueryRow(ctx, `SELECT enabled FROM ai_provider_keys WHERE id = $1 FOR UPDATE`, id).Scan(&was)
 		if notFound(err) {
-			return nil, errNotFound("provider key", id)
+			return changed{}, errNotFound("provider key", id)
 		}
 		if err != nil {
-			return nil, classify(err)
+			return changed{}, classify(err)
 		}
-		return map[string]string{"key_id": id.String(), "provider_id": out.ProviderID.String(), "enabled": fmt.Sprint(enabled)}, nil
+		if err := s.sealPlainCentralKeys(ctx, tx, "id = $1", id); err != nil {
+			return changed{}, err
+		}
+		out, err = s.providerKeyScanner(ctx)(tx.QueryRow(ctx, `UPDATE ai_provider_keys SET enabled = $2, updated_at = now()
+WHERE id = $1 RETURNING `+providerKeyCols, id, enabled))
+		if err != nil {
+			return changed{}, classify(err)
+		}
+		return changed{map[string]string{"key_id": id.String(), "provider_id": out.ProviderID.String(), "enabled": fmt.Sprint(enabled)},
+			diff([]field{{"enabled", fmt.Sprint(was)}}, []field{{"enabled", fmt.Sprint(enabled)}})}, nil
 	})
 	if err != nil {
 		return ProviderKey{}, fmt.Errorf("set provider key %s enabled=%t: %w", id, enabled, err)
@@ -131,7 +165,7 @@ WHERE id = $1 RETURNING `+providerKeyCols, id, enabled))
 
 // DeleteProviderKey deletes a central key.
 func (s *Store) DeleteProviderKey(ctx context.Context, id uuid.UUID) error {
-	return s.deleteRow(ctx, "DeleteProviderKey", "ai_provider_keys", "provider key", "key_id", id)
+	return s.deleteRow(ctx, "DeleteProviderKey", "ai_provider_keys", "provider key", "provider_id", id)
 }
 
 // ListProviderKeys returns a page of the central keys of one provider, or of all when providerID
@@ -154,24 +188,47 @@ ORDER BY provider_id, created_at, id LIMIT $5`, s.providerKeyScanner(ctx), nullU
 // must be live and enabled, the user must exist and not be deleted.
 func (s *Store) PutUserProviderKey(ctx context.Context, id, userID, providerID uuid.UUID, key secret.String) (UserProviderKey, error) {
 	var out UserProviderKey
-	err := s.change(ctx, "PutUserProviderKey", func(tx pgx.Tx) (map[string]string, error) {
+	err := s.change(ctx, "PutUserProviderKey", func(tx pgx.Tx) (changed, error) {
 		if err := lockLiveProvider(ctx, tx, providerID, "ai_provider_id", true, forShare); err != nil {
-			return nil, err
+			return changed{}, err
 		}
 		if err := lockLiveUser(ctx, tx, userID, "user_id"); err != nil {
-			return nil, err
+			return changed{}, err
+		}
+		// The key it replaces, for the audit record: writers of one user's key for one provider
+		// queue here, so the key read is the key replaced.
+		var before []field
+		var oldID uuid.UUID
+		var oldText string
+		var oldKeyID *string
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('resolverd.user_ai_provider_keys'), hashtext($1::text || $2::text))`,
+			userID, providerID); err != nil {
+			return changed{}, classify(err)
+		}
+		err := tx.QueryRow(ctx, `SELECT id, api_key, api_key_key_id FROM user_ai_provider_keys WHERE user_id = $1 AND ai_provider_id = $2 FOR UPDATE`,
+			userID, providerID).Scan(&oldID, &oldText, &oldKeyID)
+		switch {
+		case err == nil:
+			fp, ok, err := s.storedFingerprint(ctx, userPlace(oldID, userID, providerID), oldText, oldKeyID)
+			if err != nil {
+				return changed{}, err
+			}
+			if !ok {
+				fp = ""
+			}
+			before = userKeyFields(userID.String(), providerID.String(), fp)
+		case !notFound(err):
+			return changed{}, classify(err)
 		}
 		// The value is bound to the row that finally holds it: the user's row for the provider if
-		// there is one (locked until commit, so no other Put replaces it meanwhile), else the new one.
+		// there is one (read and locked above, so no other Put replaces it meanwhile), else the new one.
 		rowID := id
-		err := tx.QueryRow(ctx, `SELECT id FROM user_ai_provider_keys WHERE user_id = $1 AND ai_provider_id = $2 FOR UPDATE`,
-			userID, providerID).Scan(&rowID)
-		if err != nil && !notFound(err) {
-			return nil, classify(err)
+		if before != nil {
+			rowID = oldID
 		}
 		sealed, keyID, err := s.seal(ctx, tx, key, userPlace(rowID, userID, providerID))
 		if err != nil {
-			return nil, err
+			return changed{}, err
 		}
 		var stored string
 		var storedKeyID *string
@@ -181,23 +238,32 @@ ON CONFLICT (user_id, ai_provider_id) DO UPDATE SET api_key = EXCLUDED.api_key, 
 RETURNING id, user_id, ai_provider_id, api_key, api_key_key_id, created_at, updated_at`, id, userID, providerID, sealed, keyID).
 			Scan(&out.ID, &out.UserID, &out.ProviderID, &stored, &storedKeyID, &out.CreatedAt, &out.UpdatedAt)
 		if err != nil {
-			return nil, classify(err)
+			return changed{}, classify(err)
 		}
 		if out.ID != rowID {
 			// Another Put inserted the user's first key for the provider between the lookup and the
 			// insert, and this one replaced it: seal again for that row.
 			if sealed, keyID, err = s.seal(ctx, tx, key, userPlace(out.ID, userID, providerID)); err != nil {
-				return nil, err
+				return changed{}, err
 			}
 			if err := tx.QueryRow(ctx, `UPDATE user_ai_provider_keys SET api_key = $2, api_key_key_id = $3 WHERE id = $1
 RETURNING api_key, api_key_key_id`, out.ID, sealed, keyID).Scan(&stored, &storedKeyID); err != nil {
-				return nil, classify(err)
+				return changed{}, classify(err)
 			}
 		}
 		if out.Secret, err = s.open(ctx, userPlace(out.ID, out.UserID, out.ProviderID), stored, storedKeyID); err != nil {
-			return nil, err
+			return changed{}, err
 		}
-		return s.keyDetails(ctx, out.ID, providerID, key, map[string]string{"user_id": userID.String()})
+		fp, err := s.fingerprint(ctx, key)
+		if err != nil {
+			return changed{}, err
+		}
+		d := map[string]string{"key_id": out.ID.String(), "provider_id": providerID.String(), "user_id": userID.String(), "fingerprint": fp}
+		after := userKeyFields(userID.String(), providerID.String(), fp)
+		if before == nil {
+			return changed{d, created(after)}, nil
+		}
+		return changed{d, diff(before, after)}, nil
 	})
 	if err != nil {
 		return UserProviderKey{}, fmt.Errorf("put the key of user %s for provider %s: %w", userID, providerID, err)
@@ -207,20 +273,57 @@ RETURNING api_key, api_key_key_id`, out.ID, sealed, keyID).Scan(&stored, &stored
 
 // DeleteUserProviderKey deletes a user's own key.
 func (s *Store) DeleteUserProviderKey(ctx context.Context, id uuid.UUID) error {
-	return s.deleteRow(ctx, "DeleteUserProviderKey", "user_ai_provider_keys", "user provider key", "key_id", id)
+	return s.deleteRow(ctx, "DeleteUserProviderKey", "user_ai_provider_keys", "user provider key", "user_id", id)
 }
 
-// deleteRow hard-deletes row id of table as the change action; a missing row is NOT_FOUND.
-func (s *Store) deleteRow(ctx context.Context, action, table, what, idField string, id uuid.UUID) error {
-	err := s.change(ctx, action, func(tx pgx.Tx) (map[string]string, error) {
-		tag, err := tx.Exec(ctx, `DELETE FROM `+pgx.Identifier{table}.Sanitize()+` WHERE id = $1`, id)
+// deleteRow hard-deletes key id of table (ai_provider_keys, whose owner column is provider_id, or
+// user_ai_provider_keys, user_id) as the change action; a missing row is NOT_FOUND. Its record
+// keeps the row's fields as they were, the secret by fingerprint.
+func (s *Store) deleteRow(ctx context.Context, action, table, what, owner string, id uuid.UUID) error {
+	err := s.change(ctx, action, func(tx pgx.Tx) (changed, error) {
+		var (
+			ownerID, providerID uuid.UUID
+			enabled             bool
+			ciphertext          string
+			keyID               *string
+		)
+		var err error
+		if owner == "provider_id" {
+			err = tx.QueryRow(ctx, `DELETE FROM ai_provider_keys WHERE id = $1 RETURNING provider_id, enabled, api_key, api_key_key_id`, id).
+				Scan(&providerID, &enabled, &ciphertext, &keyID)
+		} else {
+			err = tx.QueryRow(ctx, `DELETE FROM user_ai_provider_keys WHERE id = $1 RETURNING user_id, ai_provider_id, api_key, api_key_key_id`, id).
+				Scan(&ownerID, &providerID, &ciphertext, &keyID)
+		}
+		if notFound(err) {
+			return changed{}, errNotFound(what, id)
+		}
 		if err != nil {
-			return nil, classify(err)
+			return changed{}, classify(err)
 		}
-		if tag.RowsAffected() == 0 {
-			return nil, errNotFound(what, id)
+		d := map[string]string{"key_id": id.String(), "provider_id": providerID.String()}
+		at := centralPlace(id, providerID)
+		if owner != "provider_id" {
+			at = userPlace(id, ownerID, providerID)
 		}
-		return map[string]string{idField: id.String()}, nil
+		fp, ok, err := s.storedFingerprint(ctx, at, ciphertext, keyID)
+		if err != nil {
+			return changed{}, err
+		}
+		if ok {
+			d["fingerprint"] = fp
+		} else {
+			d["fingerprint_unavailable"] = "the deleted key did not open with the configured encryption keys"
+		}
+		fields := keyFields(providerID.String(), fmt.Sprint(enabled), fp)
+		if owner != "provider_id" {
+			d["user_id"] = ownerID.String()
+			fields = userKeyFields(ownerID.String(), providerID.String(), fp)
+		}
+		if !ok {
+			fields = fields[:len(fields)-1]
+		}
+		return changed{d, deleted(fields)}, nil
 	})
 	if err != nil {
 		return fmt.Errorf("delete %s %s: %w", what, id, err)

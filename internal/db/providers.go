@@ -14,15 +14,15 @@ import (
 // CreateProvider inserts p (its ID chosen by the caller).
 func (s *Store) CreateProvider(ctx context.Context, p resolve.Provider) (Provider, error) {
 	var out Provider
-	err := s.change(ctx, "CreateProvider", func(tx pgx.Tx) (map[string]string, error) {
+	err := s.change(ctx, "CreateProvider", func(tx pgx.Tx) (changed, error) {
 		var err error
 		out, err = scanProvider(tx.QueryRow(ctx, `INSERT INTO ai_providers (id, type, name, display_name, base_url, enabled, byok_policy)
 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING `+providerCols,
 			p.ID, p.Type, p.Name, p.DisplayName, p.BaseURL, p.Enabled, string(p.BYOKPolicy)))
 		if err != nil {
-			return nil, classify(err)
+			return changed{}, classify(err)
 		}
-		return providerDetails(out), nil
+		return changed{providerDetails(out), created(providerFields(out))}, nil
 	})
 	if err != nil {
 		return Provider{}, fmt.Errorf("create provider %q: %w", p.Name, err)
@@ -34,24 +34,25 @@ VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING `+providerCols,
 // transaction. A missing or deleted provider is NOT_FOUND.
 func (s *Store) UpdateProvider(ctx context.Context, id uuid.UUID, mutate func(*Provider) error) (Provider, error) {
 	var out Provider
-	err := s.change(ctx, "UpdateProvider", func(tx pgx.Tx) (map[string]string, error) {
+	err := s.change(ctx, "UpdateProvider", func(tx pgx.Tx) (changed, error) {
 		p, err := scanProvider(tx.QueryRow(ctx, `SELECT `+providerCols+` FROM ai_providers WHERE id = $1 AND NOT deleted FOR UPDATE`, id))
 		if notFound(err) {
-			return nil, errNotFound("provider", id)
+			return changed{}, errNotFound("provider", id)
 		}
 		if err != nil {
-			return nil, classify(err)
+			return changed{}, classify(err)
 		}
+		before := providerFields(p)
 		if err := mutate(&p); err != nil {
-			return nil, err
+			return changed{}, err
 		}
 		out, err = scanProvider(tx.QueryRow(ctx, `UPDATE ai_providers SET name = $2, display_name = $3, base_url = $4,
 enabled = $5, byok_policy = $6, updated_at = now() WHERE id = $1 RETURNING `+providerCols,
 			id, p.Name, p.DisplayName, p.BaseURL, p.Enabled, string(p.BYOKPolicy)))
 		if err != nil {
-			return nil, classify(err)
+			return changed{}, classify(err)
 		}
-		return providerDetails(out), nil
+		return changed{providerDetails(out), diff(before, providerFields(out))}, nil
 	})
 	if err != nil {
 		return Provider{}, fmt.Errorf("update provider %s: %w", id, err)
@@ -61,16 +62,18 @@ enabled = $5, byok_policy = $6, updated_at = now() WHERE id = $1 RETURNING `+pro
 
 // DeleteProvider soft-deletes (and so disables) a live provider. Its name becomes free again.
 func (s *Store) DeleteProvider(ctx context.Context, id uuid.UUID) error {
-	err := s.change(ctx, "DeleteProvider", func(tx pgx.Tx) (map[string]string, error) {
-		tag, err := tx.Exec(ctx, `UPDATE ai_providers SET deleted = true, enabled = false, updated_at = now()
-WHERE id = $1 AND NOT deleted`, id)
+	err := s.change(ctx, "DeleteProvider", func(tx pgx.Tx) (changed, error) {
+		p, err := scanProvider(tx.QueryRow(ctx, `SELECT `+providerCols+` FROM ai_providers WHERE id = $1 AND NOT deleted FOR UPDATE`, id))
+		if notFound(err) {
+			return changed{}, errNotFound("provider", id)
+		}
 		if err != nil {
-			return nil, classify(err)
+			return changed{}, classify(err)
 		}
-		if tag.RowsAffected() == 0 {
-			return nil, errNotFound("provider", id)
+		if _, err := tx.Exec(ctx, `UPDATE ai_providers SET deleted = true, enabled = false, updated_at = now() WHERE id = $1`, id); err != nil {
+			return changed{}, classify(err)
 		}
-		return map[string]string{"provider_id": id.String()}, nil
+		return changed{map[string]string{"provider_id": id.String()}, deleted(providerFields(p))}, nil
 	})
 	if err != nil {
 		return fmt.Errorf("delete provider %s: %w", id, err)
@@ -78,10 +81,16 @@ WHERE id = $1 AND NOT deleted`, id)
 	return nil
 }
 
-// providerDetails is what the audit trail keeps of a provider change.
+// providerDetails is what the audit trail keeps of a provider change besides its changes.
 func providerDetails(p Provider) map[string]string {
 	return map[string]string{"provider_id": p.ID.String(), "name": p.Name, "type": p.Type,
 		"enabled": fmt.Sprint(p.Enabled), "byok_policy": string(p.BYOKPolicy)}
+}
+
+// providerFields are a provider's fields as its audit records list them.
+func providerFields(p Provider) []field {
+	return []field{{"type", p.Type}, {"name", p.Name}, {"display_name", p.DisplayName}, {"base_url", p.BaseURL},
+		{"enabled", fmt.Sprint(p.Enabled)}, {"byok_policy", string(p.BYOKPolicy)}}
 }
 
 // ListProviders returns a page of the live providers, by name (then id).

@@ -146,21 +146,21 @@ func (s *Store) ValidateSealedConstraints(ctx context.Context) (alreadyValid []s
 // except keep, records the retirement in the audit trail, and returns the ids removed.
 func (s *Store) RetireUnusedEncryptionKeys(ctx context.Context, keep string, resealed map[string]int) ([]string, error) {
 	var retired []string
-	err := s.change(ctx, "KeysRotate", func(tx pgx.Tx) (map[string]string, error) {
+	err := s.change(ctx, "KeysRotate", func(tx pgx.Tx) (changed, error) {
 		rows, err := tx.Query(ctx, `DELETE FROM encryption_keys e WHERE e.id <> $1
 AND NOT EXISTS (SELECT 1 FROM ai_provider_keys k WHERE k.api_key_key_id = e.id)
 AND NOT EXISTS (SELECT 1 FROM user_ai_provider_keys k WHERE k.api_key_key_id = e.id) RETURNING e.id`, keep)
 		if err != nil {
-			return nil, classify(err)
+			return changed{}, classify(err)
 		}
 		if retired, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
-			return nil, classify(err)
+			return changed{}, classify(err)
 		}
 		d := map[string]string{"sealing_key_id": keep, "retired_key_ids": strings.Join(retired, " ")}
 		for table, n := range resealed {
 			d["resealed_"+table] = fmt.Sprint(n)
 		}
-		return d, nil
+		return changed{details: d}, nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("retire unused encryption keys: %w", err)

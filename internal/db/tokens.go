@@ -13,14 +13,15 @@ import (
 // CreateToken stores a token by its hash.
 func (s *Store) CreateToken(ctx context.Context, id uuid.UUID, name string, scopes []string, hash []byte, expiresAt *time.Time) (Token, error) {
 	var t Token
-	err := s.change(ctx, "CreateToken", func(tx pgx.Tx) (map[string]string, error) {
+	err := s.change(ctx, "CreateToken", func(tx pgx.Tx) (changed, error) {
 		var err error
 		t, err = scanToken(tx.QueryRow(ctx, `INSERT INTO api_tokens (id, name, token_hash, scopes, expires_at)
 VALUES ($1, $2, $3, $4, $5) RETURNING `+tokenCols, id, name, hash, scopes, expiresAt))
 		if err != nil {
-			return nil, classify(err)
+			return changed{}, classify(err)
 		}
-		return map[string]string{"new_token_id": id.String(), "name": name, "scopes": strings.Join(scopes, " ")}, nil
+		return changed{map[string]string{"new_token_id": id.String(), "name": name, "scopes": strings.Join(scopes, " ")},
+			created(tokenFields(t))}, nil
 	})
 	if err != nil {
 		return Token{}, fmt.Errorf("create token %q: %w", name, err)
@@ -31,29 +32,42 @@ VALUES ($1, $2, $3, $4, $5) RETURNING `+tokenCols, id, name, hash, scopes, expir
 // RevokeToken revokes token id; revoking it again keeps the first revocation time.
 // RevokeToken revokes the token if allowed (given its scopes, read under a row lock) says so.
 func (s *Store) RevokeToken(ctx context.Context, id uuid.UUID, allowed func(scopes []string) error) error {
-	err := s.change(ctx, "RevokeToken", func(tx pgx.Tx) (map[string]string, error) {
-		var scopes []string
-		err := tx.QueryRow(ctx, `SELECT scopes FROM api_tokens WHERE id = $1 FOR UPDATE`, id).Scan(&scopes)
+	err := s.change(ctx, "RevokeToken", func(tx pgx.Tx) (changed, error) {
+		before, err := scanToken(tx.QueryRow(ctx, `SELECT `+tokenCols+` FROM api_tokens WHERE id = $1 FOR UPDATE`, id))
 		if notFound(err) {
-			return nil, errNotFound("token", id)
+			return changed{}, errNotFound("token", id)
 		}
 		if err != nil {
-			return nil, classify(err)
+			return changed{}, classify(err)
 		}
 		if allowed != nil {
-			if err := allowed(scopes); err != nil {
-				return nil, err
+			if err := allowed(before.Scopes); err != nil {
+				return changed{}, err
 			}
 		}
-		if _, err := tx.Exec(ctx, `UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1`, id); err != nil {
-			return nil, classify(err)
+		after, err := scanToken(tx.QueryRow(ctx, `UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1
+RETURNING `+tokenCols, id))
+		if err != nil {
+			return changed{}, classify(err)
 		}
-		return map[string]string{"revoked_token_id": id.String()}, nil
+		return changed{map[string]string{"revoked_token_id": id.String(), "name": before.Name, "scopes": strings.Join(before.Scopes, " ")},
+			diff(tokenFields(before), tokenFields(after))}, nil
 	})
 	if err != nil {
 		return fmt.Errorf("revoke token %s: %w", id, err)
 	}
 	return nil
+}
+
+// tokenFields are a token's fields as its audit records list them (never the token or its hash).
+func tokenFields(t Token) []field {
+	at := func(p *time.Time) string {
+		if p == nil {
+			return ""
+		}
+		return p.UTC().Format(time.RFC3339Nano)
+	}
+	return []field{{"name", t.Name}, {"scopes", strings.Join(t.Scopes, " ")}, {"expires_at", at(t.ExpiresAt)}, {"revoked_at", at(t.RevokedAt)}}
 }
 
 // ListTokens returns a page of every token (revoked and expired ones too), newest first (then by id).

@@ -14,7 +14,7 @@ import (
 var (
 	// SystemAuthenticator looks bearer tokens up by hash, before the caller is known.
 	SystemAuthenticator = rbac.System("authenticator", rbac.TokenAuthenticate)
-	// SystemAuditWriter writes resolution records in batches (internal/audit).
+	// SystemAuditWriter writes records in batches (internal/audit): resolutions, failed admin calls.
 	SystemAuditWriter = rbac.System("audit-writer", rbac.AuditAppend)
 	// SystemAuditRetention removes audit events older than --audit-retention.
 	SystemAuditRetention = rbac.System("audit-retention", rbac.AuditExpire)
@@ -44,7 +44,7 @@ func (s *Store) ActiveToken(ctx context.Context, hash []byte) (db.Token, bool, e
 	return s.q.ActiveToken(ctx, hash)
 }
 
-// InsertAuditEvents writes a batch of resolution records (audit_events), for the audit writer.
+// InsertAuditEvents writes a batch of records (audit_events), for the audit writer.
 func (s *Store) InsertAuditEvents(ctx context.Context, events []db.AuditEvent) error {
 	if err := rbac.Require(ctx, rbac.AuditAppend); err != nil {
 		return err

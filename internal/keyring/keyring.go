@@ -99,6 +99,7 @@ type Keyring struct {
 type key struct {
 	id   string
 	aead cipher.AEAD
+	prk  []byte // what Derive derives other keys from (derive.go)
 }
 
 // Parse reads comma-separated base64 keys of 32 bytes each (--encryption-keys). The error never
@@ -153,7 +154,7 @@ func newKey(raw []byte) (key, error) {
 		return key{}, err
 	}
 	sum := sha256.Sum256(append([]byte("resolverd encryption key id\x00"), raw...))
-	return key{id: hex.EncodeToString(sum[:8]), aead: aead}, nil
+	return key{id: hex.EncodeToString(sum[:8]), aead: aead, prk: extract(raw)}, nil
 }
 
 // IDs returns the key ids, the sealing key first.

@@ -26,6 +26,7 @@ type Metrics struct {
 	panics      prometheus.Counter
 	rateLimited prometheus.Counter
 	unreadable  *prometheus.CounterVec
+	unauth      *prometheus.CounterVec
 }
 
 // New builds a registry with the Go runtime and process collectors.
@@ -53,13 +54,17 @@ func New() *Metrics {
 			Name: "resolverd_secrets_unreadable_total",
 			Help: "Stored secrets found not to open in their place (moved, edited, or sealed by an unknown encryption key), once per read of the row, by table; each is logged at error level and never served.",
 		}, []string{"table"}),
+		unauth: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "resolverd_unauthenticated_calls_total",
+			Help: "Calls refused because they carried no valid token, by method (counted, never written to the audit trail).",
+		}, []string{"method"}),
 	}
 	// Both tables show from the start, so an alert on any increase needs no absent-series rule.
 	for _, table := range []string{"ai_provider_keys", "user_ai_provider_keys"} {
 		m.unreadable.WithLabelValues(table)
 	}
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.GRPC, m.resolutions, m.fallbacks, m.panics, m.rateLimited, m.unreadable)
+		m.GRPC, m.resolutions, m.fallbacks, m.panics, m.rateLimited, m.unreadable, m.unauth)
 	return m
 }
 
@@ -79,6 +84,10 @@ func (m *Metrics) Panicked() { m.panics.Inc() }
 
 // Limited counts a call refused by rate limiting.
 func (m *Metrics) Limited() { m.rateLimited.Inc() }
+
+// Unauthenticated counts a call refused for want of a valid token. method is the gRPC full method
+// name, one of the server's registered methods (gRPC answers any other before the interceptors).
+func (m *Metrics) Unauthenticated(method string) { m.unauth.WithLabelValues(method).Inc() }
 
 // CacheStats is what the cache reports.
 type CacheStats struct {

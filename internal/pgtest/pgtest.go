@@ -27,8 +27,10 @@ const templateDB = "resolverd_template"
 
 var (
 	counter atomic.Int64
-	// Keyring is the encryption keyring of every test database.
-	Keyring = mustKeyring()
+	// EncryptionKeys is the --encryption-keys of every test database (for commands a test runs);
+	// Keyring is the same keys, parsed.
+	EncryptionKeys = keyring.Generate()
+	Keyring        = mustKeyring()
 
 	// The cluster starts with the first test that asks for a database: a run of unit tests or a
 	// fuzz worker in the same package does not pay for it.
@@ -40,7 +42,7 @@ var (
 )
 
 func mustKeyring() *keyring.Keyring {
-	kr, err := keyring.Parse(keyring.Generate())
+	kr, err := keyring.Parse(EncryptionKeys)
 	if err != nil {
 		panic(err)
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/resolverd/resolverd/internal/db"
 	"github.com/resolverd/resolverd/internal/dbauthz"
 	"github.com/resolverd/resolverd/internal/egress"
+	"github.com/resolverd/resolverd/internal/errs"
 	"github.com/resolverd/resolverd/internal/metrics"
 	"github.com/resolverd/resolverd/internal/resolve"
 	"github.com/resolverd/resolverd/internal/service"
@@ -118,6 +119,10 @@ func New(ctx context.Context, pool *pgxpool.Pool, sealer db.Sealer, cfg Config) 
 			cfg.Metrics.SecretUnreadable(u.Table)
 		}
 	})
+	if !store.Chained() {
+		// A server writes the audit trail, and every record it writes is chained (docs/CONTRACT.md §7.4).
+		return nil, errors.New("the sealer does not derive keys, so the audit trail could not be chained")
+	}
 	cached := cachedstore.New(store, cfg.Cache)
 	listener := db.NewListener(pool, cached, log, cfg.Listener)
 	// Everything below reads and writes through the scope checks: callers with their tokens' scopes,
@@ -147,11 +152,25 @@ func New(ctx context.Context, pool *pgxpool.Pool, sealer db.Sealer, cfg Config) 
 		}
 	}
 	resolver := service.NewResolver(authz, resolve.Options{AllowBYOK: cfg.AllowBYOK, AllowedHosts: cfg.AllowedProviderHosts}, fpKey, auditWriter, log, resolutions)
+	admin := service.NewAdmin(authz, fpKey, auditWriter, log).AllowProviderHosts(cfg.AllowedProviderHosts)
 	auth := transport.NewAuthenticator(authz, log, cfg.RateLimit, calls)
-	auth.ReportRefusals(resolver.RecordRefusal)
+	// What the authenticator refuses: with a known token, recorded in the audit trail; without one,
+	// only counted (docs/CONTRACT.md §7.4).
+	auth.ReportRefusals(func(ctx context.Context, method string, req any, err error) {
+		if errs.ReasonOf(err) == errs.Unauthenticated {
+			if cfg.Metrics != nil {
+				cfg.Metrics.Unauthenticated(method)
+			}
+			return
+		}
+		resolver.RecordRefusal(ctx, method, req, err)
+		admin.RecordRefusal(ctx, method, req, err)
+	})
 	unary, stream := transport.Interceptors(transport.ChainOptions{
 		Log: log, Auth: auth, Metrics: grpcMetrics, Observer: calls, CallTimeout: cfg.CallTimeout,
 	})
+	// Innermost, after authentication: the admin calls that fail in their handler are recorded.
+	unary = append(unary, admin.RecordFailures)
 	opts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
@@ -176,7 +195,7 @@ func New(ctx context.Context, pool *pgxpool.Pool, sealer db.Sealer, cfg Config) 
 	}
 	g := grpc.NewServer(opts...)
 	resolverv1.RegisterResolverServiceServer(g, resolver)
-	resolverv1.RegisterAdminServiceServer(g, service.NewAdmin(authz, fpKey, log).AllowProviderHosts(cfg.AllowedProviderHosts))
+	resolverv1.RegisterAdminServiceServer(g, admin)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(g, hs)
 	if cfg.Reflection {

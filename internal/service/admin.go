@@ -18,13 +18,15 @@ type Admin struct {
 	store *dbauthz.Store
 	fpKey []byte
 	pages pageTokens
+	audit Recorder // records failed calls (admin_refusals.go); nil records none
 	log   *slog.Logger
 	hosts *egress.AllowList // where a provider's base_url may point; nil: anywhere (AllowProviderHosts)
 }
 
-// NewAdmin returns the AdminService handler.
-func NewAdmin(store *dbauthz.Store, fpKey []byte, log *slog.Logger) *Admin {
-	return &Admin{store: store, fpKey: fpKey, pages: newPageTokens(fpKey), log: log}
+// NewAdmin returns the AdminService handler. audit records the calls that fail (RecordFailures,
+// RecordRefusal); changes record themselves in their own transactions.
+func NewAdmin(store *dbauthz.Store, fpKey []byte, audit Recorder, log *slog.Logger) *Admin {
+	return &Admin{store: store, fpKey: fpKey, pages: newPageTokens(fpKey), audit: audit, log: log}
 }
 
 // newID is the id of a row this service creates: time-ordered, so new rows land together in indexes.

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/google/uuid"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/resolverd/resolverd/internal/db"
@@ -58,8 +59,19 @@ func auditFilter(chat, token uuid.UUID, action string) string {
 }
 
 func auditEventProto(e db.AuditEvent) *resolverv1.AuditEvent {
-	return &resolverv1.AuditEvent{
+	out := &resolverv1.AuditEvent{
 		Id: strconv.FormatInt(e.ID, 10), CreatedAt: timestamppb.New(e.OccurredAt), Action: e.Action,
 		TokenId: idString(e.TokenID), ChatId: idString(e.ChatID), Details: e.Details, Outcome: e.Outcome,
 	}
+	for _, c := range e.Changes {
+		fc := &resolverv1.AuditFieldChange{Field: c.Field}
+		if c.HasBefore {
+			fc.Before = proto.String(c.Before)
+		}
+		if c.HasAfter {
+			fc.After = proto.String(c.After)
+		}
+		out.Changes = append(out.Changes, fc)
+	}
+	return out
 }

@@ -210,5 +210,5 @@ func fuzzCtx() context.Context {
 
 func fuzzAdmin() (*Admin, *fakeQuerier) {
 	q := &fakeQuerier{}
-	return NewAdmin(dbauthz.New(q), fuzzFPKey, fuzzLog), q
+	return NewAdmin(dbauthz.New(q), fuzzFPKey, nil, fuzzLog), q
 }

@@ -11,7 +11,9 @@
 //     each limit;
 //   - secrets_test.go, tokens_test.go: write-only secrets, fingerprints, sealed storage; tokens
 //     shown once, listed without secrets, revoked;
-//   - concurrency_test.go: concurrent default changes and key rotations.
+//   - concurrency_test.go: concurrent default changes and key rotations;
+//   - audit_trail_test.go: refused admin calls in the audit trail with their reasons, and each
+//     change's fields before and after, secrets by fingerprint only.
 //
 // Authentication and authorization:
 //   - authz_test.go: every registered RPC has a scope rule and needs exactly its scopes;

@@ -2,6 +2,8 @@ package operations_test
 
 import (
 	"context"
+	"io"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -10,8 +12,10 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/resolverd/resolverd/internal/metrics"
 	"github.com/resolverd/resolverd/internal/pgtest"
 	"github.com/resolverd/resolverd/internal/rbac"
+	"github.com/resolverd/resolverd/internal/server"
 	"github.com/resolverd/resolverd/internal/testenv"
 	resolverv1 "github.com/resolverd/resolverd/proto/resolver/v1"
 )
@@ -196,5 +200,42 @@ func TestAuditTrailRecordsRefusedResolutions(t *testing.T) {
 	}
 	if events[0].GetOutcome() != "OK" {
 		t.Errorf("resolution event: %v", events[0])
+	}
+}
+
+// TestUnauthenticatedCallsAreCountedNotRecorded: docs/CONTRACT.md §7.4 — a call without a valid
+// token leaves nothing in the trail (anyone could send those), and is counted by method; a
+// refused call with a valid token is recorded.
+func TestUnauthenticatedCallsAreCountedNotRecorded(t *testing.T) {
+	m := metrics.New()
+	w := testenv.NewWorld(t, testenv.Options{Configure: func(c *server.Config) { c.Metrics = m }})
+	bogus := w.As("rsv_" + strings.Repeat("B", 43))
+	for range 3 {
+		_, err := w.Admin.CreateProvider(bogus, &resolverv1.CreateProviderRequest{Type: "openai", Name: "unauthenticated"})
+		testenv.WantReason(t, err, codes.Unauthenticated, "UNAUTHENTICATED")
+	}
+	_, err := w.Admin.ListProviders(context.Background(), &resolverv1.ListProvidersRequest{})
+	testenv.WantReason(t, err, codes.Unauthenticated, "UNAUTHENTICATED")
+	// A refusal with a valid token, so that the trail has reached everything before it is read.
+	_, err = w.Admin.CreateProvider(w.AsWorker(), &resolverv1.CreateProviderRequest{Type: "openai", Name: "by-worker"})
+	testenv.WantReason(t, err, codes.PermissionDenied, "MISSING_SCOPE")
+	events := auditEvents(t, w, &resolverv1.ListAuditEventsRequest{Action: "CreateProvider"}, 1)
+	if len(events) != 1 || events[0].GetOutcome() != "MISSING_SCOPE" || events[0].GetTokenId() == "" {
+		t.Fatalf("CreateProvider events: %v, want the worker's refusal alone", events)
+	}
+	if list := auditEvents(t, w, &resolverv1.ListAuditEventsRequest{Action: "ListProviders"}, 0); len(list) != 0 {
+		t.Fatalf("ListProviders events: %v", list)
+	}
+
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body, _ := io.ReadAll(rec.Body)
+	for _, want := range []string{
+		`resolverd_unauthenticated_calls_total{method="/resolver.v1.AdminService/CreateProvider"} 3`,
+		`resolverd_unauthenticated_calls_total{method="/resolver.v1.AdminService/ListProviders"} 1`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 }

@@ -7,7 +7,9 @@
 //   - cutover_test.go: a legacy database migrated up resolves every chat as before;
 //   - call_timeout_test.go: --call-timeout bounds a call waiting on the database;
 //   - outage_test.go: PostgreSQL stopped under load and started again (its own cluster);
-//   - audit_test.go: the audit trail of resolutions and changes, refused resolutions, retention;
+//   - audit_test.go: the audit trail of resolutions and changes, refused resolutions, retention,
+//     unauthenticated calls counted and not recorded (`resolverd audit verify` is tested with the
+//     commands, in cmd/resolverd/audit_test.go);
 //   - secret_leaks_test.go: no plaintext secret in any table, log line or error;
 //   - secret_format_test.go: values sealed in the format before schema version 10 still resolve,
 //     and keys rotate binds them to their rows and validates the CHECKs against plain secrets;

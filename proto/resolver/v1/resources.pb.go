@@ -708,24 +708,29 @@ func (x *Token) GetCreatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
-// AuditEvent is one record of the audit trail: a resolution or an admin change. It never holds a
-// secret; keys appear by id and fingerprint.
+// AuditEvent is one record of the audit trail: a resolution, an admin change, or a refused admin
+// call. It never holds a secret; keys appear by id and fingerprint.
 type AuditEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// When the call happened.
 	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	// ResolveModel, or the AdminService method of the change.
+	// ResolveModel, or the AdminService method of the change or of the refused call.
 	Action string `protobuf:"bytes,3,opt,name=action,proto3" json:"action,omitempty"`
 	// The caller's token; empty for changes made with the command line.
 	TokenId string `protobuf:"bytes,4,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
 	ChatId  string `protobuf:"bytes,5,opt,name=chat_id,json=chatId,proto3" json:"chat_id,omitempty"`
 	// For resolutions: requested/resolved config, provider, credential source, key id, fingerprint,
 	// fallback and fallback reason, purpose. For changes: the target ids, and the fingerprint of a
-	// secret that was set.
+	// secret that was set. For refused admin calls: the request id, the error's metadata (such as
+	// `scope`), `invalid_fields`, and the request's non-secret fields as `request.<field>`.
 	Details map[string]string `protobuf:"bytes,6,rep,name=details,proto3" json:"details,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// OK, or the reason the call failed with.
-	Outcome       string `protobuf:"bytes,7,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	Outcome string `protobuf:"bytes,7,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	// For admin changes: every field the change set, with its value before and after (only after
+	// for a create, only before for a delete). A secret appears only by fingerprint, as the field
+	// `api_key_fingerprint`.
+	Changes       []*AuditFieldChange `protobuf:"bytes,8,rep,name=changes,proto3" json:"changes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -809,6 +814,77 @@ func (x *AuditEvent) GetOutcome() string {
 	return ""
 }
 
+func (x *AuditEvent) GetChanges() []*AuditFieldChange {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+// AuditFieldChange is one field an admin change set, its values written as text.
+type AuditFieldChange struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The field's name, as in the resource's message (`base_url`, `enabled`, `scopes`, ...).
+	Field string `protobuf:"bytes,1,opt,name=field,proto3" json:"field,omitempty"`
+	// The value before the change; unset when the change created the row.
+	Before *string `protobuf:"bytes,2,opt,name=before,proto3,oneof" json:"before,omitempty"`
+	// The value after the change; unset when the change deleted the row.
+	After         *string `protobuf:"bytes,3,opt,name=after,proto3,oneof" json:"after,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditFieldChange) Reset() {
+	*x = AuditFieldChange{}
+	mi := &file_resolver_v1_resources_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditFieldChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditFieldChange) ProtoMessage() {}
+
+func (x *AuditFieldChange) ProtoReflect() protoreflect.Message {
+	mi := &file_resolver_v1_resources_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditFieldChange.ProtoReflect.Descriptor instead.
+func (*AuditFieldChange) Descriptor() ([]byte, []int) {
+	return file_resolver_v1_resources_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *AuditFieldChange) GetField() string {
+	if x != nil {
+		return x.Field
+	}
+	return ""
+}
+
+func (x *AuditFieldChange) GetBefore() string {
+	if x != nil && x.Before != nil {
+		return *x.Before
+	}
+	return ""
+}
+
+func (x *AuditFieldChange) GetAfter() string {
+	if x != nil && x.After != nil {
+		return *x.After
+	}
+	return ""
+}
+
 var File_resolver_v1_resources_proto protoreflect.FileDescriptor
 
 const file_resolver_v1_resources_proto_rawDesc = "" +
@@ -886,7 +962,7 @@ const file_resolver_v1_resources_proto_rawDesc = "" +
 	"\n" +
 	"revoked_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\trevokedAt\x129\n" +
 	"\n" +
-	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xb9\x02\n" +
+	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xf2\x02\n" +
 	"\n" +
 	"AuditEvent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x129\n" +
@@ -896,10 +972,17 @@ const file_resolver_v1_resources_proto_rawDesc = "" +
 	"\btoken_id\x18\x04 \x01(\tR\atokenId\x12\x17\n" +
 	"\achat_id\x18\x05 \x01(\tR\x06chatId\x12>\n" +
 	"\adetails\x18\x06 \x03(\v2$.resolver.v1.AuditEvent.DetailsEntryR\adetails\x12\x18\n" +
-	"\aoutcome\x18\a \x01(\tR\aoutcome\x1a:\n" +
+	"\aoutcome\x18\a \x01(\tR\aoutcome\x127\n" +
+	"\achanges\x18\b \x03(\v2\x1d.resolver.v1.AuditFieldChangeR\achanges\x1a:\n" +
 	"\fDetailsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01*w\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"u\n" +
+	"\x10AuditFieldChange\x12\x14\n" +
+	"\x05field\x18\x01 \x01(\tR\x05field\x12\x1b\n" +
+	"\x06before\x18\x02 \x01(\tH\x00R\x06before\x88\x01\x01\x12\x19\n" +
+	"\x05after\x18\x03 \x01(\tH\x01R\x05after\x88\x01\x01B\t\n" +
+	"\a_beforeB\b\n" +
+	"\x06_after*w\n" +
 	"\n" +
 	"ByokPolicy\x12\x1b\n" +
 	"\x17BYOK_POLICY_UNSPECIFIED\x10\x00\x12\x18\n" +
@@ -920,7 +1003,7 @@ func file_resolver_v1_resources_proto_rawDescGZIP() []byte {
 }
 
 var file_resolver_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_resolver_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_resolver_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_resolver_v1_resources_proto_goTypes = []any{
 	(ByokPolicy)(0),               // 0: resolver.v1.ByokPolicy
 	(*Provider)(nil),              // 1: resolver.v1.Provider
@@ -931,35 +1014,37 @@ var file_resolver_v1_resources_proto_goTypes = []any{
 	(*Chat)(nil),                  // 6: resolver.v1.Chat
 	(*Token)(nil),                 // 7: resolver.v1.Token
 	(*AuditEvent)(nil),            // 8: resolver.v1.AuditEvent
-	nil,                           // 9: resolver.v1.AuditEvent.DetailsEntry
-	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),       // 11: google.protobuf.Struct
+	(*AuditFieldChange)(nil),      // 9: resolver.v1.AuditFieldChange
+	nil,                           // 10: resolver.v1.AuditEvent.DetailsEntry
+	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),       // 12: google.protobuf.Struct
 }
 var file_resolver_v1_resources_proto_depIdxs = []int32{
 	0,  // 0: resolver.v1.Provider.byok_policy:type_name -> resolver.v1.ByokPolicy
-	10, // 1: resolver.v1.Provider.created_at:type_name -> google.protobuf.Timestamp
-	10, // 2: resolver.v1.Provider.updated_at:type_name -> google.protobuf.Timestamp
-	11, // 3: resolver.v1.ModelConfig.options:type_name -> google.protobuf.Struct
-	10, // 4: resolver.v1.ModelConfig.created_at:type_name -> google.protobuf.Timestamp
-	10, // 5: resolver.v1.ModelConfig.updated_at:type_name -> google.protobuf.Timestamp
-	10, // 6: resolver.v1.ProviderKey.created_at:type_name -> google.protobuf.Timestamp
-	10, // 7: resolver.v1.ProviderKey.updated_at:type_name -> google.protobuf.Timestamp
-	10, // 8: resolver.v1.User.created_at:type_name -> google.protobuf.Timestamp
-	10, // 9: resolver.v1.User.updated_at:type_name -> google.protobuf.Timestamp
-	10, // 10: resolver.v1.UserProviderKey.created_at:type_name -> google.protobuf.Timestamp
-	10, // 11: resolver.v1.UserProviderKey.updated_at:type_name -> google.protobuf.Timestamp
-	10, // 12: resolver.v1.Chat.created_at:type_name -> google.protobuf.Timestamp
-	10, // 13: resolver.v1.Chat.updated_at:type_name -> google.protobuf.Timestamp
-	10, // 14: resolver.v1.Token.expires_at:type_name -> google.protobuf.Timestamp
-	10, // 15: resolver.v1.Token.revoked_at:type_name -> google.protobuf.Timestamp
-	10, // 16: resolver.v1.Token.created_at:type_name -> google.protobuf.Timestamp
-	10, // 17: resolver.v1.AuditEvent.created_at:type_name -> google.protobuf.Timestamp
-	9,  // 18: resolver.v1.AuditEvent.details:type_name -> resolver.v1.AuditEvent.DetailsEntry
-	19, // [19:19] is the sub-list for method output_type
-	19, // [19:19] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	11, // 1: resolver.v1.Provider.created_at:type_name -> google.protobuf.Timestamp
+	11, // 2: resolver.v1.Provider.updated_at:type_name -> google.protobuf.Timestamp
+	12, // 3: resolver.v1.ModelConfig.options:type_name -> google.protobuf.Struct
+	11, // 4: resolver.v1.ModelConfig.created_at:type_name -> google.protobuf.Timestamp
+	11, // 5: resolver.v1.ModelConfig.updated_at:type_name -> google.protobuf.Timestamp
+	11, // 6: resolver.v1.ProviderKey.created_at:type_name -> google.protobuf.Timestamp
+	11, // 7: resolver.v1.ProviderKey.updated_at:type_name -> google.protobuf.Timestamp
+	11, // 8: resolver.v1.User.created_at:type_name -> google.protobuf.Timestamp
+	11, // 9: resolver.v1.User.updated_at:type_name -> google.protobuf.Timestamp
+	11, // 10: resolver.v1.UserProviderKey.created_at:type_name -> google.protobuf.Timestamp
+	11, // 11: resolver.v1.UserProviderKey.updated_at:type_name -> google.protobuf.Timestamp
+	11, // 12: resolver.v1.Chat.created_at:type_name -> google.protobuf.Timestamp
+	11, // 13: resolver.v1.Chat.updated_at:type_name -> google.protobuf.Timestamp
+	11, // 14: resolver.v1.Token.expires_at:type_name -> google.protobuf.Timestamp
+	11, // 15: resolver.v1.Token.revoked_at:type_name -> google.protobuf.Timestamp
+	11, // 16: resolver.v1.Token.created_at:type_name -> google.protobuf.Timestamp
+	11, // 17: resolver.v1.AuditEvent.created_at:type_name -> google.protobuf.Timestamp
+	10, // 18: resolver.v1.AuditEvent.details:type_name -> resolver.v1.AuditEvent.DetailsEntry
+	9,  // 19: resolver.v1.AuditEvent.changes:type_name -> resolver.v1.AuditFieldChange
+	20, // [20:20] is the sub-list for method output_type
+	20, // [20:20] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_resolver_v1_resources_proto_init() }
@@ -967,13 +1052,14 @@ func file_resolver_v1_resources_proto_init() {
 	if File_resolver_v1_resources_proto != nil {
 		return
 	}
+	file_resolver_v1_resources_proto_msgTypes[8].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_resolver_v1_resources_proto_rawDesc), len(file_resolver_v1_resources_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   9,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
