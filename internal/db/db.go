@@ -16,8 +16,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/resolverd/resolverd/internal/keyring"
 	"github.com/resolverd/resolverd/internal/auditchain"
+	"github.com/resolverd/resolverd/internal/keyring"
 	"github.com/resolverd/resolverd/pkg/secret"
 )
 
