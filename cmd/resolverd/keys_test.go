@@ -58,6 +58,18 @@ func TestKeysRotateThenServeWithOnlyTheNewKey(t *testing.T) {
 	a, b := keyring.Generate(), keyring.Generate()
 	ringA, _ := keyring.Parse(a)
 	ringB, _ := keyring.Parse(b)
+	// At version 9 only the legacy plain row is written, with SQL as the legacy cutover wrote it;
+	// everything else is written through the store once the schema is current.
+	legacyID := uuid.New()
+	if _, err := pool.Exec(ctx, `INSERT INTO ai_providers (id, type, name, enabled) VALUES ($1, 'google', 'legacy', true)`, legacyID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO ai_provider_keys (id, provider_id, api_key) VALUES (gen_random_uuid(), $1, 'sk-rotate-legacy-plain')`, legacyID); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := cli(ctx, map[string]string{"RESOLVER_DATABASE_URL": url}, "migrate", "up"); code != 0 {
+		t.Fatalf("migrate up with a plain legacy row: %s", errOut)
+	}
 	store := db.New(pool, ringA)
 
 	// Ten providers with a central key each, ten users with a key for the first, one plain legacy key.
@@ -94,14 +106,7 @@ func TestKeysRotateThenServeWithOnlyTheNewKey(t *testing.T) {
 		chats = append(chats, chat.ID)
 		want[chat.ID] = plain
 	}
-	legacy, err := store.CreateProvider(ctx, resolve.Provider{ID: uuid.New(), Type: "google", Name: "legacy", Enabled: true, BYOKPolicy: resolve.BYOKDisabled})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pool.Exec(ctx, `INSERT INTO ai_provider_keys (id, provider_id, api_key) VALUES (gen_random_uuid(), $1, 'sk-rotate-legacy-plain')`, legacy.ID); err != nil {
-		t.Fatal(err)
-	}
-	lc, _ := store.CreateModelConfig(ctx, resolve.ModelConfig{ID: uuid.New(), ProviderID: legacy.ID, Model: "g", Enabled: true, ContextLimit: 10, Options: []byte("{}")})
+	lc, _ := store.CreateModelConfig(ctx, resolve.ModelConfig{ID: uuid.New(), ProviderID: legacyID, Model: "g", Enabled: true, ContextLimit: 10, Options: []byte("{}")})
 	lchat, _ := store.PutChat(ctx, uuid.New(), owner, lc.ID)
 	chats = append(chats, lchat.ID)
 	want[lchat.ID] = "sk-rotate-legacy-plain"
@@ -124,9 +129,6 @@ func TestKeysRotateThenServeWithOnlyTheNewKey(t *testing.T) {
 	uchat, _ := store.PutChat(ctx, uuid.New(), owner, uc.ID)
 	chats = append(chats, uchat.ID)
 	want[uchat.ID] = "sk-rotate-unbound"
-	if code, _, errOut := cli(ctx, map[string]string{"RESOLVER_DATABASE_URL": url}, "migrate", "up"); code != 0 {
-		t.Fatalf("migrate up with a plain legacy row: %s", errOut)
-	}
 
 	env := map[string]string{"RESOLVER_DATABASE_URL": url, "RESOLVER_ENCRYPTION_KEYS": b + "," + a}
 	fingerprints := func(s *db.Store) map[uuid.UUID]string {

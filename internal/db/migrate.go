@@ -117,8 +117,31 @@ func (m *Migrator) UpTo(ctx context.Context, version int64) ([]*MigrationResult,
 	return res, nil
 }
 
-// DownTo reverts migrations until version is the newest applied one.
+// BoundSecretsVersion is the migration from which stored secrets are sealed bound to their row
+// (00010); going below it needs them re-sealed the older way first.
+const BoundSecretsVersion = 10
+
+// DownTo reverts migrations until version is the newest applied one. What a down step would refuse
+// is checked first, so a refused down changes nothing (each step is its own transaction: without
+// the check, the steps above the refusing one would already be undone).
 func (m *Migrator) DownTo(ctx context.Context, version int64) ([]*MigrationResult, error) {
+	if version < BoundSecretsVersion {
+		current, err := m.provider.GetDBVersion(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("migrate down to %d: %w", version, classify(err))
+		}
+		if current >= BoundSecretsVersion {
+			var bound int64
+			if err := m.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM ai_provider_keys WHERE api_key LIKE 'v2:%')
+     + (SELECT count(*) FROM user_ai_provider_keys WHERE api_key LIKE 'v2:%')`).Scan(&bound); err != nil {
+				return nil, fmt.Errorf("migrate down to %d: count the secrets bound to their row: %w", version, classify(err))
+			}
+			if bound > 0 {
+				return nil, fmt.Errorf("migrate down to %d: cannot go below version %d: %d key(s) are sealed bound to their row (format 2), which older releases cannot open; stop every replica, run `resolverd keys rotate --format 1`, then migrate down again; nothing was changed",
+					version, BoundSecretsVersion, bound)
+			}
+		}
+	}
 	res, err := m.provider.DownTo(ctx, version)
 	if err != nil {
 		return res, fmt.Errorf("migrate down to %d: %w", version, classify(err))
