@@ -106,9 +106,10 @@ func New(s *db.Store, o Options) *Store {
 
 // Stats reports cache use.
 func (s *Store) Stats() Stats {
+	known := s.tok.knownLookups.Load() // first: it never runs ahead of lookups
 	return Stats{Hits: s.hits.Load(), Misses: s.misses.Load(), Invalidations: s.invalidations.Load(),
 		Flushes: s.flushes.Load(), Reconnects: max(s.connects.Load(), 1) - 1, Live: s.live.Load(),
-		TokenLookups: s.tok.lookups.Load(), KnownTokenLookups: s.tok.knownLookups.Load(),
+		TokenLookups: s.tok.lookups.Load(), KnownTokenLookups: known,
 		TokensNotFound: s.tok.notFound.Load(), TokenNegativeHits: s.tok.negativeHits.Load()}
 }
 
