@@ -139,7 +139,9 @@ func New(ctx context.Context, pool *pgxpool.Pool, sealer db.Sealer, cfg Config) 
 		m.WatchCache(func() metrics.CacheStats {
 			st := cached.Stats()
 			return metrics.CacheStats{Hits: st.Hits, Misses: st.Misses, Invalidations: st.Invalidations,
-				Flushes: st.Flushes, Reconnects: st.Reconnects, Live: st.Live}
+				Flushes: st.Flushes, Reconnects: st.Reconnects, Live: st.Live,
+				TokenLookups: st.TokenLookups, KnownTokenLookups: st.KnownTokenLookups,
+				TokensNotFound: st.TokensNotFound, TokenNegativeHits: st.TokenNegativeHits}
 		})
 		m.WatchAudit(auditWriter.Depth, auditWriter.Rejected)
 		m.WatchPool(pool)
