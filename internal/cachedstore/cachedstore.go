@@ -11,7 +11,6 @@ package cachedstore
 
 import (
 	"context"
-	"encoding/hex"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,7 +25,8 @@ import (
 // Options bound the cache.
 type Options struct {
 	// MaxEntries bounds each of the large kinds (chats, model configs, user keys); providers,
-	// central keys and tokens get a tenth of it (at least 1,000). Default 100,000.
+	// central keys and tokens (active, unknown and recently valid hashes, each) get a tenth of it (at
+	// least 1,000). Default 100,000.
 	MaxEntries int
 	// TTL is the longest an entry is served without being read again (default 60s): a backstop
 	// only, since changes are pushed and a silent listener is noticed within a second.
@@ -39,6 +39,12 @@ type Stats struct {
 	// Reconnects counts the listener's connections after its first.
 	Reconnects uint64
 	Live       bool
+	// TokenLookups counts the token lookups that went to PostgreSQL; KnownTokenLookups those of
+	// them in the lane of hashes known to have been valid (the rest: hashes never seen valid).
+	TokenLookups, KnownTokenLookups uint64
+	// TokensNotFound counts lookups that found no active token; TokenNegativeHits the calls
+	// answered "unknown" from memory, without a lookup (counted in Hits too).
+	TokensNotFound, TokenNegativeHits uint64
 }
 
 type userProvider struct{ user, provider uuid.UUID }
@@ -52,8 +58,6 @@ type keyEntry struct{ key *resolve.Key }
 // changed: a change replaces the entry); a nil config caches "there is none". A provider change
 // drops the configs of that provider.
 type configEntry struct{ cfg *resolve.ModelConfig }
-
-type tokenEntry struct{ t db.Token }
 
 // defaultEntry is the id of the live default config (uuid.Nil: there is none) and when it expires.
 type defaultEntry struct {
@@ -70,7 +74,7 @@ type Store struct {
 	configs  *cache.LRU[uuid.UUID, configEntry]
 	central  *cache.LRU[uuid.UUID, keyEntry]
 	userKeys *cache.LRU[userProvider, keyEntry]
-	tokens   *cache.LRU[[32]byte, tokenEntry]
+	tok      tokenCache // tokens.go
 	dflt     atomic.Pointer[defaultEntry]
 
 	// mu orders invalidations against the storing of loads: a load stores what it read only if no
@@ -81,16 +85,7 @@ type Store struct {
 
 	hits, misses, invalidations, flushes atomic.Uint64
 	connects                             atomic.Uint64
-
-	// tokenLoads bounds the token lookups that go to the database at once. Unknown tokens are not
-	// cached (there is nothing to keep), so a flood of made-up "rsv_…" tokens from anyone on the
-	// network would otherwise take every pooled connection; bounded, it waits its turn while
-	// callers whose tokens are cached, and cold resolutions, keep the rest of the pool.
-	tokenLoads chan struct{}
 }
-
-// TokenLoadsAtOnce is how many token lookups may wait on the database at the same time.
-const TokenLoadsAtOnce = 4
 
 // New wraps s. It serves from memory only once Connected is called (by the listener).
 func New(s *db.Store, o Options) *Store {
@@ -108,16 +103,17 @@ func New(s *db.Store, o Options) *Store {
 		configs:  cache.New[uuid.UUID, configEntry](o.MaxEntries, o.TTL),
 		central:  cache.New[uuid.UUID, keyEntry](small, o.TTL),
 		userKeys: cache.New[userProvider, keyEntry](o.MaxEntries, o.TTL),
-		tokens:   cache.New[[32]byte, tokenEntry](small, o.TTL),
-
-		tokenLoads: make(chan struct{}, TokenLoadsAtOnce),
+		tok:      newTokenCache(small, o.TTL),
 	}
 }
 
 // Stats reports cache use.
 func (s *Store) Stats() Stats {
+	known := s.tok.knownLookups.Load() // first: it never runs ahead of lookups
 	return Stats{Hits: s.hits.Load(), Misses: s.misses.Load(), Invalidations: s.invalidations.Load(),
-		Flushes: s.flushes.Load(), Reconnects: max(s.connects.Load(), 1) - 1, Live: s.live.Load()}
+		Flushes: s.flushes.Load(), Reconnects: max(s.connects.Load(), 1) - 1, Live: s.live.Load(),
+		TokenLookups: s.tok.lookups.Load(), KnownTokenLookups: known,
+		TokensNotFound: s.tok.notFound.Load(), TokenNegativeHits: s.tok.negativeHits.Load()}
 }
 
 // --- keeping fresh (db.ChangeHandler) ---
@@ -153,7 +149,7 @@ func (s *Store) flushLocked() {
 	s.configs.Clear()
 	s.central.Clear()
 	s.userKeys.Clear()
-	s.tokens.Clear()
+	s.tok.clear()
 	s.dflt.Store(nil)
 }
 
@@ -190,11 +186,7 @@ func (s *Store) invalidate(c db.Change) {
 	case "chats":
 		s.chats.Delete(id)
 	case "api_tokens":
-		if b, err := hex.DecodeString(c.TokenHash); err == nil && len(b) == 32 {
-			s.tokens.Delete([32]byte(b))
-		} else {
-			s.tokens.Clear()
-		}
+		s.tok.invalidate(c) // that token only, when the change names it
 	default:
 		s.flushLocked()
 	}
@@ -318,36 +310,4 @@ func (s *Store) OldestEnabledCentralKey(ctx context.Context, providerID uuid.UUI
 	}
 	s.store(gen0, func() { s.central.Put(providerID, keyEntry{key: key}) })
 	return key, nil
-}
-
-// ActiveToken serves an active token from memory when it can, honouring its expiry; unknown tokens
-// are not remembered (a stream of garbage tokens cannot fill the cache).
-func (s *Store) ActiveToken(ctx context.Context, hash []byte) (db.Token, bool, error) {
-	var h [32]byte
-	copy(h[:], hash)
-	if s.live.Load() && len(hash) == 32 {
-		if e, ok := s.tokens.Get(h); ok {
-			if e.t.ExpiresAt == nil || time.Now().Before(*e.t.ExpiresAt) {
-				s.hits.Add(1)
-				return e.t, true, nil
-			}
-			s.tokens.Delete(h)
-		}
-	}
-	s.misses.Add(1)
-	select {
-	case s.tokenLoads <- struct{}{}:
-		defer func() { <-s.tokenLoads }()
-	case <-ctx.Done():
-		return db.Token{}, false, ctx.Err()
-	}
-	gen0 := s.gen.Current()
-	t, ok, err := s.Store.ActiveToken(ctx, hash)
-	if err != nil || !ok {
-		return t, ok, err
-	}
-	if len(hash) == 32 {
-		s.store(gen0, func() { s.tokens.Put(h, tokenEntry{t: t}) })
-	}
-	return t, true, nil
 }

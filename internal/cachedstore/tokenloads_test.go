@@ -44,8 +44,8 @@ func (f *inFlight) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQu
 	}
 }
 
-// TestUnknownTokensCannotTakeThePool: made-up tokens are never cached, so each is a database
-// lookup; however many arrive at once, at most TokenLoadsAtOnce run together, a known token served
+// TestUnknownTokensCannotTakeThePool: each distinct made-up token is a database lookup (only a
+// repeated one is answered from memory); however many arrive at once, at most TokenLoadsAtOnce run together, a known token served
 // from memory is not held up by them, and a caller that gives up while waiting its turn is let go.
 func TestUnknownTokensCannotTakeThePool(t *testing.T) {
 	ctx := context.Background()

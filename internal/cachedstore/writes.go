@@ -2,6 +2,8 @@ package cachedstore
 
 import (
 	"context"
+	"encoding/hex"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -127,10 +129,22 @@ func (s *Store) PutChat(ctx context.Context, id, ownerID, modelConfigID uuid.UUI
 	return out, err
 }
 
+// CreateToken drops "unknown" for the new token's hash at once: a caller that tried it before it
+// existed is let in by the next call here (other replicas act on the notification).
+func (s *Store) CreateToken(ctx context.Context, id uuid.UUID, name string, scopes []string, hash []byte, expiresAt *time.Time) (db.Token, error) {
+	out, err := s.Store.CreateToken(ctx, id, name, scopes, hash, expiresAt)
+	if err == nil {
+		s.invalidate(db.Change{Table: "api_tokens", ID: id.String(), TokenHash: hex.EncodeToString(hash)})
+	}
+	return out, err
+}
+
+// RevokeToken drops the revoked token alone, found by id (its hash is not known here; the
+// notification names it for the other replicas).
 func (s *Store) RevokeToken(ctx context.Context, id uuid.UUID, allowed func(scopes []string) error) error {
 	err := s.Store.RevokeToken(ctx, id, allowed)
 	if err == nil {
-		s.invalidate(db.Change{Table: "api_tokens"}) // the hash is not known here: drop all tokens
+		s.invalidate(db.Change{Table: "api_tokens", ID: id.String()})
 	}
 	return err
 }

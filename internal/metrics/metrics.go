@@ -93,6 +93,9 @@ func (m *Metrics) Unauthenticated(method string) { m.unauth.WithLabelValues(meth
 type CacheStats struct {
 	Hits, Misses, Invalidations, Flushes, Reconnects uint64
 	Live                                             bool
+	// Token lookups that went to PostgreSQL (KnownTokenLookups of them for hashes known to have
+	// been valid), those that found no active token, and calls answered "unknown" from memory.
+	TokenLookups, KnownTokenLookups, TokensNotFound, TokenNegativeHits uint64
 }
 
 // WatchCache exports the cache's counters, read at scrape time.
@@ -106,6 +109,15 @@ func (m *Metrics) WatchCache(stats func() CacheStats) {
 		counter("resolverd_cache_invalidations_total", "Committed changes applied to the cache.", func(s CacheStats) uint64 { return s.Invalidations }),
 		counter("resolverd_cache_flushes_total", "Times the whole cache was dropped (listener lost or reconnected, TRUNCATE).", func(s CacheStats) uint64 { return s.Flushes }),
 		counter("resolverd_listener_reconnects_total", "Times the change listener connected again after losing its connection.", func(s CacheStats) uint64 { return s.Reconnects }),
+		// By lane, never by token: the hash of a token is no label.
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "resolverd_token_lookups_total",
+			Help: "Token lookups that went to PostgreSQL, by lane: known (hashes valid recently) or unseen (never seen valid).", ConstLabels: prometheus.Labels{"lane": "known"}},
+			func() float64 { return float64(stats().KnownTokenLookups) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "resolverd_token_lookups_total",
+			Help: "Token lookups that went to PostgreSQL, by lane: known (hashes valid recently) or unseen (never seen valid).", ConstLabels: prometheus.Labels{"lane": "unseen"}},
+			func() float64 { s := stats(); return float64(s.TokenLookups - s.KnownTokenLookups) }),
+		counter("resolverd_token_lookups_not_found_total", "Token lookups that found no active token (unknown, expired or revoked).", func(s CacheStats) uint64 { return s.TokensNotFound }),
+		counter("resolverd_token_negative_hits_total", "Calls refused as unknown from memory: the same unknown token seen within the last seconds.", func(s CacheStats) uint64 { return s.TokenNegativeHits }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "resolverd_cache_live", Help: "1 while the change listener is connected and the cache serves from memory."},
 			func() float64 {
 				if stats().Live {

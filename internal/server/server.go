@@ -71,6 +71,20 @@ type Config struct {
 // is far smaller.
 const MaxMessageBytes = 1 << 20
 
+// MaxHeaderBytes bounds a request's metadata, as HTTP/2 counts it (SETTINGS_MAX_HEADER_LIST_SIZE:
+// every field's name and value plus 32 bytes, pseudo-headers included). The largest legitimate
+// metadata (a bearer token, a request id, trace context) is well under 1 KiB; grpc-go's default is
+// 16 MiB, all read and held before the authenticator runs. The limit is announced in the
+// connection's settings, so a grpc-go client refuses to send more (INTERNAL, "header list size to
+// send violates the maximum size (16384 bytes) set by server"); the server resets a stream whose
+// metadata goes over, and closes the connection of a client that sends far more
+// (docs/CONTRACT.md §15).
+const MaxHeaderBytes = 16 << 10
+
+// HealthMaxHeaderBytes bounds the metadata of the health-only listener: probes send a few hundred
+// bytes.
+const HealthMaxHeaderBytes = 8 << 10
+
 // KeepaliveMinTime is the shortest interval between client keepalive pings resolverd accepts.
 const KeepaliveMinTime = 10 * time.Second
 
@@ -143,7 +157,9 @@ func New(ctx context.Context, pool *pgxpool.Pool, sealer db.Sealer, cfg Config) 
 		m.WatchCache(func() metrics.CacheStats {
 			st := cached.Stats()
 			return metrics.CacheStats{Hits: st.Hits, Misses: st.Misses, Invalidations: st.Invalidations,
-				Flushes: st.Flushes, Reconnects: st.Reconnects, Live: st.Live}
+				Flushes: st.Flushes, Reconnects: st.Reconnects, Live: st.Live,
+				TokenLookups: st.TokenLookups, KnownTokenLookups: st.KnownTokenLookups,
+				TokensNotFound: st.TokensNotFound, TokenNegativeHits: st.TokenNegativeHits}
 		})
 		m.WatchAudit(auditWriter.Depth, auditWriter.Rejected)
 		m.WatchPool(pool)
@@ -175,6 +191,7 @@ func New(ctx context.Context, pool *pgxpool.Pool, sealer db.Sealer, cfg Config) 
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
 		grpc.MaxRecvMsgSize(MaxMessageBytes),
+		grpc.MaxHeaderListSize(MaxHeaderBytes),
 		// grpc-go's default is no limit: one connection could open streams without end.
 		grpc.MaxConcurrentStreams(MaxStreamsPerConnection),
 		// Reused workers keep their grown stacks: a fresh goroutine per call spends a visible share
@@ -205,7 +222,7 @@ func New(ctx context.Context, pool *pgxpool.Pool, sealer db.Sealer, cfg Config) 
 		grpcMetrics.InitializeMetrics(g)
 	}
 	// Probes make one call at a time; nothing here needs large messages or many streams.
-	healthOnly := grpc.NewServer(grpc.MaxRecvMsgSize(4<<10), grpc.MaxConcurrentStreams(16))
+	healthOnly := grpc.NewServer(grpc.MaxRecvMsgSize(4<<10), grpc.MaxHeaderListSize(HealthMaxHeaderBytes), grpc.MaxConcurrentStreams(16))
 	healthpb.RegisterHealthServer(healthOnly, hs)
 	s := &Server{GRPC: g, HealthOnly: healthOnly, health: hs, pool: pool, log: log, every: cfg.HealthInterval,
 		audit: auditWriter, store: authz, cached: cached, listener: listener, retention: cfg.AuditRetention}
