@@ -20,6 +20,7 @@ type AuditEvent struct {
 	OccurredAt time.Time
 	Action     string
 	TokenID    uuid.UUID // uuid.Nil: no token (the command line)
+	Subject    string    // the workload identity that called; "" for a token or the command line
 	ChatID     uuid.UUID // uuid.Nil: no chat
 	Outcome    string
 	Details    map[string]string
@@ -56,7 +57,7 @@ func (s *Store) InsertAuditEvents(ctx context.Context, events []AuditEvent) erro
 
 var auditColumns = []string{"occurred_at", "action", "token_id", "chat_id", "outcome",
 	"purpose", "request_id", "requested_model_config_id", "model_config_id", "provider_id", "credential_source",
-	"key_id", "fingerprint", "fallback", "fallback_reason", "details"}
+	"key_id", "fingerprint", "fallback", "fallback_reason", "details", "subject"}
 
 // appendDetails writes a details map as a JSON object of strings.
 func appendDetails(b []byte, details map[string]string) []byte {
@@ -113,7 +114,7 @@ func (s *Store) ListAuditEvents(ctx context.Context, f AuditFilter) ([]AuditEven
 	}
 	rows, err := s.pool.Query(ctx, `SELECT id, occurred_at, action, token_id, chat_id, outcome, purpose, request_id,
   requested_model_config_id, model_config_id, provider_id, credential_source, key_id, fingerprint, fallback,
-  fallback_reason, details
+  fallback_reason, details, subject
 FROM audit_events
 WHERE ($1::bigint IS NULL OR id < $1) AND ($2::uuid IS NULL OR chat_id = $2) AND ($3::uuid IS NULL OR token_id = $3)
   AND ($4::text IS NULL OR action = $4)
@@ -149,8 +150,11 @@ func (s *Store) change(ctx context.Context, action string, fn func(tx pgx.Tx) (m
 			return err
 		}
 		var token *uuid.UUID
+		var subject *string
 		if p, ok := rbac.FromContext(ctx); ok && p.TokenID != uuid.Nil {
 			token = &p.TokenID
+		} else if ok && p.Subject != "" {
+			subject = &p.Subject
 		}
 		if details == nil {
 			details = map[string]string{}
@@ -159,8 +163,8 @@ func (s *Store) change(ctx context.Context, action string, fn func(tx pgx.Tx) (m
 		if id, ok := details["chat_id"]; ok {
 			chat = &id
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO audit_events (occurred_at, action, token_id, chat_id, outcome, details)
-VALUES (clock_timestamp(), $1, $2, $3, $4, $5)`, action, token, chat, OutcomeOK, details)
+		_, err = tx.Exec(ctx, `INSERT INTO audit_events (occurred_at, action, token_id, chat_id, outcome, details, subject)
+VALUES (clock_timestamp(), $1, $2, $3, $4, $5, $6)`, action, token, chat, OutcomeOK, details, subject)
 		if err != nil {
 			return fmt.Errorf("record the change in the audit trail: %w", classify(err))
 		}
@@ -176,10 +180,11 @@ func scanAuditEvent(row pgx.Row) (AuditEvent, error) {
 		token, chat, requested, config, prov   *uuid.UUID
 		keyID                                  *uuid.UUID
 		purpose, requestID, source, fp, reason *string
+		subject                                *string
 		fallback                               *bool
 	)
 	if err := row.Scan(&e.ID, &e.OccurredAt, &e.Action, &token, &chat, &e.Outcome, &purpose, &requestID,
-		&requested, &config, &prov, &source, &keyID, &fp, &fallback, &reason, &e.Details); err != nil {
+		&requested, &config, &prov, &source, &keyID, &fp, &fallback, &reason, &e.Details, &subject); err != nil {
 		return e, err
 	}
 	if token != nil {
@@ -187,6 +192,9 @@ func scanAuditEvent(row pgx.Row) (AuditEvent, error) {
 	}
 	if chat != nil {
 		e.ChatID = *chat
+	}
+	if subject != nil {
+		e.Subject = *subject
 	}
 	if e.Details == nil {
 		e.Details = map[string]string{}

@@ -64,6 +64,7 @@ func appendAuditCopy(b []byte, events []AuditEvent) []byte {
 		} else {
 			b = appendNulls(b, 1)
 		}
+		b = appendNullText(b, e.Subject)
 	}
 	return binary.BigEndian.AppendUint16(b, 0xffff) // trailer: a field count of -1
 }
