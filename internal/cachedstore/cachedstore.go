@@ -71,6 +71,9 @@ type Store struct {
 	tokens   *cache.LRU[[32]byte, tokenEntry]
 	dflt     atomic.Pointer[defaultEntry]
 
+	// identities caches workload identities' bindings by subject (identities.go).
+	identities *cache.LRU[string, identityEntry]
+
 	// mu orders invalidations against the storing of loads: a load stores what it read only if no
 	// invalidation (gen) happened since it began, checked and stored under mu.
 	mu   sync.Mutex
@@ -107,6 +110,8 @@ func New(s *db.Store, o Options) *Store {
 		central:  cache.New[uuid.UUID, keyEntry](small, o.TTL),
 		userKeys: cache.New[userProvider, keyEntry](o.MaxEntries, o.TTL),
 		tokens:   cache.New[[32]byte, tokenEntry](small, o.TTL),
+
+		identities: cache.New[string, identityEntry](small, o.TTL),
 
 		tokenLoads: make(chan struct{}, TokenLoadsAtOnce),
 	}
@@ -152,6 +157,7 @@ func (s *Store) flushLocked() {
 	s.central.Clear()
 	s.userKeys.Clear()
 	s.tokens.Clear()
+	s.identities.Clear()
 	s.dflt.Store(nil)
 }
 
@@ -193,6 +199,8 @@ func (s *Store) invalidate(c db.Change) {
 		} else {
 			s.tokens.Clear()
 		}
+	case "workload_identities":
+		s.invalidateIdentity(c)
 	default:
 		s.flushLocked()
 	}

@@ -42,6 +42,9 @@ const (
 const (
 	// TokenAuthenticate looks a bearer token up by its hash, before any caller is known.
 	TokenAuthenticate Scope = "system:token:authenticate"
+	// IdentityAuthenticate looks a workload identity's binding up by the subject a verified
+	// credential (JWT, client certificate) names, before any caller is known.
+	IdentityAuthenticate Scope = "system:identity:authenticate"
 	// AuditAppend writes resolution records to the audit trail.
 	AuditAppend Scope = "system:audit:append"
 	// AuditExpire removes audit events older than the retention.
