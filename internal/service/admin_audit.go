@@ -61,5 +61,6 @@ func auditEventProto(e db.AuditEvent) *resolverv1.AuditEvent {
 	return &resolverv1.AuditEvent{
 		Id: strconv.FormatInt(e.ID, 10), CreatedAt: timestamppb.New(e.OccurredAt), Action: e.Action,
 		TokenId: idString(e.TokenID), ChatId: idString(e.ChatID), Details: e.Details, Outcome: e.Outcome,
+		Subject: e.Subject,
 	}
 }

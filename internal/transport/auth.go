@@ -66,6 +66,10 @@ var MethodScopes = map[string][]rbac.Scope{
 	resolverv1.AdminService_GetToken_FullMethodName:    {rbac.TokenWrite},
 	resolverv1.AdminService_ListTokens_FullMethodName:  {rbac.TokenWrite},
 
+	resolverv1.AdminService_PutWorkloadIdentity_FullMethodName:    {rbac.TokenWrite},
+	resolverv1.AdminService_DeleteWorkloadIdentity_FullMethodName: {rbac.TokenWrite},
+	resolverv1.AdminService_ListWorkloadIdentities_FullMethodName: {rbac.TokenWrite},
+
 	resolverv1.AdminService_ListAuditEvents_FullMethodName: {rbac.AuditRead},
 }
 

@@ -18,6 +18,8 @@
 //   - authz_public_test.go: health and reflection answer without a token;
 //   - authentication_test.go: the authorization header's shapes, revoked and expired tokens;
 //   - token_grants_test.go: what a token:write holder may grant, revoke and mint;
+//   - workload_identities_test.go: binding workload identities' subjects to scopes, paging, the
+//     audit of each change, and what a token:write holder may bind, replace and delete;
 //   - key_scopes_test.go: the key-table scopes ResolveModel needs, never turned into a fallback;
 //   - redirect_provider_test.go: changing a provider's base_url needs the scopes that read its keys.
 //
