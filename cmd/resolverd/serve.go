@@ -13,6 +13,7 @@ import (
 
 	"github.com/resolverd/resolverd/internal/cachedstore"
 	"github.com/resolverd/resolverd/internal/db"
+	"github.com/resolverd/resolverd/internal/identity"
 	"github.com/resolverd/resolverd/internal/keyring"
 	"github.com/resolverd/resolverd/internal/metrics"
 	"github.com/resolverd/resolverd/internal/server"
@@ -47,6 +48,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	cacheTTL := f.duration("cache-ttl", 60*time.Second, "the longest a cached entry is served without being read again (changes are pushed sooner)")
 	logLevel := f.string("log-level", "info", "debug, info, warn or error (debug logs every call)")
 	debugListen := f.string("debug-listen", "", "serve Go's /debug/pprof profiles on this address (off when empty; never expose it publicly)")
+	jwtIssuer := f.string("jwt-issuer", "", "accept JWTs (OIDC, Kubernetes service-account tokens) whose iss is this, as workload identities; needs --jwt-audience")
+	jwtAudience := f.string("jwt-audience", "", "the aud every accepted JWT must name (e.g. resolverd); needs --jwt-issuer")
+	jwtJWKSURL := f.string("jwt-jwks-url", "", "where the issuer's signing keys (JWK Set) are; default: jwks_uri of ISSUER/.well-known/openid-configuration")
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -84,6 +88,15 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return errors.New("no TLS configured: give --tls-cert and --tls-key, or --plaintext=true to accept unencrypted connections")
 	}
 	cfg.Logger = log
+	switch {
+	case *jwtIssuer != "" || *jwtAudience != "":
+		cfg.JWT = &identity.JWTOptions{Issuer: *jwtIssuer, Audience: *jwtAudience, JWKSURL: *jwtJWKSURL}
+		if err := cfg.JWT.Check(); err != nil {
+			return err
+		}
+	case *jwtJWKSURL != "":
+		return errors.New("--jwt-jwks-url needs --jwt-issuer and --jwt-audience")
+	}
 	if *otlpEndpoint != "" {
 		tr, err := telemetry.Setup(ctx, telemetry.Options{Endpoint: *otlpEndpoint, Insecure: *otlpInsecure, Version: version})
 		if err != nil {
@@ -147,6 +160,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	log.Info("serving", "listen", l.API.Addr().String(), "tls", cfg.TLS != nil, "mutual_tls", *tlsClientCA != "",
 		"health_listen", *healthListen, "metrics_listen", *metricsListen, "tracing", *otlpEndpoint != "",
 		"allow_byok", *allowBYOK, "reflection", *reflect, "rate_limit", *rateLimit, "schema_version", db.LatestVersion(),
+		"jwt_issuer", *jwtIssuer, "jwt_audience", *jwtAudience,
 		"encryption_key_ids", kr.IDs(), "version", version)
 	return srv.Run(ctx, l, shutdownGrace)
 }
