@@ -42,8 +42,9 @@ const (
 	// Metadata: field (the first bad field), or constraint (a value the database refused).
 	ErrorReason_INVALID_ARGUMENT ErrorReason = 1
 	// gRPC code: UNAUTHENTICATED.
-	// The call has no "authorization: Bearer <token>" metadata, more than one, a malformed one, or a
-	// token that is unknown, expired or revoked.
+	// The call has no "authorization: Bearer <token>" metadata (and no verified client certificate
+	// stands in for it), more than one, a malformed one, a token that is unknown, expired or revoked,
+	// or a JWT that is refused (the message says why).
 	// Metadata: none.
 	ErrorReason_UNAUTHENTICATED ErrorReason = 2
 	// gRPC code: PERMISSION_DENIED.
@@ -69,8 +70,9 @@ const (
 	ErrorReason_MODEL_CONFIG_NOT_FOUND ErrorReason = 6
 	// gRPC code: NOT_FOUND.
 	// The row a Get*, Update*, Delete*, SetProviderKeyEnabled or RevokeToken request names by its id
-	// does not exist (or, for providers, model configs and users, was deleted).
-	// Metadata: id.
+	// does not exist (or, for providers, model configs and users, was deleted); DeleteWorkloadIdentity:
+	// the subject is not bound.
+	// Metadata: id, or subject (DeleteWorkloadIdentity).
 	ErrorReason_NOT_FOUND ErrorReason = 7
 	// gRPC code: FAILED_PRECONDITION.
 	// ResolveModel: the config is disabled, where no fallback applies (also a Decision.fallback_reason).
@@ -117,9 +119,9 @@ const (
 	// Metadata: request_id (to find the failure in the server log), when known.
 	ErrorReason_INTERNAL ErrorReason = 16
 	// gRPC code: RESOURCE_EXHAUSTED.
-	// The caller's token is over its request rate (resolverd serve --rate-limit). A
-	// google.rpc.RetryInfo says when to try again.
-	// Metadata: token_id.
+	// The caller's token (or workload identity) is over its request rate (resolverd serve
+	// --rate-limit). A google.rpc.RetryInfo says when to try again.
+	// Metadata: token_id, or subject for a workload identity.
 	ErrorReason_RATE_LIMITED ErrorReason = 17
 	// gRPC code: DATA_LOSS.
 	// The stored secret the answer needs does not open where it is stored: moved or edited outside
