@@ -58,6 +58,7 @@ func (r *report) print(w io.Writer) {
 		fmt.Fprintf(w, "%-50s %-39s %s\n", fmt.Sprintf("psql change seen by all replicas (%d trials)", n),
 			fmt.Sprintf("worst %s, median %s", ms(r.propagation[n-1]), ms(r.propagation[n/2])), "<= 1000 ms worst")
 	}
+	reportIdentityCost(w)
 	fmt.Fprintf(w, "\ncold path (a chat not in memory: one batched round trip), c=1, %d calls: p50 %s, p99 %s %s\n",
 		r.cold.calls, ms(r.cold.pct(50)), ms(r.cold.pct(99)), r.coldNote)
 	fmt.Fprintf(w, "resident memory of the serving replica: %.0f MiB after start, %.0f MiB warm", r.rssIdle, r.rssWarm)

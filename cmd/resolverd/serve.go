@@ -14,6 +14,7 @@ import (
 	"github.com/resolverd/resolverd/internal/cachedstore"
 	"github.com/resolverd/resolverd/internal/db"
 	"github.com/resolverd/resolverd/internal/egress"
+	"github.com/resolverd/resolverd/internal/identity"
 	"github.com/resolverd/resolverd/internal/keyring"
 	"github.com/resolverd/resolverd/internal/metrics"
 	"github.com/resolverd/resolverd/internal/server"
@@ -49,6 +50,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	logLevel := f.string("log-level", "info", "debug, info, warn or error (debug logs every call)")
 	allowedHosts := f.string("allowed-provider-hosts", "", "comma-separated hosts and *.suffix patterns a provider's base_url may point at, e.g. api.openai.com,*.openai.azure.com (empty: any host)")
 	debugListen := f.string("debug-listen", "", "serve Go's /debug/pprof profiles on this address (off when empty; never expose it publicly)")
+	jwtIssuer := f.string("jwt-issuer", "", "accept JWTs (OIDC, Kubernetes service-account tokens) whose iss is this, as workload identities; needs --jwt-audience")
+	jwtAudience := f.string("jwt-audience", "", "the aud every accepted JWT must name (e.g. resolverd); needs --jwt-issuer")
+	jwtJWKSURL := f.string("jwt-jwks-url", "", "where the issuer's signing keys (JWK Set) are; default: jwks_uri of ISSUER/.well-known/openid-configuration")
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -91,6 +95,15 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return errors.New("no TLS configured: give --tls-cert and --tls-key, or --plaintext=true to accept unencrypted connections")
 	}
 	cfg.Logger = log
+	switch {
+	case *jwtIssuer != "" || *jwtAudience != "":
+		cfg.JWT = &identity.JWTOptions{Issuer: *jwtIssuer, Audience: *jwtAudience, JWKSURL: *jwtJWKSURL}
+		if err := cfg.JWT.Check(); err != nil {
+			return err
+		}
+	case *jwtJWKSURL != "":
+		return errors.New("--jwt-jwks-url needs --jwt-issuer and --jwt-audience")
+	}
 	if *otlpEndpoint != "" {
 		tr, err := telemetry.Setup(ctx, telemetry.Options{Endpoint: *otlpEndpoint, Insecure: *otlpInsecure, Version: version})
 		if err != nil {
@@ -156,6 +169,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	log.Info("serving", "listen", l.API.Addr().String(), "tls", cfg.TLS != nil, "mutual_tls", *tlsClientCA != "",
 		"health_listen", *healthListen, "metrics_listen", *metricsListen, "tracing", *otlpEndpoint != "",
 		"allow_byok", *allowBYOK, "reflection", *reflect, "rate_limit", *rateLimit, "schema_version", db.LatestVersion(),
+		"jwt_issuer", *jwtIssuer, "jwt_audience", *jwtAudience,
 		"encryption_key_ids", kr.IDs(), "version", version)
 	return srv.Run(ctx, l, shutdownGrace)
 }

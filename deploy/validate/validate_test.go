@@ -24,6 +24,12 @@
 //     secret in any env var; every RESOLVER_* variable a real flag of its command; the headless
 //     Service, PDB, HPA and NetworkPolicy aimed at the Deployment's pods; the Job running
 //     `migrate up` with the same image.
+//   - kubernetes/overlays/workload-identity: its kustomization names exactly the files there are and
+//     builds on the whole base; the build decodes strictly; resolverd accepts JWTs (issuer and
+//     audience both set, keys over https, egress to 443, no client CA required) and keeps the base's
+//     probes, security and Secret references; the example worker mounts a projected token whose
+//     audience is resolverd's, read-only where RESOLVER_TOKEN_FILE says, and the NetworkPolicy
+//     admits it.
 //   - docker-compose.yaml: the three services, migrate running `migrate up` once before serve,
 //     loaded and schema-validated by compose-go, the loader docker compose itself uses.
 //   - The Dockerfile, parsed by BuildKit's own parser: a static (CGO_ENABLED=0) build of
@@ -31,8 +37,8 @@
 //     uid, and a build context (Dockerfile.dockerignore) that leaves .resolverd/ out.
 //
 // One file per concern: decode_test.go, kustomize_test.go, deployment_test.go, service_test.go,
-// scaling_test.go (PDB and HPA), network_policy_test.go, migration_test.go, compose_test.go and
-// dockerfile_test.go; this file holds the paths and the helpers they share.
+// scaling_test.go (PDB and HPA), network_policy_test.go, migration_test.go, overlay_test.go,
+// compose_test.go and dockerfile_test.go; this file holds the paths and the helpers they share.
 package validate
 
 import (

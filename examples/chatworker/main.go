@@ -20,7 +20,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/resolverd/resolverd/pkg/resolverclient"
@@ -41,7 +40,7 @@ func main() {
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("chatworker", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:50051", "resolverd's address; in Kubernetes dns:///resolverd.<namespace>.svc.cluster.local:50051")
-	tokenFile := fs.String("token-file", ".resolverd/worker.token", "file holding the worker's bearer token")
+	tokenFile := fs.String("token-file", ".resolverd/worker.token", "file holding the worker's bearer token (an rsv_ token, or a projected service-account token)")
 	chat := fs.String("chat", demoChat, "the chat being served")
 	modelConfig := fs.String("model-config", "", "the model config to use; empty for the chat's own")
 	purposeName := fs.String("purpose", "chat", "chat, subagent, personal_override, title or compaction")
@@ -54,11 +53,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	token, err := os.ReadFile(*tokenFile)
-	if err != nil {
-		return fmt.Errorf("read the token: %w", err)
-	}
-	opts := []resolverclient.Option{resolverclient.WithToken(strings.TrimSpace(string(token)))}
+	// WithTokenFile follows the file: a projected Kubernetes service-account token (a JWT resolverd
+	// verifies) is rewritten before it expires, and a long-running worker keeps up with it.
+	opts := []resolverclient.Option{resolverclient.WithTokenFile(*tokenFile)}
 	switch {
 	case *plaintext:
 		opts = append(opts, resolverclient.WithInsecure())

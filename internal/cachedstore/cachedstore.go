@@ -77,6 +77,9 @@ type Store struct {
 	tok      tokenCache // tokens.go
 	dflt     atomic.Pointer[defaultEntry]
 
+	// identities caches workload identities' bindings by subject (identities.go).
+	identities *cache.LRU[string, identityEntry]
+
 	// mu orders invalidations against the storing of loads: a load stores what it read only if no
 	// invalidation (gen) happened since it began, checked and stored under mu.
 	mu   sync.Mutex
@@ -104,6 +107,8 @@ func New(s *db.Store, o Options) *Store {
 		central:  cache.New[uuid.UUID, keyEntry](small, o.TTL),
 		userKeys: cache.New[userProvider, keyEntry](o.MaxEntries, o.TTL),
 		tok:      newTokenCache(small, o.TTL),
+
+		identities: cache.New[string, identityEntry](small, o.TTL),
 	}
 }
 
@@ -150,6 +155,7 @@ func (s *Store) flushLocked() {
 	s.central.Clear()
 	s.userKeys.Clear()
 	s.tok.clear()
+	s.identities.Clear()
 	s.dflt.Store(nil)
 }
 
@@ -187,6 +193,8 @@ func (s *Store) invalidate(c db.Change) {
 		s.chats.Delete(id)
 	case "api_tokens":
 		s.tok.invalidate(c) // that token only, when the change names it
+	case "workload_identities":
+		s.invalidateIdentity(c)
 	default:
 		s.flushLocked()
 	}

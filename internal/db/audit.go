@@ -27,6 +27,7 @@ type AuditEvent struct {
 	// Changes are the fields an admin change set, with their values before and after.
 	Changes    []FieldChange
 	Resolution *ResolutionDetails
+	Subject    string // the workload identity that called; "" for a token or the command line
 }
 
 // ResolutionDetails is what a resolution's audit record keeps beyond the columns.
@@ -127,7 +128,7 @@ func (s *Store) change(ctx context.Context, action string, fn func(tx pgx.Tx) (c
 	}
 	e := AuditEvent{OccurredAt: time.Now(), Action: action, Outcome: OutcomeOK, Details: rec.details, Changes: rec.changes}
 	if p, ok := rbac.FromContext(ctx); ok {
-		e.TokenID = p.TokenID
+		e.TokenID, e.Subject = p.TokenID, p.Subject
 	}
 	if id, ok := rec.details["chat_id"]; ok {
 		e.ChatID, _ = uuid.Parse(id)
@@ -157,7 +158,7 @@ func (s *Store) change(ctx context.Context, action string, fn func(tx pgx.Tx) (c
 // auditSelect is every column of an audit event, in the order scanStoredEvent reads them.
 const auditSelect = `id, occurred_at, action, token_id, chat_id, outcome, purpose, request_id,
   requested_model_config_id, model_config_id, provider_id, credential_source, key_id, fingerprint, fallback,
-  fallback_reason, details, chain_id, chain_seq, mac, prev_mac, mac_key_id`
+  fallback_reason, details, subject, chain_id, chain_seq, mac, prev_mac, mac_key_id`
 
 // storedEvent is a row as stored: the event with its resolution in a struct (as it was written),
 // and its place in a chain.
@@ -178,10 +179,11 @@ func scanStoredEvent(row pgx.Row) (storedEvent, error) {
 		purpose, requestID, source, fp, reason *string
 		fallback                               *bool
 		details                                []byte
+		subject                                *string
 	)
 	e := &s.AuditEvent
 	if err := row.Scan(&e.ID, &e.OccurredAt, &e.Action, &token, &chat, &e.Outcome, &purpose, &requestID,
-		&requested, &config, &prov, &source, &keyID, &fp, &fallback, &reason, &details,
+		&requested, &config, &prov, &source, &keyID, &fp, &fallback, &reason, &details, &subject,
 		&s.chainID, &s.chainSeq, &s.mac, &s.prev, &s.macKeyID); err != nil {
 		return s, err
 	}
@@ -197,7 +199,7 @@ func scanStoredEvent(row pgx.Row) (storedEvent, error) {
 		}
 		return *p
 	}
-	e.TokenID, e.ChatID = id(token), id(chat)
+	e.TokenID, e.ChatID, e.Subject = id(token), id(chat), deref(subject)
 	// As the writer wrote them: a resolution's purpose and request id are never NULL, and a
 	// resolved one's credential source and fallback are never NULL (appendAuditContent).
 	if purpose != nil || requestID != nil || requested != nil {

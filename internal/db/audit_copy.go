@@ -25,7 +25,7 @@ import (
 // columns.
 var auditColumns = []string{"occurred_at", "action", "token_id", "chat_id", "outcome",
 	"purpose", "request_id", "requested_model_config_id", "model_config_id", "provider_id", "credential_source",
-	"key_id", "fingerprint", "fallback", "fallback_reason", "details",
+	"key_id", "fingerprint", "fallback", "fallback_reason", "details", "subject",
 	"chain_id", "chain_seq", "mac", "prev_mac", "mac_key_id"}
 
 var auditCopySQL = "COPY audit_events (" + strings.Join(auditColumns, ", ") + ") FROM STDIN (FORMAT binary)"
@@ -104,7 +104,7 @@ func appendAuditContent(b []byte, e *AuditEvent) []byte {
 	} else {
 		b = appendNulls(b, 1)
 	}
-	return b
+	return appendNullText(b, e.Subject)
 }
 
 func appendNulls(b []byte, n int) []byte {

@@ -38,7 +38,8 @@ func auditSamples() []db.AuditEvent {
 		{OccurredAt: at, Action: "ResolveModel", TokenID: token, ChatID: chat, Outcome: db.OutcomeOK,
 			Resolution: &db.ResolutionDetails{Purpose: "PURPOSE_CHAT", RequestID: "req-4", Resolved: true, ConfigID: uuid.New(),
 				ProviderID: uuid.New(), CredentialSource: "CREDENTIAL_SOURCE_AMBIENT"}},
-		{OccurredAt: at, Action: "ResolveModel", Outcome: "CHAT_NOT_FOUND", Resolution: &db.ResolutionDetails{Purpose: "PURPOSE_CHAT"}},
+		{OccurredAt: at, Action: "ResolveModel", Subject: "spiffe://example.org/ns/chat/sa/worker", Outcome: "CHAT_NOT_FOUND",
+			Resolution: &db.ResolutionDetails{Purpose: "PURPOSE_CHAT"}},
 		{OccurredAt: at, Action: "CreateProvider", TokenID: token, Outcome: db.OutcomeOK,
 			Details: map[string]string{"provider_id": uuid.NewString(), "name": awkward, awkward: "key"}},
 		{OccurredAt: time.Date(1999, 12, 31, 23, 59, 59, 999999000, time.UTC), Action: "PutChat", Outcome: db.OutcomeOK},
@@ -66,7 +67,7 @@ func referenceCopy(ctx context.Context, t *testing.T, conn interface {
 	}
 	cols := []string{"occurred_at", "action", "token_id", "chat_id", "outcome", "purpose", "request_id",
 		"requested_model_config_id", "model_config_id", "provider_id", "credential_source", "key_id", "fingerprint",
-		"fallback", "fallback_reason", "details"}
+		"fallback", "fallback_reason", "details", "subject"}
 	_, err := conn.CopyFrom(ctx, pgx.Identifier{"audit_events"}, cols, pgx.CopyFromSlice(len(events), func(i int) ([]any, error) {
 		e := events[i]
 		row := make([]any, len(cols))
@@ -81,6 +82,7 @@ func referenceCopy(ctx context.Context, t *testing.T, conn interface {
 		if len(e.Details) > 0 {
 			row[15] = e.Details
 		}
+		row[16] = text(e.Subject)
 		return row, nil
 	}))
 	if err != nil {

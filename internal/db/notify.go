@@ -25,8 +25,10 @@ type Change struct {
 	ProviderID string `json:"provider_id"`
 	UserID     string `json:"user_id"`
 	TokenHash  string `json:"token_hash"`
-	Flush      bool   `json:"flush"`
-	Canary     string `json:"canary"`
+	// Subject names a workload_identities row (migration 13).
+	Subject string `json:"subject"`
+	Flush   bool   `json:"flush"`
+	Canary  string `json:"canary"`
 	// Barrier marks a point in the stream: once a listener has seen it, it has applied every
 	// change committed before it was sent (notifications arrive in commit order).
 	Barrier string `json:"barrier"`

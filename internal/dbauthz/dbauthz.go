@@ -60,6 +60,8 @@ type Querier interface {
 	InsertAuditEvents(ctx context.Context, events []db.AuditEvent) error
 	DeleteAuditEventsBefore(ctx context.Context, cutoff time.Time, limit int) (int64, error)
 	FingerprintKey(ctx context.Context) ([]byte, error)
+
+	identityQuerier // workload identities (identities.go)
 }
 
 var _ Querier = (*db.Store)(nil)

@@ -68,10 +68,17 @@ var rules = map[string]rule{
 	"GetToken":    {[]rbac.Scope{rbac.TokenWrite}, "GetToken"},
 	"ListTokens":  {[]rbac.Scope{rbac.TokenWrite}, "ListTokens"},
 
+	// Workload identities are administered as tokens are; TestWorkloadIdentityGrants covers the
+	// scopes a binding grants and carries.
+	"PutWorkloadIdentity":    {[]rbac.Scope{rbac.TokenWrite}, "PutWorkloadIdentity"},
+	"DeleteWorkloadIdentity": {[]rbac.Scope{rbac.TokenWrite}, "DeleteWorkloadIdentity"},
+	"ListWorkloadIdentities": {[]rbac.Scope{rbac.TokenWrite}, "ListWorkloadIdentities"},
+
 	"ListAuditEvents": {[]rbac.Scope{rbac.AuditRead}, "ListAuditEvents"},
 
 	// resolverd's own work, open only to the system actors (system scopes; `*` does not include them).
 	"ActiveToken":             {[]rbac.Scope{rbac.TokenAuthenticate}, "ActiveToken"},
+	"WorkloadIdentity":        {[]rbac.Scope{rbac.IdentityAuthenticate}, "WorkloadIdentity"},
 	"InsertAuditEvents":       {[]rbac.Scope{rbac.AuditAppend}, "InsertAuditEvents"},
 	"DeleteAuditEventsBefore": {[]rbac.Scope{rbac.AuditExpire}, "DeleteAuditEventsBefore"},
 	"FingerprintKey":          {[]rbac.Scope{rbac.FingerprintKeyRead}, "FingerprintKey"},
@@ -301,6 +308,9 @@ type recorder struct {
 	dbauthz.Querier
 	calls  []string
 	scopes []string
+	// previous are the scopes of the stored workload identity binding the identity methods show
+	// their allowed check (nil: there is none).
+	previous []string
 }
 
 func (r *recorder) note(name string) { r.calls = append(r.calls, name) }
@@ -480,7 +490,7 @@ func (r *recorder) ListTokens(context.Context, db.Page[db.TokenPos]) ([]db.Token
 // into its row with psql, cannot reach what only the system actors may do; and each system actor
 // reaches only its own work.
 func TestTokensNeverActAsTheSystem(t *testing.T) {
-	allSystem := []rbac.Scope{rbac.TokenAuthenticate, rbac.AuditAppend, rbac.AuditExpire, rbac.FingerprintKeyRead}
+	allSystem := []rbac.Scope{rbac.TokenAuthenticate, rbac.IdentityAuthenticate, rbac.AuditAppend, rbac.AuditExpire, rbac.FingerprintKeyRead}
 	for name, r := range rules {
 		if !systemRule(r) {
 			continue
@@ -497,6 +507,7 @@ func TestTokensNeverActAsTheSystem(t *testing.T) {
 	actors := map[string]rbac.Principal{
 		"ActiveToken": dbauthz.SystemAuthenticator, "InsertAuditEvents": dbauthz.SystemAuditWriter,
 		"DeleteAuditEventsBefore": dbauthz.SystemAuditRetention, "FingerprintKey": dbauthz.SystemStartup,
+		"WorkloadIdentity": dbauthz.SystemIdentityAuthenticator,
 	}
 	for method, actor := range actors {
 		for other := range actors {

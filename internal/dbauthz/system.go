@@ -14,6 +14,9 @@ import (
 var (
 	// SystemAuthenticator looks bearer tokens up by hash, before the caller is known.
 	SystemAuthenticator = rbac.System("authenticator", rbac.TokenAuthenticate)
+	// SystemIdentityAuthenticator looks workload identities' bindings up by subject, once the
+	// caller's JWT or client certificate is verified and before its scopes are known.
+	SystemIdentityAuthenticator = rbac.System("identity-authenticator", rbac.IdentityAuthenticate)
 	// SystemAuditWriter writes records in batches (internal/audit): resolutions, failed admin calls.
 	SystemAuditWriter = rbac.System("audit-writer", rbac.AuditAppend)
 	// SystemAuditRetention removes audit events older than --audit-retention.

@@ -46,6 +46,10 @@ const (
 	// --allowed-provider-hosts; FAILED_PRECONDITION, an unusable-config reason like
 	// PROVIDER_DISABLED, metadata provider_id and host.
 	ProviderHostNotAllowed Reason = "PROVIDER_HOST_NOT_ALLOWED"
+	// UnknownIdentity: the caller proved a workload identity (a verified JWT's sub, a client
+	// certificate's URI SAN or common name) that no workload_identities row binds to scopes;
+	// UNAUTHENTICATED, metadata subject.
+	UnknownIdentity Reason = "UNKNOWN_IDENTITY"
 )
 
 // FieldViolation names a request field and what is wrong with it (google.rpc.BadRequest).

@@ -42,6 +42,9 @@ const (
 const (
 	// TokenAuthenticate looks a bearer token up by its hash, before any caller is known.
 	TokenAuthenticate Scope = "system:token:authenticate"
+	// IdentityAuthenticate looks a workload identity's binding up by the subject a verified
+	// credential (JWT, client certificate) names, before any caller is known.
+	IdentityAuthenticate Scope = "system:identity:authenticate"
 	// AuditAppend writes resolution records to the audit trail.
 	AuditAppend Scope = "system:audit:append"
 	// AuditExpire removes audit events older than the retention.
@@ -87,9 +90,20 @@ type Principal struct {
 	Name    string
 	// System names the component when the principal is resolverd itself ("" for a token's caller).
 	System string
-	Scopes []Scope
-	// ExpiresAt is when the caller's token expires (nil: never).
+	// Subject is the workload identity the caller proved (a JWT's sub, a client certificate's URI
+	// SAN or "cn:<common name>"), whose binding gave Scopes; "" for a bearer token's caller (TokenID
+	// is then set). Name is "identity:<subject>".
+	Subject string
+	Scopes  []Scope
+	// ExpiresAt is when the caller's credential expires (nil: never): the token's expiry, or the
+	// JWT's exp or client certificate's NotAfter of a workload identity.
 	ExpiresAt *time.Time
+}
+
+// Identity is the principal of a caller that proved the workload identity subject, bound to scopes,
+// with a credential valid until expiresAt.
+func Identity(subject string, scopes []Scope, expiresAt *time.Time) Principal {
+	return Principal{Name: "identity:" + subject, Subject: subject, Scopes: scopes, ExpiresAt: expiresAt}
 }
 
 // Has reports whether the principal holds scope s (directly or, unless s is a system scope,

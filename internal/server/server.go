@@ -30,6 +30,7 @@ import (
 	"github.com/resolverd/resolverd/internal/dbauthz"
 	"github.com/resolverd/resolverd/internal/egress"
 	"github.com/resolverd/resolverd/internal/errs"
+	"github.com/resolverd/resolverd/internal/identity"
 	"github.com/resolverd/resolverd/internal/metrics"
 	"github.com/resolverd/resolverd/internal/resolve"
 	"github.com/resolverd/resolverd/internal/service"
@@ -65,6 +66,9 @@ type Config struct {
 	Metrics *metrics.Metrics
 	// StatsHandler, when set, observes RPCs (otelgrpc's tracing handler).
 	StatsHandler stats.Handler
+	// JWT, when set, accepts JWTs of that issuer and audience as workload identities
+	// (docs/CONTRACT.md §3.1). Client certificates identify callers whenever TLS verifies them.
+	JWT *identity.JWTOptions
 }
 
 // MaxMessageBytes bounds a request: the largest legitimate one (a 10 KiB key, 64 KiB of options)
@@ -111,6 +115,7 @@ type Server struct {
 
 	stopMonitor context.CancelFunc
 	monitorDone chan struct{}
+	stopJWT     context.CancelFunc // ends the JWT keys' loading and refreshing
 	stopOnce    sync.Once
 }
 
@@ -173,7 +178,7 @@ func New(ctx context.Context, pool *pgxpool.Pool, sealer db.Sealer, cfg Config) 
 	// What the authenticator refuses: with a known token, recorded in the audit trail; without one,
 	// only counted (docs/CONTRACT.md §7.4).
 	auth.ReportRefusals(func(ctx context.Context, method string, req any, err error) {
-		if errs.ReasonOf(err) == errs.Unauthenticated {
+		if r := errs.ReasonOf(err); r == errs.Unauthenticated || r == errs.UnknownIdentity {
 			if cfg.Metrics != nil {
 				cfg.Metrics.Unauthenticated(method)
 			}
@@ -182,6 +187,19 @@ func New(ctx context.Context, pool *pgxpool.Pool, sealer db.Sealer, cfg Config) 
 		resolver.RecordRefusal(ctx, method, req, err)
 		admin.RecordRefusal(ctx, method, req, err)
 	})
+	ids := transport.Identities{Lookup: authz, ClientCertificates: cfg.TLS != nil && cfg.TLS.ClientAuth >= tls.VerifyClientCertIfGiven}
+	jctx, stopJWT := context.WithCancel(context.WithoutCancel(ctx))
+	if cfg.JWT != nil {
+		o := *cfg.JWT
+		if o.Log == nil {
+			o.Log = log
+		}
+		if ids.JWT, err = identity.NewJWTVerifier(jctx, o); err != nil {
+			stopJWT()
+			return nil, err
+		}
+	}
+	auth.UseIdentities(ids)
 	unary, stream := transport.Interceptors(transport.ChainOptions{
 		Log: log, Auth: auth, Metrics: grpcMetrics, Observer: calls, CallTimeout: cfg.CallTimeout,
 	})
@@ -225,7 +243,7 @@ func New(ctx context.Context, pool *pgxpool.Pool, sealer db.Sealer, cfg Config) 
 	healthOnly := grpc.NewServer(grpc.MaxRecvMsgSize(4<<10), grpc.MaxHeaderListSize(HealthMaxHeaderBytes), grpc.MaxConcurrentStreams(16))
 	healthpb.RegisterHealthServer(healthOnly, hs)
 	s := &Server{GRPC: g, HealthOnly: healthOnly, health: hs, pool: pool, log: log, every: cfg.HealthInterval,
-		audit: auditWriter, store: authz, cached: cached, listener: listener, retention: cfg.AuditRetention}
+		audit: auditWriter, store: authz, cached: cached, listener: listener, retention: cfg.AuditRetention, stopJWT: stopJWT}
 	auditWriter.Start()
 	hs.SetServingStatus(LivenessService, healthpb.HealthCheckResponse_SERVING)
 	s.checkHealth(ctx)
@@ -290,6 +308,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 	s.stopOnce.Do(func() {
 		s.stopMonitor()
 		<-s.monitorDone
+		s.stopJWT()
 		s.health.Shutdown()
 		done := make(chan struct{})
 		go func() { s.GRPC.GracefulStop(); close(done) }()

@@ -62,6 +62,7 @@ func auditEventProto(e db.AuditEvent) *resolverv1.AuditEvent {
 	out := &resolverv1.AuditEvent{
 		Id: strconv.FormatInt(e.ID, 10), CreatedAt: timestamppb.New(e.OccurredAt), Action: e.Action,
 		TokenId: idString(e.TokenID), ChatId: idString(e.ChatID), Details: e.Details, Outcome: e.Outcome,
+		Subject: e.Subject,
 	}
 	for _, c := range e.Changes {
 		fc := &resolverv1.AuditFieldChange{Field: c.Field}

@@ -127,7 +127,7 @@ func (s *Admin) recordFailure(ctx context.Context, fullMethod string, req any, o
 	requestFields(d, req)
 	e := db.AuditEvent{OccurredAt: time.Now(), Action: fullMethod[strings.LastIndex(fullMethod, "/")+1:], Outcome: outcome, Details: d}
 	if p, ok := rbac.FromContext(ctx); ok {
-		e.TokenID = p.TokenID
+		e.TokenID, e.Subject = p.TokenID, p.Subject
 	}
 	return s.audit.Record(e)
 }

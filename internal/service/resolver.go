@@ -125,7 +125,7 @@ func resolutionEvent(ctx context.Context, r resolve.Request, res *resolve.Result
 	d := &db.ResolutionDetails{Purpose: r.Purpose.String(), RequestID: transport.RequestID(ctx), RequestedConfigID: r.ModelConfigID}
 	e := db.AuditEvent{OccurredAt: time.Now(), Action: "ResolveModel", ChatID: r.ChatID, Outcome: outcomeOf(err), Resolution: d}
 	if p, ok := rbac.FromContext(ctx); ok {
-		e.TokenID = p.TokenID
+		e.TokenID, e.Subject = p.TokenID, p.Subject
 	}
 	if res == nil {
 		return e

@@ -60,7 +60,7 @@ func BadRequest(err error) *errdetails.BadRequest {
 func (e *Env) TablesSnapshot(t testing.TB) string {
 	t.Helper()
 	tables := []string{"users", "chat_model_configs", "chats", "ai_providers", "ai_provider_keys",
-		"user_ai_provider_keys", "api_tokens", "resolver_settings", "encryption_keys"}
+		"user_ai_provider_keys", "api_tokens", "resolver_settings", "encryption_keys", "workload_identities"}
 	var b strings.Builder
 	for _, table := range tables {
 		rows, err := e.Pool.Query(context.Background(), "SELECT to_jsonb(x)::text FROM "+table+" x ORDER BY to_jsonb(x)::text")

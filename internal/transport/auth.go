@@ -66,6 +66,10 @@ var MethodScopes = map[string][]rbac.Scope{
 	resolverv1.AdminService_GetToken_FullMethodName:    {rbac.TokenWrite},
 	resolverv1.AdminService_ListTokens_FullMethodName:  {rbac.TokenWrite},
 
+	resolverv1.AdminService_PutWorkloadIdentity_FullMethodName:    {rbac.TokenWrite},
+	resolverv1.AdminService_DeleteWorkloadIdentity_FullMethodName: {rbac.TokenWrite},
+	resolverv1.AdminService_ListWorkloadIdentities_FullMethodName: {rbac.TokenWrite},
+
 	resolverv1.AdminService_ListAuditEvents_FullMethodName: {rbac.AuditRead},
 }
 
@@ -76,14 +80,17 @@ type TokenLookup interface {
 }
 
 // Authenticator turns "authorization: Bearer <token>" into an rbac.Principal, and holds each
-// token to its request rate.
+// token to its request rate. With UseIdentities it also takes workload identities: a JWT instead
+// of the token, or the connection's client certificate when there is no authorization metadata
+// (identity.go).
 type Authenticator struct {
-	tokens   TokenLookup
-	log      *slog.Logger
-	limit    RateLimit
-	limiters *cache.LRU[uuid.UUID, *rate.Limiter]
-	obs      Observer
-	refused  RefusalFunc
+	tokens     TokenLookup
+	identities Identities
+	log        *slog.Logger
+	limit      RateLimit
+	limiters   *cache.LRU[uuid.UUID, *rate.Limiter]
+	obs        Observer
+	refused    RefusalFunc
 }
 
 // RefusalFunc hears of every call the authenticator refuses, with the context it had reached (it
@@ -112,23 +119,28 @@ func NewAuthenticator(tokens TokenLookup, log *slog.Logger, limit RateLimit, obs
 		limiters: cache.New[uuid.UUID, *rate.Limiter](10_000, time.Hour)}
 }
 
-// allow takes one request from the token's budget, or says how long until there is one.
-func (a *Authenticator) allow(token uuid.UUID) error {
+// allow takes one request from the caller's budget (its token's, or its workload identity's), or
+// says how long until there is one.
+func (a *Authenticator) allow(p rbac.Principal) error {
 	if a.limit.PerSecond <= 0 {
 		return nil
 	}
-	l, ok := a.limiters.Get(token)
+	key, who := p.TokenID, []string{"token_id", p.TokenID.String()}
+	if p.Subject != "" {
+		key, who = uuid.NewSHA1(identityLimits, []byte(p.Subject)), []string{"subject", p.Subject}
+	}
+	l, ok := a.limiters.Get(key)
 	if !ok {
 		l = rate.NewLimiter(rate.Limit(a.limit.PerSecond), a.limit.Burst)
-		a.limiters.Put(token, l)
+		a.limiters.Put(key, l)
 	}
 	if l.Allow() {
 		return nil
 	}
 	a.obs.Limited()
 	wait := time.Duration(float64(time.Second) / a.limit.PerSecond)
-	e := errs.New(errs.RateLimited, fmt.Sprintf("the token is over its rate of %g requests per second; retry after %s", a.limit.PerSecond, wait.Round(time.Millisecond)),
-		"token_id", token.String())
+	e := errs.New(errs.RateLimited, fmt.Sprintf("the caller is over its rate of %g requests per second; retry after %s", a.limit.PerSecond, wait.Round(time.Millisecond)),
+		who...)
 	e.RetryAfter = wait
 	return e
 }
@@ -167,7 +179,7 @@ func (a *Authenticator) authorize(ctx context.Context, method string) (context.C
 		return ctx, errs.New(errs.MissingScope, fmt.Sprintf("method %s has no scope rule and cannot be called", method), "method", method)
 	}
 	ctx = rbac.WithPrincipal(ctx, p)
-	if err := a.allow(p.TokenID); err != nil {
+	if err := a.allow(p); err != nil {
 		return ctx, err
 	}
 	if err := rbac.Require(ctx, scopes...); err != nil {
@@ -179,6 +191,9 @@ func (a *Authenticator) authorize(ctx context.Context, method string) (context.C
 func (a *Authenticator) authenticate(ctx context.Context) (rbac.Principal, error) {
 	values := metadata.ValueFromIncomingContext(ctx, "authorization")
 	if len(values) == 0 {
+		if p, ok, err := a.fromPeer(ctx); ok {
+			return p, err
+		}
 		return rbac.Principal{}, errs.New(errs.Unauthenticated, `missing "authorization: Bearer <token>" metadata`)
 	}
 	if len(values) > 1 {
@@ -186,6 +201,9 @@ func (a *Authenticator) authenticate(ctx context.Context) (rbac.Principal, error
 	}
 	tok, err := apitoken.FromAuthorization(values[0])
 	if err != nil {
+		if p, ok, err := a.fromJWT(ctx, values[0]); ok {
+			return p, err
+		}
 		return rbac.Principal{}, errs.New(errs.Unauthenticated, err.Error())
 	}
 	t, ok, err := a.tokens.ActiveToken(dbauthz.AsSystemRestricted(ctx, dbauthz.SystemAuthenticator), apitoken.Hash(tok.Reveal()))
@@ -203,6 +221,10 @@ func (a *Authenticator) authenticate(ctx context.Context) (rbac.Principal, error
 	}
 	return rbac.Principal{TokenID: t.ID, Name: t.Name, Scopes: scopes, ExpiresAt: t.ExpiresAt}, nil
 }
+
+// identityLimits is the namespace of the rate limiters of workload identities (keyed by a UUID
+// derived from the subject, beside the token ids).
+var identityLimits = uuid.MustParse("6f1d6c8e-4b1f-4c55-9a51-0d6c2b1e7a30")
 
 // serviceOf returns "pkg.Service" of "/pkg.Service/Method".
 func serviceOf(fullMethod string) string {

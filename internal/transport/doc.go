@@ -11,6 +11,7 @@
 //   - metrics count every RPC, refused ones too;
 //   - the call deadline (--call-timeout) bounds the work of authenticated calls, token lookup
 //     included, and turns a PostgreSQL that does not answer into DATABASE_UNAVAILABLE;
-//   - authentication is last: it turns "authorization: Bearer <token>" into the caller
+//   - authentication is last: it turns "authorization: Bearer <token>" — or a JWT, or the
+//     connection's client certificate, a workload identity (identity.go) — into the caller
 //     (rbac.Principal) the handler's store checks scopes against.
 package transport

@@ -38,6 +38,7 @@ var codeOf = map[errs.Reason]codes.Code{
 	errs.RateLimited:            codes.ResourceExhausted,
 	errs.SecretUnreadable:       codes.DataLoss,
 	errs.ProviderHostNotAllowed: codes.FailedPrecondition,
+	errs.UnknownIdentity:        codes.Unauthenticated,
 }
 
 // CodeOf returns the gRPC code of a reason (Internal for an unknown one).

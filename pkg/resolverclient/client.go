@@ -44,6 +44,8 @@ type options struct {
 	maxAttempts int
 	base, max   time.Duration
 	dialOptions []grpc.DialOption
+	tokenFile   string                           // WithTokenFile (identity.go)
+	clientCert  func() (*tls.Certificate, error) // WithClientCertificate (identity.go)
 }
 
 // WithToken sends "authorization: Bearer <token>" on every call. The token travels only over TLS,
@@ -114,6 +116,10 @@ func Dial(target string, opts ...Option) (*Client, error) {
 	case strings.ContainsFunc(o.token, func(r rune) bool { return r <= ' ' || r > '~' }):
 		// Never show the token itself.
 		return nil, errors.New("resolverclient: the token holds spaces, control or non-ASCII characters")
+	case o.tokenGiven && o.tokenFile != "":
+		return nil, errors.New("resolverclient: WithToken and WithTokenFile exclude each other")
+	case o.insecure && o.clientCert != nil:
+		return nil, errors.New("resolverclient: WithClientCertificate needs TLS, not WithInsecure")
 	}
 	var creds credentials.TransportCredentials
 	if o.insecure {
@@ -122,6 +128,10 @@ func Dial(target string, opts ...Option) (*Client, error) {
 		cfg := o.tlsConfig
 		if cfg == nil {
 			cfg = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		cfg, err := o.clientTLS(cfg)
+		if err != nil {
+			return nil, err
 		}
 		creds = credentials.NewTLS(cfg)
 	}
@@ -132,6 +142,13 @@ func Dial(target string, opts ...Option) (*Client, error) {
 	}
 	if o.token != "" {
 		dopts = append(dopts, grpc.WithPerRPCCredentials(bearer{token: secret.New(o.token), requireTLS: !o.insecure}))
+	}
+	if o.tokenFile != "" {
+		f, err := newFileToken(o.tokenFile, !o.insecure)
+		if err != nil {
+			return nil, err
+		}
+		dopts = append(dopts, grpc.WithPerRPCCredentials(f))
 	}
 	conn, err := grpc.NewClient(target, append(dopts, o.dialOptions...)...)
 	if err != nil {

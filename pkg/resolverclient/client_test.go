@@ -49,6 +49,7 @@ var reasons = []struct {
 	{rc.ErrRateLimited, "RATE_LIMITED", codes.ResourceExhausted},
 	{rc.ErrSecretUnreadable, "SECRET_UNREADABLE", codes.DataLoss},
 	{rc.ErrProviderHostNotAllowed, "PROVIDER_HOST_NOT_ALLOWED", codes.FailedPrecondition},
+	{rc.ErrUnknownIdentity, "UNKNOWN_IDENTITY", codes.Unauthenticated},
 }
 
 func TestEveryReasonMapsToItsSentinel(t *testing.T) {

@@ -53,6 +53,17 @@
 // connection. Plaintext needs WithInsecure, said explicitly. Without WithTLS or WithInsecure the
 // client uses TLS with the system's roots.
 //
+// Workload identities (docs/CONTRACT.md §3.1) need no rsv_ token: WithTokenFile sends the token in
+// a file and follows the file as it is rewritten — a Kubernetes projected service-account token
+// with audience resolverd, which resolverd verifies as a JWT (serve --jwt-issuer) — looking at it
+// at most once a second and reading it only when it changed. WithClientCertificate (or
+// WithClientCertificateFunc, asked at every handshake, for a rotating certificate) presents a
+// client certificate; with resolverd's --tls-client-ca, a call without a token is authenticated by
+// the certificate's SPIFFE ID or common name.
+//
+//	c, err := resolverclient.Dial(target, resolverclient.WithTLS(&tls.Config{RootCAs: ca}),
+//		resolverclient.WithTokenFile("/var/run/secrets/resolverd/token"))
+//
 // # Load balancing
 //
 // gRPC keeps one long-lived HTTP/2 connection per backend, so a Kubernetes ClusterIP Service (which

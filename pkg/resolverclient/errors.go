@@ -166,6 +166,7 @@ var (
 	ErrRateLimited            error = &sentinel{codes.ResourceExhausted, "RATE_LIMITED"}
 	ErrSecretUnreadable       error = &sentinel{codes.DataLoss, "SECRET_UNREADABLE"}
 	ErrProviderHostNotAllowed error = &sentinel{codes.FailedPrecondition, "PROVIDER_HOST_NOT_ALLOWED"}
+	ErrUnknownIdentity        error = &sentinel{codes.Unauthenticated, "UNKNOWN_IDENTITY"}
 
 	// ErrUnavailable matches every UNAVAILABLE: DATABASE_UNAVAILABLE and transport failures.
 	ErrUnavailable error = &sentinel{codes.Unavailable, ""}
@@ -178,7 +179,7 @@ func Sentinels() []error {
 		ErrModelConfigNotFound, ErrNotFound, ErrModelConfigDisabled, ErrProviderNotFound,
 		ErrProviderDisabled, ErrNoUsableModelConfig, ErrUserKeyRequired, ErrNoCredentials,
 		ErrAlreadyExists, ErrDatabaseUnavailable, ErrInternal, ErrRateLimited, ErrSecretUnreadable,
-		ErrProviderHostNotAllowed,
+		ErrProviderHostNotAllowed, ErrUnknownIdentity,
 	}
 }
 

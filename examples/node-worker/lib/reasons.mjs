@@ -95,6 +95,10 @@ export const REASONS = {
     code: 'FAILED_PRECONDITION', action: 'ask-admin',
     what: (m) => `${named('provider', m.provider_id)} points at ${m.host || 'a host'} outside the deployment's allowed provider hosts: use a config of another provider, or ask an admin to fix its base_url`,
   },
+  UNKNOWN_IDENTITY: {
+    code: 'UNAUTHENTICATED', action: 'fix-config',
+    what: (m) => `the worker's workload identity ${m.subject || '(unnamed)'} is bound to no scopes: have an admin bind it (AdminService/PutWorkloadIdentity); retrying before they do fails again`,
+  },
 };
 
 // byCode is what to do when an error carries no resolverd ErrorInfo: a failure before the call

@@ -307,5 +307,9 @@ var azSpecScopes = map[string][]rbac.Scope{
 	"/resolver.v1.AdminService/GetToken":    {rbac.TokenWrite},
 	"/resolver.v1.AdminService/ListTokens":  {rbac.TokenWrite},
 
+	"/resolver.v1.AdminService/PutWorkloadIdentity":    {rbac.TokenWrite},
+	"/resolver.v1.AdminService/DeleteWorkloadIdentity": {rbac.TokenWrite},
+	"/resolver.v1.AdminService/ListWorkloadIdentities": {rbac.TokenWrite},
+
 	"/resolver.v1.AdminService/ListAuditEvents": {rbac.AuditRead},
 }

@@ -20,6 +20,12 @@
 //   - authz_public_test.go: health and reflection answer without a token;
 //   - authentication_test.go: the authorization header's shapes, revoked and expired tokens;
 //   - token_grants_test.go: what a token:write holder may grant, revoke and mint;
+//   - workload_identities_test.go: binding workload identities' subjects to scopes, paging, the
+//     audit of each change, and what a token:write holder may bind, replace and delete;
+//   - identity_jwt_test.go: JWTs (OIDC, Kubernetes service-account tokens) of a local issuer:
+//     each algorithm, every refusal, key rotation, a binding deleted on another replica, the
+//     issuer down at start;
+//   - identity_mtls_test.go: client certificates (SPIFFE URI SAN, common name) without a token;
 //   - key_scopes_test.go: the key-table scopes ResolveModel needs, never turned into a fallback;
 //   - redirect_provider_test.go: creating a provider with a base_url, or changing its base_url, needs
 //     the scopes that read its keys;

@@ -62,6 +62,17 @@ func pgTokens(a resolverv1.AdminServiceClient) pgList {
 	}
 }
 
+func pgIdentities(a resolverv1.AdminServiceClient) pgList {
+	return func(ctx context.Context, size int32, token string) ([]string, string, error) {
+		resp, err := a.ListWorkloadIdentities(ctx, &resolverv1.ListWorkloadIdentitiesRequest{PageSize: size, PageToken: token})
+		var subjects []string
+		for _, w := range resp.GetWorkloadIdentities() {
+			subjects = append(subjects, w.GetSubject())
+		}
+		return subjects, resp.GetNextPageToken(), err
+	}
+}
+
 // pgAudit lists the audit events of one action, with page_size (and the deprecated limit when
 // limit is true, set to the same value).
 func pgAudit(a resolverv1.AdminServiceClient, action string, limit bool) pgList {
@@ -216,6 +227,20 @@ SELECT gen_random_uuid(), 'pg-tie-' || g, sha256(('pg-tie-' || g)::bytea), '{cha
 	}
 	t.Run("ListTokens", func(t *testing.T) { pgCheck(t, ctx, pgTokens(a), tokens) })
 
+	var subjects []string
+	for _, s := range []string{"spiffe://example.org/b", "cn:b", "system:serviceaccount:x:a", "cn:a", "spiffe://example.org/a"} {
+		if _, err := a.PutWorkloadIdentity(ctx, &resolverv1.PutWorkloadIdentityRequest{Subject: s, Scopes: []string{"chat:read"}}); err != nil {
+			t.Fatal(err)
+		}
+		subjects = append(subjects, s)
+	}
+	t.Run("ListWorkloadIdentities", func(t *testing.T) {
+		pgCheck(t, ctx, pgIdentities(a), subjects)
+		if got, want := pgAll(t, ctx, pgIdentities(a), 2), slices.Sorted(slices.Values(subjects)); !slices.Equal(got, want) {
+			t.Fatalf("bindings in the order %v, want by subject %v", got, want)
+		}
+	})
+
 	t.Run("ListAuditEvents", func(t *testing.T) {
 		pgCheck(t, ctx, pgAudit(a, "CreateProvider", false), nil)
 		all := pgAll(t, ctx, pgAudit(a, "CreateProvider", false), 3)
@@ -310,7 +335,12 @@ func TestPagingRefusesBadPageSizesAndTokens(t *testing.T) {
 
 	lists := map[string]pgList{
 		"ListProviders": pgProviders(a), "ListProviderKeys": pgKeys(a, ""), "ListModelConfigs": pgConfigs(a),
-		"ListTokens": pgTokens(a), "ListAuditEvents": pgAudit(a, "", false),
+		"ListTokens": pgTokens(a), "ListAuditEvents": pgAudit(a, "", false), "ListWorkloadIdentities": pgIdentities(a),
+	}
+	for _, s := range []string{"cn:bad-one", "cn:bad-two"} {
+		if _, err := a.PutWorkloadIdentity(ctx, &resolverv1.PutWorkloadIdentityRequest{Subject: s, Scopes: []string{"chat:read"}}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	next := map[string]string{}
 	for name, list := range lists {

@@ -157,6 +157,12 @@ func TestAdminE2ESecrets(t *testing.T) {
 	record("CreateProvider", tmpP, err)
 	dp, err := a.DeleteProvider(ctx, &resolverv1.DeleteProviderRequest{Id: tmpP.GetId()})
 	record("DeleteProvider", dp, err)
+	wi, err := a.PutWorkloadIdentity(ctx, &resolverv1.PutWorkloadIdentityRequest{Subject: "cn:sec-worker", Scopes: []string{"chat:read"}})
+	record("PutWorkloadIdentity", wi, err)
+	lw, err := a.ListWorkloadIdentities(ctx, &resolverv1.ListWorkloadIdentitiesRequest{})
+	record("ListWorkloadIdentities", lw, err)
+	dw, err := a.DeleteWorkloadIdentity(ctx, &resolverv1.DeleteWorkloadIdentityRequest{Subject: wi.GetSubject()})
+	record("DeleteWorkloadIdentity", dw, err)
 	la, err := a.ListAuditEvents(ctx, &resolverv1.ListAuditEventsRequest{Limit: 500})
 	record("ListAuditEvents", la, err)
 

@@ -344,6 +344,26 @@ func TestAdminE2EValidation(t *testing.T) {
 		})
 	}
 
+	// Workload identities: the subject's rules, scopes as CreateToken's, a free-text description.
+	for name, subject := range map[string]string{"empty": "", "padded": " cn:x", "control": "cn:x\ny", "invisible": "cn:\u200bx", "1025-bytes": strings.Repeat("s", 1025)} {
+		add("PutWorkloadIdentity/subject/"+name, []string{"subject"}, func(ctx context.Context) error {
+			_, err := a.PutWorkloadIdentity(ctx, &resolverv1.PutWorkloadIdentityRequest{Subject: subject, Scopes: []string{"chat:read"}})
+			return err
+		})
+		add("DeleteWorkloadIdentity/subject/"+name, []string{"subject"}, func(ctx context.Context) error {
+			_, err := a.DeleteWorkloadIdentity(ctx, &resolverv1.DeleteWorkloadIdentityRequest{Subject: subject})
+			return err
+		})
+	}
+	add("PutWorkloadIdentity/scopes/unknown", []string{"scopes"}, func(ctx context.Context) error {
+		_, err := a.PutWorkloadIdentity(ctx, &resolverv1.PutWorkloadIdentityRequest{Subject: "cn:x", Scopes: []string{"chat:admin"}})
+		return err
+	})
+	add("multi/PutWorkloadIdentity", []string{"subject", "scopes", "description"}, func(ctx context.Context) error {
+		_, err := a.PutWorkloadIdentity(ctx, &resolverv1.PutWorkloadIdentityRequest{Description: strings.Repeat("d", 201)})
+		return err
+	})
+
 	// ListAuditEvents: limit 1..500 (0 means 50).
 	for _, l := range []int32{501, -1} {
 		add(fmt.Sprintf("ListAuditEvents/limit/%d", l), []string{"limit"}, func(ctx context.Context) error {
@@ -374,8 +394,12 @@ func TestAdminE2EValidation(t *testing.T) {
 			_, err := a.ListAuditEvents(ctx, &resolverv1.ListAuditEventsRequest{PageSize: size, PageToken: token})
 			return err
 		},
+		"ListWorkloadIdentities": func(ctx context.Context, size int32, token string) error {
+			_, err := a.ListWorkloadIdentities(ctx, &resolverv1.ListWorkloadIdentitiesRequest{PageSize: size, PageToken: token})
+			return err
+		},
 	}
-	for _, name := range []string{"ListProviders", "ListProviderKeys", "ListModelConfigs", "ListTokens", "ListAuditEvents"} {
+	for _, name := range []string{"ListProviders", "ListProviderKeys", "ListModelConfigs", "ListTokens", "ListAuditEvents", "ListWorkloadIdentities"} {
 		list := listPages[name]
 		for _, size := range []int32{-1, math.MinInt32} {
 			add(fmt.Sprintf("%s/page_size/%d", name, size), []string{"page_size"}, func(ctx context.Context) error { return list(ctx, size, "") })

@@ -2024,6 +2024,260 @@ func (x *ListTokensResponse) GetNextPageToken() string {
 	return ""
 }
 
+type PutWorkloadIdentityRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The subject a caller proves: a JWT's sub (system:serviceaccount:NAMESPACE:NAME for a Kubernetes
+	// service-account token), a client certificate's URI SAN (a SPIFFE ID such as
+	// spiffe://example.org/ns/chat/sa/worker), or "cn:" and the certificate's common name when it has
+	// no URI SAN. 1 to 1024 bytes of UTF-8, no control or invisible formatting characters, no
+	// surrounding white space.
+	Subject string `protobuf:"bytes,1,opt,name=subject,proto3" json:"subject,omitempty"`
+	// Scopes to grant; a caller can only grant scopes it holds. At least one.
+	Scopes []string `protobuf:"bytes,2,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	// Free text for administrators, at most 200 characters; may be empty.
+	Description   string `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutWorkloadIdentityRequest) Reset() {
+	*x = PutWorkloadIdentityRequest{}
+	mi := &file_resolver_v1_admin_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutWorkloadIdentityRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutWorkloadIdentityRequest) ProtoMessage() {}
+
+func (x *PutWorkloadIdentityRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_resolver_v1_admin_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutWorkloadIdentityRequest.ProtoReflect.Descriptor instead.
+func (*PutWorkloadIdentityRequest) Descriptor() ([]byte, []int) {
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *PutWorkloadIdentityRequest) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *PutWorkloadIdentityRequest) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+func (x *PutWorkloadIdentityRequest) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+type DeleteWorkloadIdentityRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Subject       string                 `protobuf:"bytes,1,opt,name=subject,proto3" json:"subject,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteWorkloadIdentityRequest) Reset() {
+	*x = DeleteWorkloadIdentityRequest{}
+	mi := &file_resolver_v1_admin_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteWorkloadIdentityRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteWorkloadIdentityRequest) ProtoMessage() {}
+
+func (x *DeleteWorkloadIdentityRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_resolver_v1_admin_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteWorkloadIdentityRequest.ProtoReflect.Descriptor instead.
+func (*DeleteWorkloadIdentityRequest) Descriptor() ([]byte, []int) {
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *DeleteWorkloadIdentityRequest) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+type DeleteWorkloadIdentityResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteWorkloadIdentityResponse) Reset() {
+	*x = DeleteWorkloadIdentityResponse{}
+	mi := &file_resolver_v1_admin_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteWorkloadIdentityResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteWorkloadIdentityResponse) ProtoMessage() {}
+
+func (x *DeleteWorkloadIdentityResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_resolver_v1_admin_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteWorkloadIdentityResponse.ProtoReflect.Descriptor instead.
+func (*DeleteWorkloadIdentityResponse) Descriptor() ([]byte, []int) {
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{39}
+}
+
+type ListWorkloadIdentitiesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many bindings (0 means 100; above 1000 means 1000).
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page; empty for the first.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWorkloadIdentitiesRequest) Reset() {
+	*x = ListWorkloadIdentitiesRequest{}
+	mi := &file_resolver_v1_admin_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWorkloadIdentitiesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWorkloadIdentitiesRequest) ProtoMessage() {}
+
+func (x *ListWorkloadIdentitiesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_resolver_v1_admin_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWorkloadIdentitiesRequest.ProtoReflect.Descriptor instead.
+func (*ListWorkloadIdentitiesRequest) Descriptor() ([]byte, []int) {
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *ListWorkloadIdentitiesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListWorkloadIdentitiesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListWorkloadIdentitiesResponse struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	WorkloadIdentities []*WorkloadIdentity    `protobuf:"bytes,1,rep,name=workload_identities,json=workloadIdentities,proto3" json:"workload_identities,omitempty"`
+	// Empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWorkloadIdentitiesResponse) Reset() {
+	*x = ListWorkloadIdentitiesResponse{}
+	mi := &file_resolver_v1_admin_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWorkloadIdentitiesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWorkloadIdentitiesResponse) ProtoMessage() {}
+
+func (x *ListWorkloadIdentitiesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_resolver_v1_admin_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWorkloadIdentitiesResponse.ProtoReflect.Descriptor instead.
+func (*ListWorkloadIdentitiesResponse) Descriptor() ([]byte, []int) {
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *ListWorkloadIdentitiesResponse) GetWorkloadIdentities() []*WorkloadIdentity {
+	if x != nil {
+		return x.WorkloadIdentities
+	}
+	return nil
+}
+
+func (x *ListWorkloadIdentitiesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 // ListAuditEventsRequest pages through the audit trail, newest first.
 type ListAuditEventsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2047,7 +2301,7 @@ type ListAuditEventsRequest struct {
 
 func (x *ListAuditEventsRequest) Reset() {
 	*x = ListAuditEventsRequest{}
-	mi := &file_resolver_v1_admin_proto_msgTypes[37]
+	mi := &file_resolver_v1_admin_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2059,7 +2313,7 @@ func (x *ListAuditEventsRequest) String() string {
 func (*ListAuditEventsRequest) ProtoMessage() {}
 
 func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_admin_proto_msgTypes[37]
+	mi := &file_resolver_v1_admin_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2072,7 +2326,7 @@ func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{37}
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{42}
 }
 
 // Deprecated: Marked as deprecated in resolver/v1/admin.proto.
@@ -2129,7 +2383,7 @@ type ListAuditEventsResponse struct {
 
 func (x *ListAuditEventsResponse) Reset() {
 	*x = ListAuditEventsResponse{}
-	mi := &file_resolver_v1_admin_proto_msgTypes[38]
+	mi := &file_resolver_v1_admin_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2141,7 +2395,7 @@ func (x *ListAuditEventsResponse) String() string {
 func (*ListAuditEventsResponse) ProtoMessage() {}
 
 func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_admin_proto_msgTypes[38]
+	mi := &file_resolver_v1_admin_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2154,7 +2408,7 @@ func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{38}
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ListAuditEventsResponse) GetEvents() []*AuditEvent {
@@ -2326,6 +2580,20 @@ const file_resolver_v1_admin_proto_rawDesc = "" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\"h\n" +
 	"\x12ListTokensResponse\x12*\n" +
 	"\x06tokens\x18\x01 \x03(\v2\x12.resolver.v1.TokenR\x06tokens\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"p\n" +
+	"\x1aPutWorkloadIdentityRequest\x12\x18\n" +
+	"\asubject\x18\x01 \x01(\tR\asubject\x12\x16\n" +
+	"\x06scopes\x18\x02 \x03(\tR\x06scopes\x12 \n" +
+	"\vdescription\x18\x03 \x01(\tR\vdescription\"9\n" +
+	"\x1dDeleteWorkloadIdentityRequest\x12\x18\n" +
+	"\asubject\x18\x01 \x01(\tR\asubject\" \n" +
+	"\x1eDeleteWorkloadIdentityResponse\"[\n" +
+	"\x1dListWorkloadIdentitiesRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"\x98\x01\n" +
+	"\x1eListWorkloadIdentitiesResponse\x12N\n" +
+	"\x13workload_identities\x18\x01 \x03(\v2\x1d.resolver.v1.WorkloadIdentityR\x12workloadIdentities\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xba\x01\n" +
 	"\x16ListAuditEventsRequest\x12\x18\n" +
 	"\x05limit\x18\x01 \x01(\x05B\x02\x18\x01R\x05limit\x12\x1d\n" +
@@ -2337,7 +2605,7 @@ const file_resolver_v1_admin_proto_rawDesc = "" +
 	"\tpage_size\x18\x06 \x01(\x05R\bpageSize\"r\n" +
 	"\x17ListAuditEventsResponse\x12/\n" +
 	"\x06events\x18\x01 \x03(\v2\x17.resolver.v1.AuditEventR\x06events\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xc2\x11\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\x87\x14\n" +
 	"\fAdminService\x12K\n" +
 	"\x0eCreateProvider\x12\".resolver.v1.CreateProviderRequest\x1a\x15.resolver.v1.Provider\x12K\n" +
 	"\x0eUpdateProvider\x12\".resolver.v1.UpdateProviderRequest\x1a\x15.resolver.v1.Provider\x12Y\n" +
@@ -2366,7 +2634,10 @@ const file_resolver_v1_admin_proto_rawDesc = "" +
 	"\vRevokeToken\x12\x1f.resolver.v1.RevokeTokenRequest\x1a .resolver.v1.RevokeTokenResponse\x12<\n" +
 	"\bGetToken\x12\x1c.resolver.v1.GetTokenRequest\x1a\x12.resolver.v1.Token\x12M\n" +
 	"\n" +
-	"ListTokens\x12\x1e.resolver.v1.ListTokensRequest\x1a\x1f.resolver.v1.ListTokensResponse\x12\\\n" +
+	"ListTokens\x12\x1e.resolver.v1.ListTokensRequest\x1a\x1f.resolver.v1.ListTokensResponse\x12]\n" +
+	"\x13PutWorkloadIdentity\x12'.resolver.v1.PutWorkloadIdentityRequest\x1a\x1d.resolver.v1.WorkloadIdentity\x12q\n" +
+	"\x16DeleteWorkloadIdentity\x12*.resolver.v1.DeleteWorkloadIdentityRequest\x1a+.resolver.v1.DeleteWorkloadIdentityResponse\x12q\n" +
+	"\x16ListWorkloadIdentities\x12*.resolver.v1.ListWorkloadIdentitiesRequest\x1a+.resolver.v1.ListWorkloadIdentitiesResponse\x12\\\n" +
 	"\x0fListAuditEvents\x12#.resolver.v1.ListAuditEventsRequest\x1a$.resolver.v1.ListAuditEventsResponseB=Z;github.com/resolverd/resolverd/proto/resolver/v1;resolverv1b\x06proto3"
 
 var (
@@ -2381,129 +2652,142 @@ func file_resolver_v1_admin_proto_rawDescGZIP() []byte {
 	return file_resolver_v1_admin_proto_rawDescData
 }
 
-var file_resolver_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_resolver_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_resolver_v1_admin_proto_goTypes = []any{
-	(*CreateProviderRequest)(nil),         // 0: resolver.v1.CreateProviderRequest
-	(*UpdateProviderRequest)(nil),         // 1: resolver.v1.UpdateProviderRequest
-	(*DeleteProviderRequest)(nil),         // 2: resolver.v1.DeleteProviderRequest
-	(*DeleteProviderResponse)(nil),        // 3: resolver.v1.DeleteProviderResponse
-	(*GetProviderRequest)(nil),            // 4: resolver.v1.GetProviderRequest
-	(*ListProvidersRequest)(nil),          // 5: resolver.v1.ListProvidersRequest
-	(*ListProvidersResponse)(nil),         // 6: resolver.v1.ListProvidersResponse
-	(*AddProviderKeyRequest)(nil),         // 7: resolver.v1.AddProviderKeyRequest
-	(*RotateProviderKeyRequest)(nil),      // 8: resolver.v1.RotateProviderKeyRequest
-	(*SetProviderKeyEnabledRequest)(nil),  // 9: resolver.v1.SetProviderKeyEnabledRequest
-	(*DeleteProviderKeyRequest)(nil),      // 10: resolver.v1.DeleteProviderKeyRequest
-	(*DeleteProviderKeyResponse)(nil),     // 11: resolver.v1.DeleteProviderKeyResponse
-	(*ListProviderKeysRequest)(nil),       // 12: resolver.v1.ListProviderKeysRequest
-	(*ListProviderKeysResponse)(nil),      // 13: resolver.v1.ListProviderKeysResponse
-	(*CreateModelConfigRequest)(nil),      // 14: resolver.v1.CreateModelConfigRequest
-	(*UpdateModelConfigRequest)(nil),      // 15: resolver.v1.UpdateModelConfigRequest
-	(*DeleteModelConfigRequest)(nil),      // 16: resolver.v1.DeleteModelConfigRequest
-	(*DeleteModelConfigResponse)(nil),     // 17: resolver.v1.DeleteModelConfigResponse
-	(*GetModelConfigRequest)(nil),         // 18: resolver.v1.GetModelConfigRequest
-	(*ListModelConfigsRequest)(nil),       // 19: resolver.v1.ListModelConfigsRequest
-	(*ListModelConfigsResponse)(nil),      // 20: resolver.v1.ListModelConfigsResponse
-	(*PutUserRequest)(nil),                // 21: resolver.v1.PutUserRequest
-	(*DeleteUserRequest)(nil),             // 22: resolver.v1.DeleteUserRequest
-	(*DeleteUserResponse)(nil),            // 23: resolver.v1.DeleteUserResponse
-	(*GetUserRequest)(nil),                // 24: resolver.v1.GetUserRequest
-	(*PutUserProviderKeyRequest)(nil),     // 25: resolver.v1.PutUserProviderKeyRequest
-	(*DeleteUserProviderKeyRequest)(nil),  // 26: resolver.v1.DeleteUserProviderKeyRequest
-	(*DeleteUserProviderKeyResponse)(nil), // 27: resolver.v1.DeleteUserProviderKeyResponse
-	(*PutChatRequest)(nil),                // 28: resolver.v1.PutChatRequest
-	(*GetChatRequest)(nil),                // 29: resolver.v1.GetChatRequest
-	(*CreateTokenRequest)(nil),            // 30: resolver.v1.CreateTokenRequest
-	(*CreateTokenResponse)(nil),           // 31: resolver.v1.CreateTokenResponse
-	(*RevokeTokenRequest)(nil),            // 32: resolver.v1.RevokeTokenRequest
-	(*RevokeTokenResponse)(nil),           // 33: resolver.v1.RevokeTokenResponse
-	(*GetTokenRequest)(nil),               // 34: resolver.v1.GetTokenRequest
-	(*ListTokensRequest)(nil),             // 35: resolver.v1.ListTokensRequest
-	(*ListTokensResponse)(nil),            // 36: resolver.v1.ListTokensResponse
-	(*ListAuditEventsRequest)(nil),        // 37: resolver.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil),       // 38: resolver.v1.ListAuditEventsResponse
-	(ByokPolicy)(0),                       // 39: resolver.v1.ByokPolicy
-	(*Provider)(nil),                      // 40: resolver.v1.Provider
-	(*ProviderKey)(nil),                   // 41: resolver.v1.ProviderKey
-	(*structpb.Struct)(nil),               // 42: google.protobuf.Struct
-	(*ModelConfig)(nil),                   // 43: resolver.v1.ModelConfig
-	(*timestamppb.Timestamp)(nil),         // 44: google.protobuf.Timestamp
-	(*Token)(nil),                         // 45: resolver.v1.Token
-	(*AuditEvent)(nil),                    // 46: resolver.v1.AuditEvent
-	(*User)(nil),                          // 47: resolver.v1.User
-	(*UserProviderKey)(nil),               // 48: resolver.v1.UserProviderKey
-	(*Chat)(nil),                          // 49: resolver.v1.Chat
+	(*CreateProviderRequest)(nil),          // 0: resolver.v1.CreateProviderRequest
+	(*UpdateProviderRequest)(nil),          // 1: resolver.v1.UpdateProviderRequest
+	(*DeleteProviderRequest)(nil),          // 2: resolver.v1.DeleteProviderRequest
+	(*DeleteProviderResponse)(nil),         // 3: resolver.v1.DeleteProviderResponse
+	(*GetProviderRequest)(nil),             // 4: resolver.v1.GetProviderRequest
+	(*ListProvidersRequest)(nil),           // 5: resolver.v1.ListProvidersRequest
+	(*ListProvidersResponse)(nil),          // 6: resolver.v1.ListProvidersResponse
+	(*AddProviderKeyRequest)(nil),          // 7: resolver.v1.AddProviderKeyRequest
+	(*RotateProviderKeyRequest)(nil),       // 8: resolver.v1.RotateProviderKeyRequest
+	(*SetProviderKeyEnabledRequest)(nil),   // 9: resolver.v1.SetProviderKeyEnabledRequest
+	(*DeleteProviderKeyRequest)(nil),       // 10: resolver.v1.DeleteProviderKeyRequest
+	(*DeleteProviderKeyResponse)(nil),      // 11: resolver.v1.DeleteProviderKeyResponse
+	(*ListProviderKeysRequest)(nil),        // 12: resolver.v1.ListProviderKeysRequest
+	(*ListProviderKeysResponse)(nil),       // 13: resolver.v1.ListProviderKeysResponse
+	(*CreateModelConfigRequest)(nil),       // 14: resolver.v1.CreateModelConfigRequest
+	(*UpdateModelConfigRequest)(nil),       // 15: resolver.v1.UpdateModelConfigRequest
+	(*DeleteModelConfigRequest)(nil),       // 16: resolver.v1.DeleteModelConfigRequest
+	(*DeleteModelConfigResponse)(nil),      // 17: resolver.v1.DeleteModelConfigResponse
+	(*GetModelConfigRequest)(nil),          // 18: resolver.v1.GetModelConfigRequest
+	(*ListModelConfigsRequest)(nil),        // 19: resolver.v1.ListModelConfigsRequest
+	(*ListModelConfigsResponse)(nil),       // 20: resolver.v1.ListModelConfigsResponse
+	(*PutUserRequest)(nil),                 // 21: resolver.v1.PutUserRequest
+	(*DeleteUserRequest)(nil),              // 22: resolver.v1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),             // 23: resolver.v1.DeleteUserResponse
+	(*GetUserRequest)(nil),                 // 24: resolver.v1.GetUserRequest
+	(*PutUserProviderKeyRequest)(nil),      // 25: resolver.v1.PutUserProviderKeyRequest
+	(*DeleteUserProviderKeyRequest)(nil),   // 26: resolver.v1.DeleteUserProviderKeyRequest
+	(*DeleteUserProviderKeyResponse)(nil),  // 27: resolver.v1.DeleteUserProviderKeyResponse
+	(*PutChatRequest)(nil),                 // 28: resolver.v1.PutChatRequest
+	(*GetChatRequest)(nil),                 // 29: resolver.v1.GetChatRequest
+	(*CreateTokenRequest)(nil),             // 30: resolver.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),            // 31: resolver.v1.CreateTokenResponse
+	(*RevokeTokenRequest)(nil),             // 32: resolver.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),            // 33: resolver.v1.RevokeTokenResponse
+	(*GetTokenRequest)(nil),                // 34: resolver.v1.GetTokenRequest
+	(*ListTokensRequest)(nil),              // 35: resolver.v1.ListTokensRequest
+	(*ListTokensResponse)(nil),             // 36: resolver.v1.ListTokensResponse
+	(*PutWorkloadIdentityRequest)(nil),     // 37: resolver.v1.PutWorkloadIdentityRequest
+	(*DeleteWorkloadIdentityRequest)(nil),  // 38: resolver.v1.DeleteWorkloadIdentityRequest
+	(*DeleteWorkloadIdentityResponse)(nil), // 39: resolver.v1.DeleteWorkloadIdentityResponse
+	(*ListWorkloadIdentitiesRequest)(nil),  // 40: resolver.v1.ListWorkloadIdentitiesRequest
+	(*ListWorkloadIdentitiesResponse)(nil), // 41: resolver.v1.ListWorkloadIdentitiesResponse
+	(*ListAuditEventsRequest)(nil),         // 42: resolver.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),        // 43: resolver.v1.ListAuditEventsResponse
+	(ByokPolicy)(0),                        // 44: resolver.v1.ByokPolicy
+	(*Provider)(nil),                       // 45: resolver.v1.Provider
+	(*ProviderKey)(nil),                    // 46: resolver.v1.ProviderKey
+	(*structpb.Struct)(nil),                // 47: google.protobuf.Struct
+	(*ModelConfig)(nil),                    // 48: resolver.v1.ModelConfig
+	(*timestamppb.Timestamp)(nil),          // 49: google.protobuf.Timestamp
+	(*Token)(nil),                          // 50: resolver.v1.Token
+	(*WorkloadIdentity)(nil),               // 51: resolver.v1.WorkloadIdentity
+	(*AuditEvent)(nil),                     // 52: resolver.v1.AuditEvent
+	(*User)(nil),                           // 53: resolver.v1.User
+	(*UserProviderKey)(nil),                // 54: resolver.v1.UserProviderKey
+	(*Chat)(nil),                           // 55: resolver.v1.Chat
 }
 var file_resolver_v1_admin_proto_depIdxs = []int32{
-	39, // 0: resolver.v1.CreateProviderRequest.byok_policy:type_name -> resolver.v1.ByokPolicy
-	39, // 1: resolver.v1.UpdateProviderRequest.byok_policy:type_name -> resolver.v1.ByokPolicy
-	40, // 2: resolver.v1.ListProvidersResponse.providers:type_name -> resolver.v1.Provider
-	41, // 3: resolver.v1.ListProviderKeysResponse.keys:type_name -> resolver.v1.ProviderKey
-	42, // 4: resolver.v1.CreateModelConfigRequest.options:type_name -> google.protobuf.Struct
-	42, // 5: resolver.v1.UpdateModelConfigRequest.options:type_name -> google.protobuf.Struct
-	43, // 6: resolver.v1.ListModelConfigsResponse.model_configs:type_name -> resolver.v1.ModelConfig
-	44, // 7: resolver.v1.CreateTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	45, // 8: resolver.v1.ListTokensResponse.tokens:type_name -> resolver.v1.Token
-	46, // 9: resolver.v1.ListAuditEventsResponse.events:type_name -> resolver.v1.AuditEvent
-	0,  // 10: resolver.v1.AdminService.CreateProvider:input_type -> resolver.v1.CreateProviderRequest
-	1,  // 11: resolver.v1.AdminService.UpdateProvider:input_type -> resolver.v1.UpdateProviderRequest
-	2,  // 12: resolver.v1.AdminService.DeleteProvider:input_type -> resolver.v1.DeleteProviderRequest
-	4,  // 13: resolver.v1.AdminService.GetProvider:input_type -> resolver.v1.GetProviderRequest
-	5,  // 14: resolver.v1.AdminService.ListProviders:input_type -> resolver.v1.ListProvidersRequest
-	7,  // 15: resolver.v1.AdminService.AddProviderKey:input_type -> resolver.v1.AddProviderKeyRequest
-	8,  // 16: resolver.v1.AdminService.RotateProviderKey:input_type -> resolver.v1.RotateProviderKeyRequest
-	9,  // 17: resolver.v1.AdminService.SetProviderKeyEnabled:input_type -> resolver.v1.SetProviderKeyEnabledRequest
-	10, // 18: resolver.v1.AdminService.DeleteProviderKey:input_type -> resolver.v1.DeleteProviderKeyRequest
-	12, // 19: resolver.v1.AdminService.ListProviderKeys:input_type -> resolver.v1.ListProviderKeysRequest
-	14, // 20: resolver.v1.AdminService.CreateModelConfig:input_type -> resolver.v1.CreateModelConfigRequest
-	15, // 21: resolver.v1.AdminService.UpdateModelConfig:input_type -> resolver.v1.UpdateModelConfigRequest
-	16, // 22: resolver.v1.AdminService.DeleteModelConfig:input_type -> resolver.v1.DeleteModelConfigRequest
-	18, // 23: resolver.v1.AdminService.GetModelConfig:input_type -> resolver.v1.GetModelConfigRequest
-	19, // 24: resolver.v1.AdminService.ListModelConfigs:input_type -> resolver.v1.ListModelConfigsRequest
-	21, // 25: resolver.v1.AdminService.PutUser:input_type -> resolver.v1.PutUserRequest
-	22, // 26: resolver.v1.AdminService.DeleteUser:input_type -> resolver.v1.DeleteUserRequest
-	24, // 27: resolver.v1.AdminService.GetUser:input_type -> resolver.v1.GetUserRequest
-	25, // 28: resolver.v1.AdminService.PutUserProviderKey:input_type -> resolver.v1.PutUserProviderKeyRequest
-	26, // 29: resolver.v1.AdminService.DeleteUserProviderKey:input_type -> resolver.v1.DeleteUserProviderKeyRequest
-	28, // 30: resolver.v1.AdminService.PutChat:input_type -> resolver.v1.PutChatRequest
-	29, // 31: resolver.v1.AdminService.GetChat:input_type -> resolver.v1.GetChatRequest
-	30, // 32: resolver.v1.AdminService.CreateToken:input_type -> resolver.v1.CreateTokenRequest
-	32, // 33: resolver.v1.AdminService.RevokeToken:input_type -> resolver.v1.RevokeTokenRequest
-	34, // 34: resolver.v1.AdminService.GetToken:input_type -> resolver.v1.GetTokenRequest
-	35, // 35: resolver.v1.AdminService.ListTokens:input_type -> resolver.v1.ListTokensRequest
-	37, // 36: resolver.v1.AdminService.ListAuditEvents:input_type -> resolver.v1.ListAuditEventsRequest
-	40, // 37: resolver.v1.AdminService.CreateProvider:output_type -> resolver.v1.Provider
-	40, // 38: resolver.v1.AdminService.UpdateProvider:output_type -> resolver.v1.Provider
-	3,  // 39: resolver.v1.AdminService.DeleteProvider:output_type -> resolver.v1.DeleteProviderResponse
-	40, // 40: resolver.v1.AdminService.GetProvider:output_type -> resolver.v1.Provider
-	6,  // 41: resolver.v1.AdminService.ListProviders:output_type -> resolver.v1.ListProvidersResponse
-	41, // 42: resolver.v1.AdminService.AddProviderKey:output_type -> resolver.v1.ProviderKey
-	41, // 43: resolver.v1.AdminService.RotateProviderKey:output_type -> resolver.v1.ProviderKey
-	41, // 44: resolver.v1.AdminService.SetProviderKeyEnabled:output_type -> resolver.v1.ProviderKey
-	11, // 45: resolver.v1.AdminService.DeleteProviderKey:output_type -> resolver.v1.DeleteProviderKeyResponse
-	13, // 46: resolver.v1.AdminService.ListProviderKeys:output_type -> resolver.v1.ListProviderKeysResponse
-	43, // 47: resolver.v1.AdminService.CreateModelConfig:output_type -> resolver.v1.ModelConfig
-	43, // 48: resolver.v1.AdminService.UpdateModelConfig:output_type -> resolver.v1.ModelConfig
-	17, // 49: resolver.v1.AdminService.DeleteModelConfig:output_type -> resolver.v1.DeleteModelConfigResponse
-	43, // 50: resolver.v1.AdminService.GetModelConfig:output_type -> resolver.v1.ModelConfig
-	20, // 51: resolver.v1.AdminService.ListModelConfigs:output_type -> resolver.v1.ListModelConfigsResponse
-	47, // 52: resolver.v1.AdminService.PutUser:output_type -> resolver.v1.User
-	23, // 53: resolver.v1.AdminService.DeleteUser:output_type -> resolver.v1.DeleteUserResponse
-	47, // 54: resolver.v1.AdminService.GetUser:output_type -> resolver.v1.User
-	48, // 55: resolver.v1.AdminService.PutUserProviderKey:output_type -> resolver.v1.UserProviderKey
-	27, // 56: resolver.v1.AdminService.DeleteUserProviderKey:output_type -> resolver.v1.DeleteUserProviderKeyResponse
-	49, // 57: resolver.v1.AdminService.PutChat:output_type -> resolver.v1.Chat
-	49, // 58: resolver.v1.AdminService.GetChat:output_type -> resolver.v1.Chat
-	31, // 59: resolver.v1.AdminService.CreateToken:output_type -> resolver.v1.CreateTokenResponse
-	33, // 60: resolver.v1.AdminService.RevokeToken:output_type -> resolver.v1.RevokeTokenResponse
-	45, // 61: resolver.v1.AdminService.GetToken:output_type -> resolver.v1.Token
-	36, // 62: resolver.v1.AdminService.ListTokens:output_type -> resolver.v1.ListTokensResponse
-	38, // 63: resolver.v1.AdminService.ListAuditEvents:output_type -> resolver.v1.ListAuditEventsResponse
-	37, // [37:64] is the sub-list for method output_type
-	10, // [10:37] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	44, // 0: resolver.v1.CreateProviderRequest.byok_policy:type_name -> resolver.v1.ByokPolicy
+	44, // 1: resolver.v1.UpdateProviderRequest.byok_policy:type_name -> resolver.v1.ByokPolicy
+	45, // 2: resolver.v1.ListProvidersResponse.providers:type_name -> resolver.v1.Provider
+	46, // 3: resolver.v1.ListProviderKeysResponse.keys:type_name -> resolver.v1.ProviderKey
+	47, // 4: resolver.v1.CreateModelConfigRequest.options:type_name -> google.protobuf.Struct
+	47, // 5: resolver.v1.UpdateModelConfigRequest.options:type_name -> google.protobuf.Struct
+	48, // 6: resolver.v1.ListModelConfigsResponse.model_configs:type_name -> resolver.v1.ModelConfig
+	49, // 7: resolver.v1.CreateTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	50, // 8: resolver.v1.ListTokensResponse.tokens:type_name -> resolver.v1.Token
+	51, // 9: resolver.v1.ListWorkloadIdentitiesResponse.workload_identities:type_name -> resolver.v1.WorkloadIdentity
+	52, // 10: resolver.v1.ListAuditEventsResponse.events:type_name -> resolver.v1.AuditEvent
+	0,  // 11: resolver.v1.AdminService.CreateProvider:input_type -> resolver.v1.CreateProviderRequest
+	1,  // 12: resolver.v1.AdminService.UpdateProvider:input_type -> resolver.v1.UpdateProviderRequest
+	2,  // 13: resolver.v1.AdminService.DeleteProvider:input_type -> resolver.v1.DeleteProviderRequest
+	4,  // 14: resolver.v1.AdminService.GetProvider:input_type -> resolver.v1.GetProviderRequest
+	5,  // 15: resolver.v1.AdminService.ListProviders:input_type -> resolver.v1.ListProvidersRequest
+	7,  // 16: resolver.v1.AdminService.AddProviderKey:input_type -> resolver.v1.AddProviderKeyRequest
+	8,  // 17: resolver.v1.AdminService.RotateProviderKey:input_type -> resolver.v1.RotateProviderKeyRequest
+	9,  // 18: resolver.v1.AdminService.SetProviderKeyEnabled:input_type -> resolver.v1.SetProviderKeyEnabledRequest
+	10, // 19: resolver.v1.AdminService.DeleteProviderKey:input_type -> resolver.v1.DeleteProviderKeyRequest
+	12, // 20: resolver.v1.AdminService.ListProviderKeys:input_type -> resolver.v1.ListProviderKeysRequest
+	14, // 21: resolver.v1.AdminService.CreateModelConfig:input_type -> resolver.v1.CreateModelConfigRequest
+	15, // 22: resolver.v1.AdminService.UpdateModelConfig:input_type -> resolver.v1.UpdateModelConfigRequest
+	16, // 23: resolver.v1.AdminService.DeleteModelConfig:input_type -> resolver.v1.DeleteModelConfigRequest
+	18, // 24: resolver.v1.AdminService.GetModelConfig:input_type -> resolver.v1.GetModelConfigRequest
+	19, // 25: resolver.v1.AdminService.ListModelConfigs:input_type -> resolver.v1.ListModelConfigsRequest
+	21, // 26: resolver.v1.AdminService.PutUser:input_type -> resolver.v1.PutUserRequest
+	22, // 27: resolver.v1.AdminService.DeleteUser:input_type -> resolver.v1.DeleteUserRequest
+	24, // 28: resolver.v1.AdminService.GetUser:input_type -> resolver.v1.GetUserRequest
+	25, // 29: resolver.v1.AdminService.PutUserProviderKey:input_type -> resolver.v1.PutUserProviderKeyRequest
+	26, // 30: resolver.v1.AdminService.DeleteUserProviderKey:input_type -> resolver.v1.DeleteUserProviderKeyRequest
+	28, // 31: resolver.v1.AdminService.PutChat:input_type -> resolver.v1.PutChatRequest
+	29, // 32: resolver.v1.AdminService.GetChat:input_type -> resolver.v1.GetChatRequest
+	30, // 33: resolver.v1.AdminService.CreateToken:input_type -> resolver.v1.CreateTokenRequest
+	32, // 34: resolver.v1.AdminService.RevokeToken:input_type -> resolver.v1.RevokeTokenRequest
+	34, // 35: resolver.v1.AdminService.GetToken:input_type -> resolver.v1.GetTokenRequest
+	35, // 36: resolver.v1.AdminService.ListTokens:input_type -> resolver.v1.ListTokensRequest
+	37, // 37: resolver.v1.AdminService.PutWorkloadIdentity:input_type -> resolver.v1.PutWorkloadIdentityRequest
+	38, // 38: resolver.v1.AdminService.DeleteWorkloadIdentity:input_type -> resolver.v1.DeleteWorkloadIdentityRequest
+	40, // 39: resolver.v1.AdminService.ListWorkloadIdentities:input_type -> resolver.v1.ListWorkloadIdentitiesRequest
+	42, // 40: resolver.v1.AdminService.ListAuditEvents:input_type -> resolver.v1.ListAuditEventsRequest
+	45, // 41: resolver.v1.AdminService.CreateProvider:output_type -> resolver.v1.Provider
+	45, // 42: resolver.v1.AdminService.UpdateProvider:output_type -> resolver.v1.Provider
+	3,  // 43: resolver.v1.AdminService.DeleteProvider:output_type -> resolver.v1.DeleteProviderResponse
+	45, // 44: resolver.v1.AdminService.GetProvider:output_type -> resolver.v1.Provider
+	6,  // 45: resolver.v1.AdminService.ListProviders:output_type -> resolver.v1.ListProvidersResponse
+	46, // 46: resolver.v1.AdminService.AddProviderKey:output_type -> resolver.v1.ProviderKey
+	46, // 47: resolver.v1.AdminService.RotateProviderKey:output_type -> resolver.v1.ProviderKey
+	46, // 48: resolver.v1.AdminService.SetProviderKeyEnabled:output_type -> resolver.v1.ProviderKey
+	11, // 49: resolver.v1.AdminService.DeleteProviderKey:output_type -> resolver.v1.DeleteProviderKeyResponse
+	13, // 50: resolver.v1.AdminService.ListProviderKeys:output_type -> resolver.v1.ListProviderKeysResponse
+	48, // 51: resolver.v1.AdminService.CreateModelConfig:output_type -> resolver.v1.ModelConfig
+	48, // 52: resolver.v1.AdminService.UpdateModelConfig:output_type -> resolver.v1.ModelConfig
+	17, // 53: resolver.v1.AdminService.DeleteModelConfig:output_type -> resolver.v1.DeleteModelConfigResponse
+	48, // 54: resolver.v1.AdminService.GetModelConfig:output_type -> resolver.v1.ModelConfig
+	20, // 55: resolver.v1.AdminService.ListModelConfigs:output_type -> resolver.v1.ListModelConfigsResponse
+	53, // 56: resolver.v1.AdminService.PutUser:output_type -> resolver.v1.User
+	23, // 57: resolver.v1.AdminService.DeleteUser:output_type -> resolver.v1.DeleteUserResponse
+	53, // 58: resolver.v1.AdminService.GetUser:output_type -> resolver.v1.User
+	54, // 59: resolver.v1.AdminService.PutUserProviderKey:output_type -> resolver.v1.UserProviderKey
+	27, // 60: resolver.v1.AdminService.DeleteUserProviderKey:output_type -> resolver.v1.DeleteUserProviderKeyResponse
+	55, // 61: resolver.v1.AdminService.PutChat:output_type -> resolver.v1.Chat
+	55, // 62: resolver.v1.AdminService.GetChat:output_type -> resolver.v1.Chat
+	31, // 63: resolver.v1.AdminService.CreateToken:output_type -> resolver.v1.CreateTokenResponse
+	33, // 64: resolver.v1.AdminService.RevokeToken:output_type -> resolver.v1.RevokeTokenResponse
+	50, // 65: resolver.v1.AdminService.GetToken:output_type -> resolver.v1.Token
+	36, // 66: resolver.v1.AdminService.ListTokens:output_type -> resolver.v1.ListTokensResponse
+	51, // 67: resolver.v1.AdminService.PutWorkloadIdentity:output_type -> resolver.v1.WorkloadIdentity
+	39, // 68: resolver.v1.AdminService.DeleteWorkloadIdentity:output_type -> resolver.v1.DeleteWorkloadIdentityResponse
+	41, // 69: resolver.v1.AdminService.ListWorkloadIdentities:output_type -> resolver.v1.ListWorkloadIdentitiesResponse
+	43, // 70: resolver.v1.AdminService.ListAuditEvents:output_type -> resolver.v1.ListAuditEventsResponse
+	41, // [41:71] is the sub-list for method output_type
+	11, // [11:41] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_resolver_v1_admin_proto_init() }
@@ -2524,7 +2808,7 @@ func file_resolver_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_resolver_v1_admin_proto_rawDesc), len(file_resolver_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   39,
+			NumMessages:   44,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

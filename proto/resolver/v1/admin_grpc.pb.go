@@ -19,40 +19,44 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AdminService_CreateProvider_FullMethodName        = "/resolver.v1.AdminService/CreateProvider"
-	AdminService_UpdateProvider_FullMethodName        = "/resolver.v1.AdminService/UpdateProvider"
-	AdminService_DeleteProvider_FullMethodName        = "/resolver.v1.AdminService/DeleteProvider"
-	AdminService_GetProvider_FullMethodName           = "/resolver.v1.AdminService/GetProvider"
-	AdminService_ListProviders_FullMethodName         = "/resolver.v1.AdminService/ListProviders"
-	AdminService_AddProviderKey_FullMethodName        = "/resolver.v1.AdminService/AddProviderKey"
-	AdminService_RotateProviderKey_FullMethodName     = "/resolver.v1.AdminService/RotateProviderKey"
-	AdminService_SetProviderKeyEnabled_FullMethodName = "/resolver.v1.AdminService/SetProviderKeyEnabled"
-	AdminService_DeleteProviderKey_FullMethodName     = "/resolver.v1.AdminService/DeleteProviderKey"
-	AdminService_ListProviderKeys_FullMethodName      = "/resolver.v1.AdminService/ListProviderKeys"
-	AdminService_CreateModelConfig_FullMethodName     = "/resolver.v1.AdminService/CreateModelConfig"
-	AdminService_UpdateModelConfig_FullMethodName     = "/resolver.v1.AdminService/UpdateModelConfig"
-	AdminService_DeleteModelConfig_FullMethodName     = "/resolver.v1.AdminService/DeleteModelConfig"
-	AdminService_GetModelConfig_FullMethodName        = "/resolver.v1.AdminService/GetModelConfig"
-	AdminService_ListModelConfigs_FullMethodName      = "/resolver.v1.AdminService/ListModelConfigs"
-	AdminService_PutUser_FullMethodName               = "/resolver.v1.AdminService/PutUser"
-	AdminService_DeleteUser_FullMethodName            = "/resolver.v1.AdminService/DeleteUser"
-	AdminService_GetUser_FullMethodName               = "/resolver.v1.AdminService/GetUser"
-	AdminService_PutUserProviderKey_FullMethodName    = "/resolver.v1.AdminService/PutUserProviderKey"
-	AdminService_DeleteUserProviderKey_FullMethodName = "/resolver.v1.AdminService/DeleteUserProviderKey"
-	AdminService_PutChat_FullMethodName               = "/resolver.v1.AdminService/PutChat"
-	AdminService_GetChat_FullMethodName               = "/resolver.v1.AdminService/GetChat"
-	AdminService_CreateToken_FullMethodName           = "/resolver.v1.AdminService/CreateToken"
-	AdminService_RevokeToken_FullMethodName           = "/resolver.v1.AdminService/RevokeToken"
-	AdminService_GetToken_FullMethodName              = "/resolver.v1.AdminService/GetToken"
-	AdminService_ListTokens_FullMethodName            = "/resolver.v1.AdminService/ListTokens"
-	AdminService_ListAuditEvents_FullMethodName       = "/resolver.v1.AdminService/ListAuditEvents"
+	AdminService_CreateProvider_FullMethodName         = "/resolver.v1.AdminService/CreateProvider"
+	AdminService_UpdateProvider_FullMethodName         = "/resolver.v1.AdminService/UpdateProvider"
+	AdminService_DeleteProvider_FullMethodName         = "/resolver.v1.AdminService/DeleteProvider"
+	AdminService_GetProvider_FullMethodName            = "/resolver.v1.AdminService/GetProvider"
+	AdminService_ListProviders_FullMethodName          = "/resolver.v1.AdminService/ListProviders"
+	AdminService_AddProviderKey_FullMethodName         = "/resolver.v1.AdminService/AddProviderKey"
+	AdminService_RotateProviderKey_FullMethodName      = "/resolver.v1.AdminService/RotateProviderKey"
+	AdminService_SetProviderKeyEnabled_FullMethodName  = "/resolver.v1.AdminService/SetProviderKeyEnabled"
+	AdminService_DeleteProviderKey_FullMethodName      = "/resolver.v1.AdminService/DeleteProviderKey"
+	AdminService_ListProviderKeys_FullMethodName       = "/resolver.v1.AdminService/ListProviderKeys"
+	AdminService_CreateModelConfig_FullMethodName      = "/resolver.v1.AdminService/CreateModelConfig"
+	AdminService_UpdateModelConfig_FullMethodName      = "/resolver.v1.AdminService/UpdateModelConfig"
+	AdminService_DeleteModelConfig_FullMethodName      = "/resolver.v1.AdminService/DeleteModelConfig"
+	AdminService_GetModelConfig_FullMethodName         = "/resolver.v1.AdminService/GetModelConfig"
+	AdminService_ListModelConfigs_FullMethodName       = "/resolver.v1.AdminService/ListModelConfigs"
+	AdminService_PutUser_FullMethodName                = "/resolver.v1.AdminService/PutUser"
+	AdminService_DeleteUser_FullMethodName             = "/resolver.v1.AdminService/DeleteUser"
+	AdminService_GetUser_FullMethodName                = "/resolver.v1.AdminService/GetUser"
+	AdminService_PutUserProviderKey_FullMethodName     = "/resolver.v1.AdminService/PutUserProviderKey"
+	AdminService_DeleteUserProviderKey_FullMethodName  = "/resolver.v1.AdminService/DeleteUserProviderKey"
+	AdminService_PutChat_FullMethodName                = "/resolver.v1.AdminService/PutChat"
+	AdminService_GetChat_FullMethodName                = "/resolver.v1.AdminService/GetChat"
+	AdminService_CreateToken_FullMethodName            = "/resolver.v1.AdminService/CreateToken"
+	AdminService_RevokeToken_FullMethodName            = "/resolver.v1.AdminService/RevokeToken"
+	AdminService_GetToken_FullMethodName               = "/resolver.v1.AdminService/GetToken"
+	AdminService_ListTokens_FullMethodName             = "/resolver.v1.AdminService/ListTokens"
+	AdminService_PutWorkloadIdentity_FullMethodName    = "/resolver.v1.AdminService/PutWorkloadIdentity"
+	AdminService_DeleteWorkloadIdentity_FullMethodName = "/resolver.v1.AdminService/DeleteWorkloadIdentity"
+	AdminService_ListWorkloadIdentities_FullMethodName = "/resolver.v1.AdminService/ListWorkloadIdentities"
+	AdminService_ListAuditEvents_FullMethodName        = "/resolver.v1.AdminService/ListAuditEvents"
 )
 
 // AdminServiceClient is the client API for AdminService service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// AdminService manages providers, keys, model configs, users, chats and tokens. Every method needs
+// AdminService manages providers, keys, model configs, users, chats, tokens and workload identities.
+// Every method needs
 // the matching :write scope; Get* and List* methods need the :read scope (users and tokens, which
 // have no :read scope, need user:write and token:write). Secrets are write-only.
 //
@@ -108,6 +112,18 @@ type AdminServiceClient interface {
 	GetToken(ctx context.Context, in *GetTokenRequest, opts ...grpc.CallOption) (*Token, error)
 	// ListTokens lists every token, revoked and expired ones included, newest first.
 	ListTokens(ctx context.Context, in *ListTokensRequest, opts ...grpc.CallOption) (*ListTokensResponse, error)
+	// PutWorkloadIdentity binds a workload identity's subject to scopes, creating the binding or
+	// replacing its scopes and description. A caller that proves the subject (a JWT of the configured
+	// issuer whose sub it is, a client certificate whose URI SAN or "cn:<common name>" it is) then
+	// calls with those scopes. It needs token:write and, as CreateToken, every scope it grants; when
+	// the subject is bound already, also every scope the binding carries (as RevokeToken).
+	PutWorkloadIdentity(ctx context.Context, in *PutWorkloadIdentityRequest, opts ...grpc.CallOption) (*WorkloadIdentity, error)
+	// DeleteWorkloadIdentity removes a binding: the subject's calls are refused (UNKNOWN_IDENTITY) on
+	// every replica within a second. It needs token:write and every scope the binding carries. A
+	// subject that is not bound is NOT_FOUND (metadata subject).
+	DeleteWorkloadIdentity(ctx context.Context, in *DeleteWorkloadIdentityRequest, opts ...grpc.CallOption) (*DeleteWorkloadIdentityResponse, error)
+	// ListWorkloadIdentities lists the bindings by subject; it needs token:write, as ListTokens.
+	ListWorkloadIdentities(ctx context.Context, in *ListWorkloadIdentitiesRequest, opts ...grpc.CallOption) (*ListWorkloadIdentitiesResponse, error)
 	// ListAuditEvents lists the audit trail, newest first.
 	ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error)
 }
@@ -380,6 +396,36 @@ func (c *adminServiceClient) ListTokens(ctx context.Context, in *ListTokensReque
 	return out, nil
 }
 
+func (c *adminServiceClient) PutWorkloadIdentity(ctx context.Context, in *PutWorkloadIdentityRequest, opts ...grpc.CallOption) (*WorkloadIdentity, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(WorkloadIdentity)
+	err := c.cc.Invoke(ctx, AdminService_PutWorkloadIdentity_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) DeleteWorkloadIdentity(ctx context.Context, in *DeleteWorkloadIdentityRequest, opts ...grpc.CallOption) (*DeleteWorkloadIdentityResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteWorkloadIdentityResponse)
+	err := c.cc.Invoke(ctx, AdminService_DeleteWorkloadIdentity_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) ListWorkloadIdentities(ctx context.Context, in *ListWorkloadIdentitiesRequest, opts ...grpc.CallOption) (*ListWorkloadIdentitiesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListWorkloadIdentitiesResponse)
+	err := c.cc.Invoke(ctx, AdminService_ListWorkloadIdentities_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *adminServiceClient) ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListAuditEventsResponse)
@@ -394,7 +440,8 @@ func (c *adminServiceClient) ListAuditEvents(ctx context.Context, in *ListAuditE
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
 //
-// AdminService manages providers, keys, model configs, users, chats and tokens. Every method needs
+// AdminService manages providers, keys, model configs, users, chats, tokens and workload identities.
+// Every method needs
 // the matching :write scope; Get* and List* methods need the :read scope (users and tokens, which
 // have no :read scope, need user:write and token:write). Secrets are write-only.
 //
@@ -450,6 +497,18 @@ type AdminServiceServer interface {
 	GetToken(context.Context, *GetTokenRequest) (*Token, error)
 	// ListTokens lists every token, revoked and expired ones included, newest first.
 	ListTokens(context.Context, *ListTokensRequest) (*ListTokensResponse, error)
+	// PutWorkloadIdentity binds a workload identity's subject to scopes, creating the binding or
+	// replacing its scopes and description. A caller that proves the subject (a JWT of the configured
+	// issuer whose sub it is, a client certificate whose URI SAN or "cn:<common name>" it is) then
+	// calls with those scopes. It needs token:write and, as CreateToken, every scope it grants; when
+	// the subject is bound already, also every scope the binding carries (as RevokeToken).
+	PutWorkloadIdentity(context.Context, *PutWorkloadIdentityRequest) (*WorkloadIdentity, error)
+	// DeleteWorkloadIdentity removes a binding: the subject's calls are refused (UNKNOWN_IDENTITY) on
+	// every replica within a second. It needs token:write and every scope the binding carries. A
+	// subject that is not bound is NOT_FOUND (metadata subject).
+	DeleteWorkloadIdentity(context.Context, *DeleteWorkloadIdentityRequest) (*DeleteWorkloadIdentityResponse, error)
+	// ListWorkloadIdentities lists the bindings by subject; it needs token:write, as ListTokens.
+	ListWorkloadIdentities(context.Context, *ListWorkloadIdentitiesRequest) (*ListWorkloadIdentitiesResponse, error)
 	// ListAuditEvents lists the audit trail, newest first.
 	ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
@@ -539,6 +598,15 @@ func (UnimplementedAdminServiceServer) GetToken(context.Context, *GetTokenReques
 }
 func (UnimplementedAdminServiceServer) ListTokens(context.Context, *ListTokensRequest) (*ListTokensResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListTokens not implemented")
+}
+func (UnimplementedAdminServiceServer) PutWorkloadIdentity(context.Context, *PutWorkloadIdentityRequest) (*WorkloadIdentity, error) {
+	return nil, status.Error(codes.Unimplemented, "method PutWorkloadIdentity not implemented")
+}
+func (UnimplementedAdminServiceServer) DeleteWorkloadIdentity(context.Context, *DeleteWorkloadIdentityRequest) (*DeleteWorkloadIdentityResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteWorkloadIdentity not implemented")
+}
+func (UnimplementedAdminServiceServer) ListWorkloadIdentities(context.Context, *ListWorkloadIdentitiesRequest) (*ListWorkloadIdentitiesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListWorkloadIdentities not implemented")
 }
 func (UnimplementedAdminServiceServer) ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAuditEvents not implemented")
@@ -1032,6 +1100,60 @@ func _AdminService_ListTokens_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_PutWorkloadIdentity_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PutWorkloadIdentityRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).PutWorkloadIdentity(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_PutWorkloadIdentity_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).PutWorkloadIdentity(ctx, req.(*PutWorkloadIdentityRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_DeleteWorkloadIdentity_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteWorkloadIdentityRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).DeleteWorkloadIdentity(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_DeleteWorkloadIdentity_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).DeleteWorkloadIdentity(ctx, req.(*DeleteWorkloadIdentityRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_ListWorkloadIdentities_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListWorkloadIdentitiesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ListWorkloadIdentities(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ListWorkloadIdentities_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ListWorkloadIdentities(ctx, req.(*ListWorkloadIdentitiesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AdminService_ListAuditEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListAuditEventsRequest)
 	if err := dec(in); err != nil {
@@ -1160,6 +1282,18 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListTokens",
 			Handler:    _AdminService_ListTokens_Handler,
+		},
+		{
+			MethodName: "PutWorkloadIdentity",
+			Handler:    _AdminService_PutWorkloadIdentity_Handler,
+		},
+		{
+			MethodName: "DeleteWorkloadIdentity",
+			Handler:    _AdminService_DeleteWorkloadIdentity_Handler,
+		},
+		{
+			MethodName: "ListWorkloadIdentities",
+			Handler:    _AdminService_ListWorkloadIdentities_Handler,
 		},
 		{
 			MethodName: "ListAuditEvents",

@@ -42,8 +42,9 @@ const (
 	// Metadata: field (the first bad field), or constraint (a value the database refused).
 	ErrorReason_INVALID_ARGUMENT ErrorReason = 1
 	// gRPC code: UNAUTHENTICATED.
-	// The call has no "authorization: Bearer <token>" metadata, more than one, a malformed one, or a
-	// token that is unknown, expired or revoked.
+	// The call has no "authorization: Bearer <token>" metadata (and no verified client certificate
+	// stands in for it), more than one, a malformed one, a token that is unknown, expired or revoked,
+	// or a JWT that is refused (the message says why).
 	// Metadata: none.
 	ErrorReason_UNAUTHENTICATED ErrorReason = 2
 	// gRPC code: PERMISSION_DENIED.
@@ -69,8 +70,9 @@ const (
 	ErrorReason_MODEL_CONFIG_NOT_FOUND ErrorReason = 6
 	// gRPC code: NOT_FOUND.
 	// The row a Get*, Update*, Delete*, SetProviderKeyEnabled or RevokeToken request names by its id
-	// does not exist (or, for providers, model configs and users, was deleted).
-	// Metadata: id.
+	// does not exist (or, for providers, model configs and users, was deleted); DeleteWorkloadIdentity:
+	// the subject is not bound.
+	// Metadata: id, or subject (DeleteWorkloadIdentity).
 	ErrorReason_NOT_FOUND ErrorReason = 7
 	// gRPC code: FAILED_PRECONDITION.
 	// ResolveModel: the config is disabled, where no fallback applies (also a Decision.fallback_reason).
@@ -117,9 +119,9 @@ const (
 	// Metadata: request_id (to find the failure in the server log), when known.
 	ErrorReason_INTERNAL ErrorReason = 16
 	// gRPC code: RESOURCE_EXHAUSTED.
-	// The caller's token is over its request rate (resolverd serve --rate-limit). A
-	// google.rpc.RetryInfo says when to try again.
-	// Metadata: token_id.
+	// The caller's token (or workload identity) is over its request rate (resolverd serve
+	// --rate-limit). A google.rpc.RetryInfo says when to try again.
+	// Metadata: token_id, or subject for a workload identity.
 	ErrorReason_RATE_LIMITED ErrorReason = 17
 	// gRPC code: DATA_LOSS.
 	// The stored secret the answer needs does not open where it is stored: moved or edited outside
@@ -134,6 +136,12 @@ const (
 	// model, PURPOSE_CHAT to the default config.
 	// Metadata: provider_id, host.
 	ErrorReason_PROVIDER_HOST_NOT_ALLOWED ErrorReason = 19
+	// gRPC code: UNAUTHENTICATED.
+	// The caller proved a workload identity (a verified JWT's sub claim, or a client certificate's URI
+	// SAN or "cn:" common name) that no workload identity binding names: an admin must bind the subject
+	// to scopes with AdminService/PutWorkloadIdentity. Retrying unchanged fails again.
+	// Metadata: subject.
+	ErrorReason_UNKNOWN_IDENTITY ErrorReason = 20
 )
 
 // Enum value maps for ErrorReason.
@@ -159,6 +167,7 @@ var (
 		17: "RATE_LIMITED",
 		18: "SECRET_UNREADABLE",
 		19: "PROVIDER_HOST_NOT_ALLOWED",
+		20: "UNKNOWN_IDENTITY",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED":  0,
@@ -181,6 +190,7 @@ var (
 		"RATE_LIMITED":              17,
 		"SECRET_UNREADABLE":         18,
 		"PROVIDER_HOST_NOT_ALLOWED": 19,
+		"UNKNOWN_IDENTITY":          20,
 	}
 )
 
@@ -215,7 +225,7 @@ var File_resolver_v1_errors_proto protoreflect.FileDescriptor
 
 const file_resolver_v1_errors_proto_rawDesc = "" +
 	"\n" +
-	"\x18resolver/v1/errors.proto\x12\vresolver.v1*\xd1\x03\n" +
+	"\x18resolver/v1/errors.proto\x12\vresolver.v1*\xe7\x03\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10INVALID_ARGUMENT\x10\x01\x12\x13\n" +
@@ -237,7 +247,8 @@ const file_resolver_v1_errors_proto_rawDesc = "" +
 	"\bINTERNAL\x10\x10\x12\x10\n" +
 	"\fRATE_LIMITED\x10\x11\x12\x15\n" +
 	"\x11SECRET_UNREADABLE\x10\x12\x12\x1d\n" +
-	"\x19PROVIDER_HOST_NOT_ALLOWED\x10\x13B=Z;github.com/resolverd/resolverd/proto/resolver/v1;resolverv1b\x06proto3"
+	"\x19PROVIDER_HOST_NOT_ALLOWED\x10\x13\x12\x14\n" +
+	"\x10UNKNOWN_IDENTITY\x10\x14B=Z;github.com/resolverd/resolverd/proto/resolver/v1;resolverv1b\x06proto3"
 
 var (
 	file_resolver_v1_errors_proto_rawDescOnce sync.Once

@@ -708,6 +708,84 @@ func (x *Token) GetCreatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// WorkloadIdentity binds the subject of a workload identity (a verified JWT's sub, a client
+// certificate's URI SAN or "cn:<common name>") to the scopes its calls carry.
+type WorkloadIdentity struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Subject       string                 `protobuf:"bytes,1,opt,name=subject,proto3" json:"subject,omitempty"`
+	Scopes        []string               `protobuf:"bytes,2,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	Description   string                 `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WorkloadIdentity) Reset() {
+	*x = WorkloadIdentity{}
+	mi := &file_resolver_v1_resources_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WorkloadIdentity) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WorkloadIdentity) ProtoMessage() {}
+
+func (x *WorkloadIdentity) ProtoReflect() protoreflect.Message {
+	mi := &file_resolver_v1_resources_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WorkloadIdentity.ProtoReflect.Descriptor instead.
+func (*WorkloadIdentity) Descriptor() ([]byte, []int) {
+	return file_resolver_v1_resources_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *WorkloadIdentity) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *WorkloadIdentity) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+func (x *WorkloadIdentity) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *WorkloadIdentity) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *WorkloadIdentity) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
 // AuditEvent is one record of the audit trail: a resolution, an admin change, or a refused admin
 // call. It never holds a secret; keys appear by id and fingerprint.
 type AuditEvent struct {
@@ -727,6 +805,9 @@ type AuditEvent struct {
 	Details map[string]string `protobuf:"bytes,6,rep,name=details,proto3" json:"details,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// OK, or the reason the call failed with.
 	Outcome string `protobuf:"bytes,7,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	// The workload identity that called (its subject), when the caller proved one instead of sending
+	// a token; empty otherwise.
+	Subject string `protobuf:"bytes,9,opt,name=subject,proto3" json:"subject,omitempty"`
 	// For admin changes: every field the change set, with its value before and after (only after
 	// for a create, only before for a delete). A secret appears only by fingerprint, as the field
 	// `api_key_fingerprint`.
@@ -737,7 +818,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_resolver_v1_resources_proto_msgTypes[7]
+	mi := &file_resolver_v1_resources_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -749,7 +830,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_resources_proto_msgTypes[7]
+	mi := &file_resolver_v1_resources_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -762,7 +843,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_resources_proto_rawDescGZIP(), []int{7}
+	return file_resolver_v1_resources_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *AuditEvent) GetId() string {
@@ -814,6 +895,13 @@ func (x *AuditEvent) GetOutcome() string {
 	return ""
 }
 
+func (x *AuditEvent) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
 func (x *AuditEvent) GetChanges() []*AuditFieldChange {
 	if x != nil {
 		return x.Changes
@@ -836,7 +924,7 @@ type AuditFieldChange struct {
 
 func (x *AuditFieldChange) Reset() {
 	*x = AuditFieldChange{}
-	mi := &file_resolver_v1_resources_proto_msgTypes[8]
+	mi := &file_resolver_v1_resources_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -848,7 +936,7 @@ func (x *AuditFieldChange) String() string {
 func (*AuditFieldChange) ProtoMessage() {}
 
 func (x *AuditFieldChange) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_resources_proto_msgTypes[8]
+	mi := &file_resolver_v1_resources_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -861,7 +949,7 @@ func (x *AuditFieldChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditFieldChange.ProtoReflect.Descriptor instead.
 func (*AuditFieldChange) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_resources_proto_rawDescGZIP(), []int{8}
+	return file_resolver_v1_resources_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *AuditFieldChange) GetField() string {
@@ -962,7 +1050,15 @@ const file_resolver_v1_resources_proto_rawDesc = "" +
 	"\n" +
 	"revoked_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\trevokedAt\x129\n" +
 	"\n" +
-	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xf2\x02\n" +
+	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xdc\x01\n" +
+	"\x10WorkloadIdentity\x12\x18\n" +
+	"\asubject\x18\x01 \x01(\tR\asubject\x12\x16\n" +
+	"\x06scopes\x18\x02 \x03(\tR\x06scopes\x12 \n" +
+	"\vdescription\x18\x03 \x01(\tR\vdescription\x129\n" +
+	"\n" +
+	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
+	"\n" +
+	"updated_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\x8c\x03\n" +
 	"\n" +
 	"AuditEvent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x129\n" +
@@ -972,7 +1068,8 @@ const file_resolver_v1_resources_proto_rawDesc = "" +
 	"\btoken_id\x18\x04 \x01(\tR\atokenId\x12\x17\n" +
 	"\achat_id\x18\x05 \x01(\tR\x06chatId\x12>\n" +
 	"\adetails\x18\x06 \x03(\v2$.resolver.v1.AuditEvent.DetailsEntryR\adetails\x12\x18\n" +
-	"\aoutcome\x18\a \x01(\tR\aoutcome\x127\n" +
+	"\aoutcome\x18\a \x01(\tR\aoutcome\x12\x18\n" +
+	"\asubject\x18\t \x01(\tR\asubject\x127\n" +
 	"\achanges\x18\b \x03(\v2\x1d.resolver.v1.AuditFieldChangeR\achanges\x1a:\n" +
 	"\fDetailsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
@@ -1003,7 +1100,7 @@ func file_resolver_v1_resources_proto_rawDescGZIP() []byte {
 }
 
 var file_resolver_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_resolver_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_resolver_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_resolver_v1_resources_proto_goTypes = []any{
 	(ByokPolicy)(0),               // 0: resolver.v1.ByokPolicy
 	(*Provider)(nil),              // 1: resolver.v1.Provider
@@ -1013,38 +1110,41 @@ var file_resolver_v1_resources_proto_goTypes = []any{
 	(*UserProviderKey)(nil),       // 5: resolver.v1.UserProviderKey
 	(*Chat)(nil),                  // 6: resolver.v1.Chat
 	(*Token)(nil),                 // 7: resolver.v1.Token
-	(*AuditEvent)(nil),            // 8: resolver.v1.AuditEvent
-	(*AuditFieldChange)(nil),      // 9: resolver.v1.AuditFieldChange
-	nil,                           // 10: resolver.v1.AuditEvent.DetailsEntry
-	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),       // 12: google.protobuf.Struct
+	(*WorkloadIdentity)(nil),      // 8: resolver.v1.WorkloadIdentity
+	(*AuditEvent)(nil),            // 9: resolver.v1.AuditEvent
+	(*AuditFieldChange)(nil),      // 10: resolver.v1.AuditFieldChange
+	nil,                           // 11: resolver.v1.AuditEvent.DetailsEntry
+	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),       // 13: google.protobuf.Struct
 }
 var file_resolver_v1_resources_proto_depIdxs = []int32{
 	0,  // 0: resolver.v1.Provider.byok_policy:type_name -> resolver.v1.ByokPolicy
-	11, // 1: resolver.v1.Provider.created_at:type_name -> google.protobuf.Timestamp
-	11, // 2: resolver.v1.Provider.updated_at:type_name -> google.protobuf.Timestamp
-	12, // 3: resolver.v1.ModelConfig.options:type_name -> google.protobuf.Struct
-	11, // 4: resolver.v1.ModelConfig.created_at:type_name -> google.protobuf.Timestamp
-	11, // 5: resolver.v1.ModelConfig.updated_at:type_name -> google.protobuf.Timestamp
-	11, // 6: resolver.v1.ProviderKey.created_at:type_name -> google.protobuf.Timestamp
-	11, // 7: resolver.v1.ProviderKey.updated_at:type_name -> google.protobuf.Timestamp
-	11, // 8: resolver.v1.User.created_at:type_name -> google.protobuf.Timestamp
-	11, // 9: resolver.v1.User.updated_at:type_name -> google.protobuf.Timestamp
-	11, // 10: resolver.v1.UserProviderKey.created_at:type_name -> google.protobuf.Timestamp
-	11, // 11: resolver.v1.UserProviderKey.updated_at:type_name -> google.protobuf.Timestamp
-	11, // 12: resolver.v1.Chat.created_at:type_name -> google.protobuf.Timestamp
-	11, // 13: resolver.v1.Chat.updated_at:type_name -> google.protobuf.Timestamp
-	11, // 14: resolver.v1.Token.expires_at:type_name -> google.protobuf.Timestamp
-	11, // 15: resolver.v1.Token.revoked_at:type_name -> google.protobuf.Timestamp
-	11, // 16: resolver.v1.Token.created_at:type_name -> google.protobuf.Timestamp
-	11, // 17: resolver.v1.AuditEvent.created_at:type_name -> google.protobuf.Timestamp
-	10, // 18: resolver.v1.AuditEvent.details:type_name -> resolver.v1.AuditEvent.DetailsEntry
-	9,  // 19: resolver.v1.AuditEvent.changes:type_name -> resolver.v1.AuditFieldChange
-	20, // [20:20] is the sub-list for method output_type
-	20, // [20:20] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	12, // 1: resolver.v1.Provider.created_at:type_name -> google.protobuf.Timestamp
+	12, // 2: resolver.v1.Provider.updated_at:type_name -> google.protobuf.Timestamp
+	13, // 3: resolver.v1.ModelConfig.options:type_name -> google.protobuf.Struct
+	12, // 4: resolver.v1.ModelConfig.created_at:type_name -> google.protobuf.Timestamp
+	12, // 5: resolver.v1.ModelConfig.updated_at:type_name -> google.protobuf.Timestamp
+	12, // 6: resolver.v1.ProviderKey.created_at:type_name -> google.protobuf.Timestamp
+	12, // 7: resolver.v1.ProviderKey.updated_at:type_name -> google.protobuf.Timestamp
+	12, // 8: resolver.v1.User.created_at:type_name -> google.protobuf.Timestamp
+	12, // 9: resolver.v1.User.updated_at:type_name -> google.protobuf.Timestamp
+	12, // 10: resolver.v1.UserProviderKey.created_at:type_name -> google.protobuf.Timestamp
+	12, // 11: resolver.v1.UserProviderKey.updated_at:type_name -> google.protobuf.Timestamp
+	12, // 12: resolver.v1.Chat.created_at:type_name -> google.protobuf.Timestamp
+	12, // 13: resolver.v1.Chat.updated_at:type_name -> google.protobuf.Timestamp
+	12, // 14: resolver.v1.Token.expires_at:type_name -> google.protobuf.Timestamp
+	12, // 15: resolver.v1.Token.revoked_at:type_name -> google.protobuf.Timestamp
+	12, // 16: resolver.v1.Token.created_at:type_name -> google.protobuf.Timestamp
+	12, // 17: resolver.v1.WorkloadIdentity.created_at:type_name -> google.protobuf.Timestamp
+	12, // 18: resolver.v1.WorkloadIdentity.updated_at:type_name -> google.protobuf.Timestamp
+	12, // 19: resolver.v1.AuditEvent.created_at:type_name -> google.protobuf.Timestamp
+	11, // 20: resolver.v1.AuditEvent.details:type_name -> resolver.v1.AuditEvent.DetailsEntry
+	10, // 21: resolver.v1.AuditEvent.changes:type_name -> resolver.v1.AuditFieldChange
+	22, // [22:22] is the sub-list for method output_type
+	22, // [22:22] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_resolver_v1_resources_proto_init() }
@@ -1052,14 +1152,14 @@ func file_resolver_v1_resources_proto_init() {
 	if File_resolver_v1_resources_proto != nil {
 		return
 	}
-	file_resolver_v1_resources_proto_msgTypes[8].OneofWrappers = []any{}
+	file_resolver_v1_resources_proto_msgTypes[9].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_resolver_v1_resources_proto_rawDesc), len(file_resolver_v1_resources_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   10,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

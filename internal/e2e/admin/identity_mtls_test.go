@@ -1,0 +1,149 @@
+package admin_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"math/big"
+	"net"
+	"net/url"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/resolverd/resolverd/internal/rbac"
+	"github.com/resolverd/resolverd/internal/server"
+	"github.com/resolverd/resolverd/internal/testenv"
+	resolverv1 "github.com/resolverd/resolverd/proto/resolver/v1"
+)
+
+// idCA is a throwaway certificate authority, in memory.
+type idCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	pool *x509.CertPool
+}
+
+func newIDCA(t *testing.T) *idCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "workload CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
+		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return &idCA{cert: cert, key: key, pool: pool}
+}
+
+// issue signs a certificate: for the server (127.0.0.1) or for a client named by cn and uris.
+func (ca *idCA) issue(t *testing.T, serverCert bool, cn string, uris ...string) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	if serverCert {
+		tmpl.ExtKeyUsage, tmpl.IPAddresses = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, []net.IP{net.ParseIP("127.0.0.1")}
+	}
+	for _, u := range uris {
+		parsed, err := url.Parse(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl.URIs = append(tmpl.URIs, parsed)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// client is a connection to addr presenting cert.
+func (ca *idCA) client(t *testing.T, addr string, cert tls.Certificate) resolverv1.ResolverServiceClient {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(
+		&tls.Config{RootCAs: ca.pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return resolverv1.NewResolverServiceClient(conn)
+}
+
+// TestClientCertificateIdentity: with client certificates required (serve --tls-client-ca), a
+// call without authorization metadata is authenticated by its certificate: a bound SPIFFE ID (the
+// URI SAN) or "cn:<common name>" resolves with no bearer token; an unbound one is UNKNOWN_IDENTITY
+// naming its subject; a certificate with two SPIFFE IDs is refused; a token, when sent, decides.
+func TestClientCertificateIdentity(t *testing.T) {
+	ca := newIDCA(t)
+	const spiffe = "spiffe://example.org/ns/chat/sa/chat-worker"
+	worker := ca.issue(t, false, "chat-worker", spiffe)
+	serverCert := ca.issue(t, true, "resolverd")
+	w := testenv.NewWorld(t, testenv.Options{
+		Configure: func(c *server.Config) {
+			c.TLS = &tls.Config{Certificates: []tls.Certificate{serverCert}, ClientCAs: ca.pool,
+				ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2"}}
+		},
+		// The admin's connection presents the worker's certificate too: its token decides.
+		ClientCreds: credentials.NewTLS(&tls.Config{RootCAs: ca.pool, Certificates: []tls.Certificate{worker}}),
+	})
+	chat := idFixture(w)
+	idBind(t, w.Env, spiffe, rbac.WorkerScopes...)
+	idBind(t, w.Env, "cn:legacy-worker", rbac.WorkerScopes...)
+	req := &resolverv1.ResolveModelRequest{ChatId: chat, Purpose: resolverv1.Purpose_PURPOSE_CHAT}
+
+	res, err := ca.client(t, w.Addr, worker).ResolveModel(context.Background(), req)
+	if err != nil || res.GetCredential().GetApiKey() != "sk-identity-central" {
+		t.Fatalf("a bound SPIFFE certificate without a token: %v %v", res, err)
+	}
+	if _, err := ca.client(t, w.Addr, ca.issue(t, false, "legacy-worker")).ResolveModel(context.Background(), req); err != nil {
+		t.Fatalf("a bound common name without a token: %v", err)
+	}
+	stranger := ca.client(t, w.Addr, ca.issue(t, false, "x", "spiffe://example.org/ns/other/sa/stranger"))
+	_, err = stranger.ResolveModel(context.Background(), req)
+	if info := testenv.WantReason(t, err, codes.Unauthenticated, "UNKNOWN_IDENTITY"); info.GetMetadata()["subject"] != "spiffe://example.org/ns/other/sa/stranger" {
+		t.Errorf("metadata %v, want the SPIFFE ID", info.GetMetadata())
+	}
+	_, err = ca.client(t, w.Addr, ca.issue(t, false, "two", spiffe, "spiffe://example.org/ns/chat/sa/other")).ResolveModel(context.Background(), req)
+	testenv.WantReason(t, err, codes.Unauthenticated, "UNAUTHENTICATED")
+	// A token on the stranger's connection is the caller.
+	if _, err := stranger.ResolveModel(w.AsWorker(), req); err != nil {
+		t.Fatalf("a worker token over an unbound certificate: %v", err)
+	}
+	// The resolution by certificate is recorded under its SPIFFE ID.
+	adEventually(t, 5*time.Second, func() error {
+		ev, err := w.Admin.ListAuditEvents(w.AsAdmin(), &resolverv1.ListAuditEventsRequest{Action: "ResolveModel", ChatId: chat})
+		if err != nil {
+			return err
+		}
+		for _, e := range ev.GetEvents() {
+			if e.GetSubject() == spiffe {
+				return nil
+			}
+		}
+		return errors.New("no resolution recorded under the SPIFFE ID yet")
+	})
+}
