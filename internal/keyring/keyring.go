@@ -102,32 +102,35 @@ type key struct {
 	prk  []byte // what Derive derives other keys from (derive.go)
 }
 
-// Parse reads comma-separated base64 keys of 32 bytes each (--encryption-keys). The error never
-// contains key material.
+// Parse reads comma-separated base64 keys of 32 bytes each (--encryption-keys): the first seals,
+// every one opens. The error never contains key material.
 func Parse(spec string) (*Keyring, error) {
-	if strings.TrimSpace(spec) == "" {
-		return nil, errors.New("no encryption keys given: set --encryption-keys or RESOLVER_ENCRYPTION_KEYS to comma-separated base64 of 32 random bytes each (e.g. from `openssl rand -base64 32`)")
+	keys, err := Decode(spec)
+	if err != nil {
+		return nil, err
+	}
+	return New(keys...)
+}
+
+// New returns a keyring of keys: the first seals, every one opens. A key given again is kept once,
+// where it first appears, so a ring can be assembled from several sources (the keys of a KMS,
+// --encryption-keys).
+func New(keys ...Material) (*Keyring, error) {
+	if len(keys) == 0 {
+		return nil, errors.New("a keyring needs at least one key")
 	}
 	kr := &Keyring{}
 	seen := map[string]bool{}
-	for i, part := range strings.Split(spec, ",") {
-		part = strings.TrimSpace(part)
-		raw, err := base64.StdEncoding.DecodeString(part)
-		if err != nil {
-			raw, err = base64.RawStdEncoding.DecodeString(part)
+	for i, m := range keys {
+		if m.raw == nil || len(m.raw()) != KeySize {
+			return nil, fmt.Errorf("encryption key #%d is not %d bytes", i+1, KeySize)
 		}
-		if err != nil {
-			return nil, fmt.Errorf("encryption key #%d is not valid base64", i+1)
-		}
-		if len(raw) != KeySize {
-			return nil, fmt.Errorf("encryption key #%d is %d bytes; each key must be %d random bytes, base64-encoded", i+1, len(raw), KeySize)
-		}
-		k, err := newKey(raw)
+		k, err := newKey(m.raw())
 		if err != nil {
 			return nil, fmt.Errorf("encryption key #%d: %w", i+1, err)
 		}
 		if seen[k.id] {
-			return nil, fmt.Errorf("encryption key #%d is given twice", i+1)
+			continue
 		}
 		seen[k.id] = true
 		kr.keys = append(kr.keys, k)
@@ -137,11 +140,13 @@ func Parse(spec string) (*Keyring, error) {
 
 // Generate returns a new random key, base64-encoded, for dev mode and tests.
 func Generate() string {
-	raw := make([]byte, KeySize)
-	if _, err := rand.Read(raw); err != nil {
-		panic(err) // crypto/rand does not fail on supported platforms
-	}
-	return base64.StdEncoding.EncodeToString(raw)
+	return base64.StdEncoding.EncodeToString(NewMaterial().Reveal())
+}
+
+// keyID is the id of the key raw: the first 8 bytes of a SHA-256 over it, in hex.
+func keyID(raw []byte) string {
+	sum := sha256.Sum256(append([]byte("resolverd encryption key id\x00"), raw...))
+	return hex.EncodeToString(sum[:8])
 }
 
 func newKey(raw []byte) (key, error) {
@@ -153,8 +158,7 @@ func newKey(raw []byte) (key, error) {
 	if err != nil {
 		return key{}, err
 	}
-	sum := sha256.Sum256(append([]byte("resolverd encryption key id\x00"), raw...))
-	return key{id: hex.EncodeToString(sum[:8]), aead: aead, prk: extract(raw)}, nil
+	return key{id: keyID(raw), aead: aead, prk: extract(raw)}, nil
 }
 
 // IDs returns the key ids, the sealing key first.
