@@ -16,6 +16,12 @@ import (
 type Target struct {
 	KeyID  string
 	Format int // keyring.FormatBound, or keyring.FormatUnbound before a downgrade below version 10
+	// Details are added to the run's KeysRotate audit record: the KMS keys it involved, the data
+	// keys it created or re-wrapped.
+	Details map[string]string
+	// Retired says what to do with the keys no secret uses any more; empty: remove them from
+	// --encryption-keys.
+	Retired string
 }
 
 // offTarget selects the rows of a secret table that are not yet as t wants them ($1 the key id,
@@ -144,7 +150,8 @@ func (s *Store) ValidateSealedConstraints(ctx context.Context) (alreadyValid []s
 
 // RetireUnusedEncryptionKeys removes the encryption_keys rows that no secret references any more,
 // except keep, records the retirement in the audit trail, and returns the ids removed.
-func (s *Store) RetireUnusedEncryptionKeys(ctx context.Context, keep string, resealed map[string]int) ([]string, error) {
+// extra is added to the record's details.
+func (s *Store) RetireUnusedEncryptionKeys(ctx context.Context, keep string, resealed map[string]int, extra map[string]string) ([]string, error) {
 	var retired []string
 	err := s.change(ctx, "KeysRotate", func(tx pgx.Tx) (changed, error) {
 		rows, err := tx.Query(ctx, `DELETE FROM encryption_keys e WHERE e.id <> $1
@@ -159,6 +166,9 @@ AND NOT EXISTS (SELECT 1 FROM user_ai_provider_keys k WHERE k.api_key_key_id = e
 		d := map[string]string{"sealing_key_id": keep, "retired_key_ids": strings.Join(retired, " ")}
 		for table, n := range resealed {
 			d["resealed_"+table] = fmt.Sprint(n)
+		}
+		for k, v := range extra {
+			d[k] = v
 		}
 		return changed{details: d}, nil
 	})

@@ -68,13 +68,17 @@ func (s *Store) RotateSecrets(ctx context.Context, t Target, batchSize int, out 
 		fmt.Fprint(out, " (they already were; validating again changes nothing)")
 	}
 	fmt.Fprintln(out)
-	retired, err := s.RetireUnusedEncryptionKeys(ctx, t.KeyID, resealed)
+	retired, err := s.RetireUnusedEncryptionKeys(ctx, t.KeyID, resealed, t.Details)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "done: every secret is sealed by key %s", t.KeyID)
 	if len(retired) > 0 {
-		fmt.Fprintf(out, "; no secret uses key(s) %s any more: remove them from --encryption-keys", strings.Join(retired, ", "))
+		advice := t.Retired
+		if advice == "" {
+			advice = "remove them from --encryption-keys"
+		}
+		fmt.Fprintf(out, "; no secret uses key(s) %s any more: %s", strings.Join(retired, ", "), advice)
 	}
 	fmt.Fprintln(out)
 	return nil
