@@ -9,7 +9,6 @@ import (
 
 	"github.com/resolverd/resolverd/internal/auditchain"
 	"github.com/resolverd/resolverd/internal/db"
-	"github.com/resolverd/resolverd/internal/keyring"
 )
 
 // errTampered is verify's failure once it has said what it found: exit 1.
@@ -22,12 +21,12 @@ var progressEvery = 2 * time.Second
 // trail and name the first event that was edited, deleted or inserted.
 func runAudit(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "verify" {
-		fmt.Fprintln(stderr, "usage: resolverd audit verify --encryption-keys KEYS [--since RFC3339] [--database-url URL]")
+		fmt.Fprintln(stderr, "usage: resolverd audit verify [--encryption-keys KEYS] [--kms-key-uri URI] [--since RFC3339] [--database-url URL]")
 		return errUsage
 	}
 	f := newFlags("audit verify", getenv, stderr)
 	dbURL := f.string("database-url", "", "PostgreSQL URL, postgres://user:password@host:5432/dbname")
-	encKeys := f.string("encryption-keys", "", "the encryption keys, as serve takes them, plus every older key that keyed events still in the trail")
+	keys := addKeyFlags(f, verifying, "the encryption keys, as serve takes them, plus every older key that keyed events still in the trail; may be given with --kms-key-uri")
 	since := f.String("since", "", "verify only the events that occurred at or after this time (RFC 3339, e.g. 2026-01-02T15:04:05Z)")
 	if err := f.parse(args[1:]); err != nil {
 		return err
@@ -43,15 +42,20 @@ func runAudit(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		from = t
 	}
-	kr, err := keyring.Parse(*encKeys)
+	src, err := keys.open(ctx, verifying)
 	if err != nil {
 		return err
 	}
+	defer src.Close()
 	pool, err := db.Connect(ctx, *dbURL)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
+	kr, _, err := src.ring(ctx, pool)
+	if err != nil {
+		return err
+	}
 
 	total := db.EstimateAuditEvents(ctx, pool)
 	v := auditchain.NewVerifier(kr)
@@ -74,6 +78,10 @@ func runAudit(ctx context.Context, args []string, getenv func(string) string, st
 		fmt.Fprintf(stdout, "event %d was %s: %s\n", problem.EventID, problem.Kind, problem.Detail)
 		fmt.Fprintf(stdout, "(%d events in %d chains verified before it)\n", v.Events, v.Chains)
 		return fmt.Errorf("%w: event %d was %s", errTampered, problem.EventID, problem.Kind)
+	}
+	var missing *auditchain.MissingKeyError
+	if errors.As(err, &missing) {
+		return fmt.Errorf("event %d is keyed by encryption key %s, which the keys given do not include: add it to --encryption-keys, or give the --kms-key-uri whose data-encryption key it is (both may be given; docs/OPERATIONS.md)", missing.EventID, missing.KeyID)
 	}
 	if err != nil {
 		return err

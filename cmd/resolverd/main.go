@@ -25,22 +25,26 @@ func main() {
 const usage = `usage: resolverd <command> [flags]
 
 commands:
-  serve                          serve the gRPC API (needs --database-url and --encryption-keys)
+  serve                          serve the gRPC API (needs --database-url, and --encryption-keys
+                                 or --kms-key-uri)
   dev                            zero-setup local instance on a private PostgreSQL, with a demo
   migrate up|down|status|preflight [--to VERSION]
                                  change or show the database schema; preflight lists what
                                  would stop the legacy cutover, changing nothing
   token create --name N --scope S [--scope S...] [--ttl D]
-                                 create a bearer token and print it (needs --encryption-keys:
-                                 its audit record is chained)
-  keys rotate --encryption-keys NEW,OLD
-                                 re-encrypt every stored secret under the first key
+                                 create a bearer token and print it (needs --encryption-keys
+                                 or --kms-key-uri: its audit record is chained)
+  keys rotate (--encryption-keys NEW,OLD | --kms-key-uri URI)
+              [--from-encryption-keys OLD] [--from-kms-key-uri OLD_URI]
+                                 re-encrypt every stored secret under the target's sealing key;
+                                 the --from- keys only open (moving into or out of a KMS)
   audit verify [--since RFC3339] check that no audit event was edited, deleted or inserted
   resolve --chat ID --purpose P  what a worker would get (the key only with --show-secret)
   version                        print the version
 
 Run "resolverd <command> -h" for a command's flags. The flags of serve, dev and resolve, and
---database-url and --encryption-keys everywhere, have RESOLVER_* environment variables.
+--database-url, --encryption-keys, --kms-key-uri, --from-encryption-keys and --from-kms-key-uri
+everywhere, have RESOLVER_* environment variables.
 `
 
 // run executes one command and returns the process exit code. Failures print one line to stderr.

@@ -62,6 +62,7 @@ func TestHelpNeverShowsTheEnvironment(t *testing.T) {
 		"RESOLVER_DATABASE_URL":    "postgres://u:pw-TOPSECRET@127.0.0.1:1/db",
 		"RESOLVER_ENCRYPTION_KEYS": "a2V5LW1hdGVyaWFsLVRPUFNFQ1JFVA==",
 		"RESOLVER_TOKEN":           "rsv_TOPSECRET",
+		"RESOLVER_KMS_KEY_URI":     "base64key://TOPSECRET",
 	}
 	for _, args := range [][]string{{"serve", "-h"}, {"dev", "-h"}, {"migrate", "up", "-h"}, {"token", "create", "-h"},
 		{"keys", "rotate", "-h"}, {"resolve", "-h"}, {"audit", "verify", "-h"}} {

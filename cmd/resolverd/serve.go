@@ -15,7 +15,6 @@ import (
 	"github.com/resolverd/resolverd/internal/db"
 	"github.com/resolverd/resolverd/internal/egress"
 	"github.com/resolverd/resolverd/internal/identity"
-	"github.com/resolverd/resolverd/internal/keyring"
 	"github.com/resolverd/resolverd/internal/metrics"
 	"github.com/resolverd/resolverd/internal/server"
 	"github.com/resolverd/resolverd/internal/telemetry"
@@ -31,7 +30,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	listen := f.string("listen", ":50051", "gRPC listen address")
 	dbURL := f.string("database-url", "", "PostgreSQL URL, postgres://user:password@host:5432/dbname")
 	allowBYOK := f.bool("allow-byok", true, "let providers whose byok_policy allows it use the chat owner's own key")
-	encKeys := f.string("encryption-keys", "", "comma-separated base64 of 32 random bytes each; the first seals, all open")
+	keys := addKeyFlags(f, sealing, "comma-separated base64 of 32 random bytes each; the first seals, all open")
 	reflect := f.bool("reflection", true, "serve gRPC reflection (for grpcurl)")
 	tlsCert := f.string("tls-cert", "", "PEM certificate of the gRPC listener (reloaded when the file changes)")
 	tlsKey := f.string("tls-key", "", "PEM private key of --tls-cert")
@@ -59,10 +58,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err := require("database-url", *dbURL); err != nil {
 		return err
 	}
-	kr, err := keyring.Parse(*encKeys)
+	// The keys are checked (and KMS keys opened) before anything else: a bad key stops serve at once.
+	src, err := keys.open(ctx, sealing)
 	if err != nil {
 		return err
 	}
+	defer src.Close()
 	hosts, err := egress.Parse(*allowedHosts)
 	if err != nil {
 		return fmt.Errorf("--allowed-provider-hosts: %w", err)
@@ -131,8 +132,16 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err := server.CheckSchema(ctx, pool); err != nil {
 		return err
 	}
-	if err := server.CheckKeys(ctx, pool, kr); err != nil {
+	// The KMS is called here, once: the data keys are unwrapped into the keyring (docs/CONTRACT.md §7.1).
+	kr, keyInfo, err := src.ring(ctx, pool)
+	if err != nil {
 		return err
+	}
+	if err := server.CheckKeysGiven(ctx, pool, kr, keysAdvice(src)); err != nil {
+		return err
+	}
+	if keyInfo.created != "" {
+		log.Info("created the sealing data-encryption key, wrapped by the KMS key", "data_key_id", keyInfo.created, "kms_key", keyInfo.kmsKey)
 	}
 	srv, err := server.New(ctx, pool, kr, cfg)
 	if err != nil {
@@ -170,7 +179,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		"health_listen", *healthListen, "metrics_listen", *metricsListen, "tracing", *otlpEndpoint != "",
 		"allow_byok", *allowBYOK, "reflection", *reflect, "rate_limit", *rateLimit, "schema_version", db.LatestVersion(),
 		"jwt_issuer", *jwtIssuer, "jwt_audience", *jwtAudience,
-		"encryption_key_ids", kr.IDs(), "version", version)
+		"encryption_key_ids", kr.IDs(), "kms_key", keyInfo.kmsKey, "from_key_ids", keyInfo.fromIDs, "version", version)
 	return srv.Run(ctx, l, shutdownGrace)
 }
 

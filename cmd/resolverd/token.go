@@ -12,18 +12,17 @@ import (
 
 	"github.com/resolverd/resolverd/internal/apitoken"
 	"github.com/resolverd/resolverd/internal/db"
-	"github.com/resolverd/resolverd/internal/keyring"
 	"github.com/resolverd/resolverd/internal/rbac"
 )
 
 func runToken(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "create" {
-		fmt.Fprintln(stderr, "usage: resolverd token create --name N --scope S [--scope S...] [--ttl DURATION] [--database-url URL] [--encryption-keys KEYS]")
+		fmt.Fprintln(stderr, "usage: resolverd token create --name N --scope S [--scope S...] [--ttl DURATION] [--database-url URL] (--encryption-keys KEYS | --kms-key-uri URI)")
 		return errUsage
 	}
 	f := newFlags("token create", getenv, stderr)
 	dbURL := f.string("database-url", "", "PostgreSQL URL, postgres://user:password@host:5432/dbname")
-	encKeys := f.string("encryption-keys", "", "the encryption keys, as serve takes them: they key the token's record in the audit trail")
+	keys := addKeyFlags(f, sealing, "the encryption keys, as serve takes them: they key the token's record in the audit trail")
 	name := f.String("name", "", "what the token is for, e.g. chat-workers")
 	var scopes multi
 	f.Var(&scopes, "scope", "a scope to grant (repeat the flag); one of "+scopeList())
@@ -49,10 +48,11 @@ func runToken(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	// The token's creation is recorded in the audit trail, chained like every record since
 	// migration 11 (docs/CONTRACT.md §7.4): an unchained record would read as inserted by hand.
-	kr, err := keyring.Parse(*encKeys)
+	src, err := keys.open(ctx, sealing)
 	if err != nil {
 		return err
 	}
+	defer src.Close()
 	var expires *time.Time
 	if *ttl > 0 {
 		t := time.Now().Add(*ttl).UTC()
@@ -63,6 +63,10 @@ func runToken(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	defer pool.Close()
+	kr, _, err := src.ring(ctx, pool)
+	if err != nil {
+		return err
+	}
 	names := make([]string, len(parsed))
 	for i, s := range parsed {
 		names[i] = string(s)
