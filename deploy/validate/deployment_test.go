@@ -437,9 +437,14 @@ func envName(flag string) string {
 	return "RESOLVER_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 }
 
-// serveFlags: the flags of serve.go, plus those being added to serve alongside this deployment
-// (metrics, TLS, tracing, rate limit, call timeout), which may not be in serve.go yet.
+// serveFlags: the flags of serve.go and of keysource.go (the key flags every command that seals
+// shares: --encryption-keys, --kms-key-uri, ...), plus those being added to serve alongside this
+// deployment (metrics, TLS, tracing, rate limit, call timeout), which may not be in serve.go yet.
 func serveFlags(t *testing.T) map[string]bool {
-	return flagsOf(t, "serve.go", "metrics-listen", "tls-cert", "tls-key", "tls-client-ca", "plaintext",
+	out := flagsOf(t, "serve.go", "metrics-listen", "tls-cert", "tls-key", "tls-client-ca", "plaintext",
 		"otlp-endpoint", "rate-limit", "call-timeout")
+	for name := range flagsOf(t, "keysource.go") {
+		out[name] = true
+	}
+	return out
 }
