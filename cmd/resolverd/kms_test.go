@@ -242,6 +242,18 @@ func TestKeysRotateMovesIntoTheKMSAndOut(t *testing.T) {
 	if !strings.Contains(line, oldRing.IDs()[0]) || !strings.Contains(line, "--from-encryption-keys") {
 		t.Fatalf("serve with the KMS key before the move: %q", line)
 	}
+	// The rolling way: replicas on the KMS key that still open OLD serve every key, and seal what
+	// they write with the data key.
+	s = startServe(t, map[string]string{"RESOLVER_DATABASE_URL": url, "RESOLVER_KMS_KEY_URI": uri, "RESOLVER_FROM_ENCRYPTION_KEYS": old}, tok)
+	kw.check(t, s.World, "on the KMS key, still opening OLD")
+	p := s.Provider("during-the-move", "openai", resolverv1.ByokPolicy_BYOK_POLICY_DISABLED)
+	k := s.CentralKey(p.Id, "sk-during-the-move")
+	kw.want[s.Chat(s.User("owner-during").Id, s.Config(p.Id, "m-during", false).Id).Id] = "sk-during-the-move"
+	stopServe(t, s)
+	if got := scalar[string](t, pool, `SELECT api_key_key_id FROM ai_provider_keys WHERE id = $1`, k.Id); got != sealingDataKey(t, pool) {
+		t.Fatalf("a key written during the move is sealed by %s, not by the data key", got)
+	}
+
 	code, out, errOut := cli(ctx, map[string]string{"RESOLVER_DATABASE_URL": url}, "keys", "rotate", "--kms-key-uri", uri, "--from-encryption-keys", old)
 	if code != 0 {
 		t.Fatalf("keys rotate into the KMS: %s%s", out, errOut)
