@@ -149,10 +149,9 @@ func TestLoadRefusesWhatDoesNotUnwrap(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := l.Keys[0].ID()
-	// A second, older data key of the same KMS key, which opens but does not seal.
+	// A second row of the same KMS key holding the sealing row's wrapped bytes under another id (a
+	// row copied or edited with psql): it unwraps, but to a key whose id is not the row's.
 	older := keyring.NewMaterial()
-	// Wrap it as the driver would: the only wrapped bytes this test can make are through a Load on
-	// another table, so copy the sealing row's bytes under the older key's id: its id is then wrong.
 	exec(t, pool, `INSERT INTO data_encryption_keys (id, wrapped, kms_key) SELECT $1, wrapped, kms_key FROM data_encryption_keys WHERE id = $2`, older.ID(), id)
 	_, err = kms.Load(ctx, pool, k, kms.OpenOnly)
 	if err == nil || !strings.Contains(err.Error(), older.ID()) || !strings.Contains(err.Error(), "altered") {
