@@ -399,3 +399,35 @@ func TestKeyFlagsThatDoNotGoTogether(t *testing.T) {
 		}
 	}
 }
+
+// TestMigrateUpChecksTheKMSKey: migrate up --kms-key-uri provisions the data key a fresh
+// installation needs (so the first replicas find it) and, run again, checks that the KMS key still
+// unwraps it; another KMS key fails the migration's last step with one line, before any replica
+// starts.
+func TestMigrateUpChecksTheKMSKey(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.NewEmptyDatabase(t)
+	uri, material := localKMSKey(t)
+	env := map[string]string{"RESOLVER_DATABASE_URL": url, "RESOLVER_KMS_KEY_URI": uri}
+	code, out, errOut := cli(ctx, env, "migrate", "up")
+	if code != 0 || !strings.Contains(out, "created data-encryption key ") || strings.Contains(out+errOut, material) {
+		t.Fatalf("migrate up --kms-key-uri on a fresh database: %d\n%s\n%s", code, out, errOut)
+	}
+	pool := pgtest.Connect(t, url)
+	dek := sealingDataKey(t, pool)
+	if code, out, errOut = cli(ctx, env, "migrate", "up"); code != 0 || !strings.Contains(out, "unwraps its 1 data-encryption key(s)") {
+		t.Fatalf("migrate up again: %d\n%s\n%s", code, out, errOut)
+	}
+	if got := sealingDataKey(t, pool); got != dek {
+		t.Fatalf("the data key changed from %s to %s", dek, got)
+	}
+	other, _ := localKMSKey(t)
+	code, _, errOut = cli(ctx, map[string]string{"RESOLVER_DATABASE_URL": url, "RESOLVER_KMS_KEY_URI": other}, "migrate", "up")
+	if code == 0 || strings.Count(strings.TrimSpace(errOut), "\n") != 0 || !strings.Contains(errOut, "base64key://sha256:") {
+		t.Fatalf("migrate up with another KMS key: %d %q", code, errOut)
+	}
+	// The other actions ignore the flag (the migration Job's environment carries it).
+	if code, _, errOut = cli(ctx, env, "migrate", "status"); code != 0 {
+		t.Fatalf("migrate status with the KMS key in the environment: %s", errOut)
+	}
+}

@@ -6,19 +6,21 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/resolverd/resolverd/internal/db"
+	"github.com/resolverd/resolverd/internal/kms"
 )
 
 func latestSchema() int64 { return db.LatestVersion() }
 
 func runMigrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(stderr, "usage: resolverd migrate up|down|status|preflight [--to VERSION] [--database-url URL]")
+		fmt.Fprintln(stderr, "usage: resolverd migrate up|down|status|preflight [--to VERSION] [--kms-key-uri URI] [--database-url URL]")
 		if len(args) == 0 {
 			return errUsage
 		}
@@ -28,8 +30,18 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	f := newFlags("migrate "+action, getenv, stderr)
 	dbURL := f.string("database-url", "", "PostgreSQL URL, postgres://user:password@host:5432/dbname")
 	to := f.String("to", "", "target version (up: default the newest; down: default one step back)")
+	kmsURI := f.string("kms-key-uri", "", "with up: after migrating, create the KMS-wrapped data-encryption key if there is none and check that the KMS key unwraps every one it wrapped, so a KMS mistake shows before serve starts (other actions ignore it)")
 	if err := f.parse(args[1:]); err != nil {
 		return err
+	}
+	var kmsKey *kms.Key
+	if action == "up" && strings.TrimSpace(*kmsURI) != "" {
+		k, err := kms.Open(ctx, *kmsURI)
+		if err != nil {
+			return fmt.Errorf("--kms-key-uri: %w", err)
+		}
+		defer k.Close()
+		kmsKey = k
 	}
 	if err := require("database-url", *dbURL); err != nil {
 		return err
@@ -70,6 +82,17 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 		}
 		if len(res) == 0 {
 			fmt.Fprintln(stdout, "nothing to do: the schema is current")
+		}
+		if kmsKey != nil && (target == 0 || target >= kms.SchemaVersion) {
+			l, err := kms.Load(ctx, pool, kmsKey, kms.Seal)
+			if err != nil {
+				return err
+			}
+			if l.Created != "" {
+				fmt.Fprintf(stdout, "created data-encryption key %s, wrapped by KMS key %s\n", l.Created, kmsKey.Name())
+			} else {
+				fmt.Fprintf(stdout, "KMS key %s unwraps its %d data-encryption key(s)\n", kmsKey.Name(), len(l.Keys))
+			}
 		}
 	case "down":
 		if *to == "" {

@@ -22,6 +22,9 @@ const (
 	OpenOnly
 )
 
+// SchemaVersion is the migration that creates data_encryption_keys (00014).
+const SchemaVersion = 14
+
 // Loaded is what Load unwrapped.
 type Loaded struct {
 	// Keys are the data keys the KMS key wraps, the sealing one first (Seal), ready for a keyring.
