@@ -81,7 +81,7 @@ var _ resolve.Source = (*Store)(nil)
 
 // Snapshot reads chats, chat_model_configs and ai_providers. It lets the store read ahead the key
 // tables the caller may read (so a cold resolution is one round trip); serving a key still goes
-// through UserKey or CentralKey and their scope checks.
+// through UserKey or CentralKeys and their scope checks.
 func (s *Store) Snapshot(ctx context.Context, chatID, requestedConfigID uuid.UUID) (*resolve.Snapshot, error) {
 	if err := rbac.Require(ctx, rbac.ChatRead, rbac.ModelConfigRead, rbac.AIProviderRead); err != nil {
 		return nil, err
