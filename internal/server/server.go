@@ -255,7 +255,9 @@ func New(ctx context.Context, pool *pgxpool.Pool, sealer db.Sealer, cfg Config) 
 	s.stopMonitor, s.monitorDone = cancel, make(chan struct{})
 	listening := make(chan struct{})
 	go func() { listener.Run(mctx); close(listening) }()
-	go func() { s.monitor(mctx); <-listening; close(s.monitorDone) }()
+	counting := make(chan struct{})
+	go func() { s.watchUnavailableKeys(mctx); close(counting) }()
+	go func() { s.monitor(mctx); <-listening; <-counting; close(s.monitorDone) }()
 	return s, nil
 }
 
@@ -366,18 +368,32 @@ func (s *Server) monitor(ctx context.Context) {
 			return
 		case <-t.C:
 			s.checkHealth(ctx)
-			s.countUnavailableKeys(ctx)
 		}
 	}
 }
 
-// countUnavailableKeys refreshes the resolverd_keys_unavailable gauge (cooldowns end by the clock,
-// not by a change, so the gauge is read again on every health check rather than kept from
-// notifications). On a failure the gauge keeps its last values; health reports the outage.
-func (s *Server) countUnavailableKeys(ctx context.Context) {
+// watchUnavailableKeys refreshes the resolverd_keys_unavailable gauge as often as health is checked,
+// on its own (a database that hangs must not slow the health checks). Cooldowns end by the clock,
+// not by a change, so the gauge is read again each time rather than kept from notifications.
+func (s *Server) watchUnavailableKeys(ctx context.Context) {
 	if s.metrics == nil {
 		return
 	}
+	t := time.NewTicker(s.every)
+	defer t.Stop()
+	for {
+		s.countUnavailableKeys(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// countUnavailableKeys reads the counts once. On a failure the gauge keeps its last values; health
+// reports the outage.
+func (s *Server) countUnavailableKeys(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, s.every)
 	defer cancel()
 	counts, err := s.store.UnavailableCentralKeys(dbauthz.AsSystemRestricted(ctx, dbauthz.SystemKeyHealth))
