@@ -124,7 +124,9 @@ func TestReportsARefusedKeyAndResolvesAgain(t *testing.T) {
 		}
 		return http.StatusOK, nil
 	}
-	t.Cleanup(func() { callModel = func(context.Context, string, string, string, string) (int, http.Header) { return http.StatusOK, nil } })
+	t.Cleanup(func() {
+		callModel = func(context.Context, string, string, string, string) (int, http.Header) { return http.StatusOK, nil }
+	})
 	var out bytes.Buffer
 	if err := run(ctx, args, &out); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
@@ -142,7 +144,9 @@ func TestReportsARefusedKeyAndResolvesAgain(t *testing.T) {
 	}
 
 	// Every key out of quota: the example stops and says when to come back.
-	callModel = func(context.Context, string, string, string, string) (int, http.Header) { return http.StatusPaymentRequired, nil }
+	callModel = func(context.Context, string, string, string, string) (int, http.Header) {
+		return http.StatusPaymentRequired, nil
+	}
 	out.Reset()
 	err = run(ctx, args, &out)
 	if !errors.Is(err, resolverclient.ErrCredentialsCoolingDown) || !strings.Contains(err.Error(), "the first is back in") {
