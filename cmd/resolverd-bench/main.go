@@ -1,8 +1,9 @@
 // Command resolverd-bench is `make bench`: it starts a private PostgreSQL, seeds it (a working set
 // and, with -big, 1,000 providers, 10,000 model configs, 100,000 chats and 1,000,000 user keys),
 // starts resolverd serve processes, drives them with a Go load generator, and prints throughput,
-// latency, database transactions per warm resolution, cold-path latency, the propagation time of a
-// psql change across three replicas, resident memory and the cold path's query plans.
+// latency (also against a round-robin provider's key pool), database transactions per warm
+// resolution, cold-path latency, the propagation time of a psql change and of a worker's key report
+// across three replicas, resident memory and the cold path's query plans.
 //
 // Figures, not verdicts: it reports the targets of issue 5 beside what it measured and exits 0
 // whatever they are (a failure to run is a non-zero exit).

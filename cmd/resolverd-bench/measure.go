@@ -50,7 +50,8 @@ func txCount(ctx context.Context, conn *pgx.Conn) (int64, error) {
 
 // workerClient mints a token with the worker scopes and opens four connections to r.
 func workerClient(ctx context.Context, url string, r *replica, name string) (context.Context, []*grpc.ClientConn, error) {
-	token, err := createToken(ctx, r, name, "chat:read", "model_config:read", "ai_provider:read", "ai_provider_key:read", "user_ai_provider_key:read")
+	token, err := createToken(ctx, r, name, "chat:read", "model_config:read", "ai_provider:read", "ai_provider_key:read", "user_ai_provider_key:read",
+		"credential:report")
 	if err != nil {
 		return nil, nil, err
 	}
@@ -82,13 +83,16 @@ func measure(ctx context.Context, o options, url string, set *seedSet, servers [
 	pid := servers[0].cmd.Process.Pid
 	r.rssIdle, _ = rssMiB(pid)
 
-	logf("warming %d chats", len(set.warmChats))
+	logf("warming %d chats, and %d of a round-robin provider", len(set.warmChats), len(set.pools.rrChats))
 	if s := drive(ctx, conns, 8, 0, len(set.warmChats)*2, resolveChat(set.warmChats)); s.errors > 0 {
 		return fmt.Errorf("warm-up: %d errors, first: %v", s.errors, s.firstErr)
 	}
+	if s := drive(ctx, conns, 8, 0, len(set.pools.rrChats)*2, resolveChat(set.pools.rrChats)); s.errors > 0 {
+		return fmt.Errorf("warm-up (round robin): %d errors, first: %v", s.errors, s.firstErr)
+	}
 	// Alternate the phases twice so that neither gets the quieter half of the machine.
 	for round := range 2 {
-		logf("round %d: health and ResolveModel at c=%d, then c=1", round+1, o.concurrency)
+		logf("round %d: health and ResolveModel at c=%d, then c=1; round robin at c=%d and c=1", round+1, o.concurrency, o.concurrency)
 		c0 := sampleCPU(pid)
 		h := drive(ctx, conns, o.concurrency, o.duration, 0, health)
 		c1 := sampleCPU(pid)
@@ -103,6 +107,10 @@ func measure(ctx context.Context, o options, url string, set *seedSet, servers [
 			}
 		}
 		r.health, r.resolve, r.health1, r.resolve1 = append(r.health, h), append(r.resolve, res), append(r.health1, h1), append(r.resolve1, res1)
+		// The same warm resolution on a provider whose three keys are taken in turn (pools.go).
+		if err := roundRobinPhases(ctx, o, conns, resolveChat(set.pools.rrChats), r); err != nil {
+			return err
+		}
 	}
 	r.rssWarm, _ = rssMiB(pid)
 	if o.profile != "" {
@@ -153,6 +161,9 @@ func measure(ctx context.Context, o options, url string, set *seedSet, servers [
 	}
 
 	if err := propagation(ctx, o, pg, auth, set, servers, r, logf); err != nil {
+		return err
+	}
+	if err := reportPropagation(ctx, o, auth, set.pools, servers, r, logf); err != nil {
 		return err
 	}
 	return plans(ctx, pg, set, r)

@@ -17,6 +17,8 @@ type report struct {
 	cold                      stats
 	coldNote                  string
 	propagation               []time.Duration // sorted
+	resolveRR, resolveRR1     []stats         // round robin (pools.go), c = concurrency and c = 1
+	reportPropagation         []time.Duration // sorted (pools.go)
 	rssIdle, rssWarm, rssFull float64
 	fillRPS                   float64
 	plans                     []string
@@ -33,6 +35,7 @@ func (r *report) print(w io.Writer) {
 		fmt.Fprintf(w, "%-8d %-22s %12.0f %12s %12s\n", i+1, "ResolveModel c=32", res.rps(), ms(res.pct(50)), ms(res.pct(99)))
 		fmt.Fprintf(w, "%-8d %-22s %12.0f %12s %12s\n", i+1, "Health/Check c=1", r.health1[i].rps(), ms(r.health1[i].pct(50)), ms(r.health1[i].pct(99)))
 		fmt.Fprintf(w, "%-8d %-22s %12.0f %12s %12s\n", i+1, "ResolveModel c=1", r.resolve1[i].rps(), ms(r.resolve1[i].pct(50)), ms(r.resolve1[i].pct(99)))
+		printRoundRobinRounds(w, r, i)
 	}
 	fmt.Fprintln(w, "\nCPU per call at c=32 (server / load generator / PostgreSQL):")
 	us := func(d time.Duration) string { return fmt.Sprintf("%.1f µs", float64(d)/1e3) }
@@ -58,6 +61,7 @@ func (r *report) print(w io.Writer) {
 		fmt.Fprintf(w, "%-50s %-39s %s\n", fmt.Sprintf("psql change seen by all replicas (%d trials)", n),
 			fmt.Sprintf("worst %s, median %s", ms(r.propagation[n-1]), ms(r.propagation[n/2])), "<= 1000 ms worst")
 	}
+	reportPoolsCost(w, r)
 	reportIdentityCost(w)
 	fmt.Fprintf(w, "\ncold path (a chat not in memory: one batched round trip), c=1, %d calls: p50 %s, p99 %s %s\n",
 		r.cold.calls, ms(r.cold.pct(50)), ms(r.cold.pct(99)), r.coldNote)

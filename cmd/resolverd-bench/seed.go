@@ -22,6 +22,8 @@ type seedSet struct {
 	// between its own config and the default.
 	propChat, propChatConfig uuid.UUID
 	big                      bool
+	// pools is the key pools' data (pools.go).
+	pools *poolSet
 }
 
 const (
@@ -78,6 +80,9 @@ func seed(ctx context.Context, url string, kr *keyring.Keyring, big bool, logf f
 		return nil, err
 	}
 	if err := copyRows(ctx, pool.Config().ConnConfig.ConnString(), "chats", []string{"id", "owner_id", "last_model_config_id"}, chats); err != nil {
+		return nil, err
+	}
+	if set.pools, err = seedPools(ctx, s, pool); err != nil {
 		return nil, err
 	}
 	if big {

@@ -149,6 +149,9 @@ func printResolution(w io.Writer, r *resolverclient.Resolution, showSecret bool)
 	} else {
 		line("fallback", "no")
 	}
+	if d.UserKeySkippedReason != "" {
+		line("own key skipped", "%s", d.UserKeySkippedReason)
+	}
 	line("credential source", "%s", c.Source)
 	line("key id", "%s", orDash(c.KeyID))
 	line("fingerprint", "%s", orDash(c.Fingerprint))

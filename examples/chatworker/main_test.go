@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -92,4 +93,63 @@ func TestResolvesTheDemo(t *testing.T) {
 			t.Fatalf("bad purpose: %v", err)
 		}
 	})
+}
+
+// TestReportsARefusedKeyAndResolvesAgain: the provider answers 429 for the demo's central key; the
+// example reports it and resolves again, getting the provider's other key. When every key is out,
+// it says when the first comes back.
+func TestReportsARefusedKeyAndResolvesAgain(t *testing.T) {
+	ctx := context.Background()
+	e := testenv.New(t, testenv.Options{})
+	if _, err := devmode.SeedDemo(ctx, dbauthz.New(db.New(e.Pool, pgtest.Keyring))); err != nil {
+		t.Fatal(err)
+	}
+	e.Sync(t)
+	second, err := e.Admin.AddProviderKey(e.AsAdmin(), &resolverv1.AddProviderKeyRequest{ProviderId: devmode.DemoOpenAI.String(), ApiKey: "sk-demo-openai-central-0002"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokenFile := filepath.Join(t.TempDir(), "worker.token")
+	if err := os.WriteFile(tokenFile, []byte(e.WorkerToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"-addr", e.Addr, "-token-file", tokenFile, "-insecure"}
+
+	// The provider rate limits the demo's first key, for 90 seconds.
+	var called []string
+	callModel = func(_ context.Context, _, _, _, apiKey string) (int, http.Header) {
+		called = append(called, apiKey)
+		if apiKey == devmode.DemoCentralKey {
+			return http.StatusTooManyRequests, http.Header{"Retry-After": []string{"90"}}
+		}
+		return http.StatusOK, nil
+	}
+	t.Cleanup(func() {
+		callModel = func(context.Context, string, string, string, string) (int, http.Header) { return http.StatusOK, nil }
+	})
+	var out bytes.Buffer
+	if err := run(ctx, args, &out); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if len(called) != 2 || called[1] != "sk-demo-openai-central-0002" {
+		t.Errorf("the provider was called %d times", len(called))
+	}
+	for _, want := range []string{" rate_limited, now cooling_down until ", "key id:       " + second.GetId() + "\n"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "sk-demo-openai-central-0002") {
+		t.Fatal("the key was printed")
+	}
+
+	// Every key out of quota: the example stops and says when to come back.
+	callModel = func(context.Context, string, string, string, string) (int, http.Header) {
+		return http.StatusPaymentRequired, nil
+	}
+	out.Reset()
+	err = run(ctx, args, &out)
+	if !errors.Is(err, resolverclient.ErrCredentialsCoolingDown) || !strings.Contains(err.Error(), "the first is back in") {
+		t.Fatalf("every key cooling down: %v\n%s", err, out.String())
+	}
 }

@@ -54,6 +54,12 @@ type userProvider struct{ user, provider uuid.UUID }
 // so warm resolutions do not decrypt, and a key never chosen is never decrypted.
 type keyEntry struct{ key *resolve.Key }
 
+// poolEntry caches a provider's enabled central keys, oldest first, each sealed with its health as
+// read (docs/CONTRACT.md §2.2): a warm resolution chooses among them in memory, by the provider's
+// policy and the time, and opens only the one it chooses. A report or an admin change of any of
+// them replaces the whole entry (its notification names the provider).
+type poolEntry struct{ keys []*resolve.Key }
+
 // configEntry caches a config with its provider attached, as the rules read it (shared and never
 // changed: a change replaces the entry); a nil config caches "there is none". A provider change
 // drops the configs of that provider.
@@ -72,7 +78,7 @@ type Store struct {
 	ttl      time.Duration
 	chats    *cache.LRU[uuid.UUID, resolve.Chat]
 	configs  *cache.LRU[uuid.UUID, configEntry]
-	central  *cache.LRU[uuid.UUID, keyEntry]
+	central  *cache.LRU[uuid.UUID, poolEntry]
 	userKeys *cache.LRU[userProvider, keyEntry]
 	tok      tokenCache // tokens.go
 	dflt     atomic.Pointer[defaultEntry]
@@ -104,7 +110,7 @@ func New(s *db.Store, o Options) *Store {
 		ttl:      o.TTL,
 		chats:    cache.New[uuid.UUID, resolve.Chat](o.MaxEntries, o.TTL),
 		configs:  cache.New[uuid.UUID, configEntry](o.MaxEntries, o.TTL),
-		central:  cache.New[uuid.UUID, keyEntry](small, o.TTL),
+		central:  cache.New[uuid.UUID, poolEntry](small, o.TTL),
 		userKeys: cache.New[userProvider, keyEntry](o.MaxEntries, o.TTL),
 		tok:      newTokenCache(small, o.TTL),
 
@@ -273,7 +279,7 @@ func (s *Store) keep(l *db.Loaded, requested uuid.UUID, pre db.Prefetch) {
 	s.dflt.Store(&defaultEntry{id: snap.DefaultID, expires: time.Now().Add(s.ttl)})
 	if pre.CentralKeys {
 		for p, k := range l.CentralKeys {
-			s.central.Put(p, keyEntry{key: k})
+			s.central.Put(p, poolEntry{keys: k})
 		}
 	}
 	if pre.UserKeys {
@@ -302,20 +308,21 @@ func (s *Store) UserKey(ctx context.Context, userID, providerID uuid.UUID) (*res
 	return key, nil
 }
 
-// OldestEnabledCentralKey serves the provider's central key (or its absence) from memory when it can.
-func (s *Store) OldestEnabledCentralKey(ctx context.Context, providerID uuid.UUID) (*resolve.Key, error) {
+// EnabledCentralKeys serves the provider's enabled central keys with their health (or that it has
+// none) from memory when it can.
+func (s *Store) EnabledCentralKeys(ctx context.Context, providerID uuid.UUID) ([]*resolve.Key, error) {
 	if s.live.Load() {
 		if e, ok := s.central.Get(providerID); ok {
 			s.hits.Add(1)
-			return e.key, nil
+			return e.keys, nil
 		}
 	}
 	s.misses.Add(1)
 	gen0 := s.gen.Current()
-	key, err := s.Store.OldestEnabledCentralKey(ctx, providerID)
+	keys, err := s.Store.EnabledCentralKeys(ctx, providerID)
 	if err != nil {
 		return nil, err
 	}
-	s.store(gen0, func() { s.central.Put(providerID, keyEntry{key: key}) })
-	return key, nil
+	s.store(gen0, func() { s.central.Put(providerID, poolEntry{keys: keys}) })
+	return keys, nil
 }

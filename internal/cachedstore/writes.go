@@ -64,6 +64,21 @@ func (s *Store) SetProviderKeyEnabled(ctx context.Context, id uuid.UUID, enabled
 	return out, err
 }
 
+// ReportCredentialOutcome drops the reported key's entry at once when the report wrote its row:
+// this replica stops serving a key reported out before the notification comes (which other
+// replicas act on).
+func (s *Store) ReportCredentialOutcome(ctx context.Context, keyID uuid.UUID, outcome resolve.Outcome, retryAfter time.Duration) (db.KeyReport, error) {
+	out, err := s.Store.ReportCredentialOutcome(ctx, keyID, outcome, retryAfter)
+	if err == nil && out.Written {
+		if out.Source == resolve.SourceUser {
+			s.invalidate(db.Change{Table: "user_ai_provider_keys", ID: keyID.String(), UserID: out.UserID.String(), ProviderID: out.ProviderID.String()})
+		} else {
+			s.invalidate(db.Change{Table: "ai_provider_keys", ID: keyID.String(), ProviderID: out.ProviderID.String()})
+		}
+	}
+	return out, err
+}
+
 func (s *Store) DeleteProviderKey(ctx context.Context, id uuid.UUID) error {
 	err := s.Store.DeleteProviderKey(ctx, id)
 	if err == nil {

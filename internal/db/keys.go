@@ -14,7 +14,7 @@ import (
 	"github.com/resolverd/resolverd/pkg/secret"
 )
 
-const providerKeyCols = `id, provider_id, api_key, api_key_key_id, enabled, created_at, updated_at`
+const providerKeyCols = `id, provider_id, api_key, api_key_key_id, enabled, created_at, updated_at, ` + centralHealthCols
 
 // providerKeyScanner scans a central key row for an admin answer. A value that does not open in its
 // place is reported (OnUnreadableSecret) and left empty, so the row is listed with no fingerprint
@@ -25,10 +25,12 @@ func (s *Store) providerKeyScanner(ctx context.Context) func(pgx.Row) (ProviderK
 			k      ProviderKey
 			sealed string
 			keyID  *string
+			h      healthScan
 		)
-		if err := row.Scan(&k.ID, &k.ProviderID, &sealed, &keyID, &k.Enabled, &k.CreatedAt, &k.UpdatedAt); err != nil {
+		if err := row.Scan(append([]any{&k.ID, &k.ProviderID, &sealed, &keyID, &k.Enabled, &k.CreatedAt, &k.UpdatedAt}, h.dest()...)...); err != nil {
 			return k, err
 		}
+		k.Health = h.record()
 		k.Secret, _ = s.open(ctx, centralPlace(k.ID, k.ProviderID), sealed, keyID) // reported by open
 		return k, nil
 	}
@@ -65,8 +67,10 @@ func (s *Store) RotateProviderKey(ctx context.Context, id, providerID uuid.UUID,
 		if err := s.sealPlainCentralKeys(ctx, tx, "provider_id = $1 AND enabled", providerID); err != nil {
 			return changed{}, err
 		}
-		rows, err := tx.Query(ctx, `UPDATE ai_provider_keys SET enabled = false, updated_at = now()
-WHERE provider_id = $1 AND enabled RETURNING id::text`, providerID)
+		// The keys it disables lose their cooldowns and suspensions: rotating is how an admin answers
+		// a key the provider refused (docs/CONTRACT.md §17).
+		rows, err := tx.Query(ctx, `UPDATE ai_provider_keys SET enabled = false, cooling_until = NULL, suspended_at = NULL,
+suspended_reason = NULL, updated_at = now() WHERE provider_id = $1 AND enabled RETURNING id::text`, providerID)
 		if err != nil {
 			return changed{}, classify(err)
 		}
@@ -134,12 +138,15 @@ func (s *Store) storedFingerprint(ctx context.Context, at keyring.Place, ciphert
 	return fp, err == nil, err
 }
 
-// SetProviderKeyEnabled enables or disables a central key.
+// SetProviderKeyEnabled enables or disables a central key. Enabling one also ends its suspension
+// and its cooldown (docs/CONTRACT.md §17): an admin enabling a key says it is good again.
 func (s *Store) SetProviderKeyEnabled(ctx context.Context, id uuid.UUID, enabled bool) (ProviderKey, error) {
 	var out ProviderKey
 	err := s.change(ctx, "SetProviderKeyEnabled", func(tx pgx.Tx) (changed, error) {
 		var was bool
-		err := tx.QueryRow(ctx, `SELECT enabled FROM ai_provider_keys WHERE id = $1 FOR UPDATE`, id).Scan(&was)
+		var h healthScan
+		err := tx.QueryRow(ctx, `SELECT enabled, `+centralHealthCols+` FROM ai_provider_keys WHERE id = $1 FOR UPDATE`, id).
+			Scan(append([]any{&was}, h.dest()...)...)
 		if notFound(err) {
 			return changed{}, errNotFound("provider key", id)
 		}
@@ -149,13 +156,18 @@ func (s *Store) SetProviderKeyEnabled(ctx context.Context, id uuid.UUID, enabled
 		if err := s.sealPlainCentralKeys(ctx, tx, "id = $1", id); err != nil {
 			return changed{}, err
 		}
-		out, err = s.providerKeyScanner(ctx)(tx.QueryRow(ctx, `UPDATE ai_provider_keys SET enabled = $2, updated_at = now()
+		out, err = s.providerKeyScanner(ctx)(tx.QueryRow(ctx, `UPDATE ai_provider_keys SET enabled = $2, updated_at = now(),
+cooling_until = CASE WHEN $2 THEN NULL ELSE cooling_until END,
+suspended_at = CASE WHEN $2 THEN NULL ELSE suspended_at END,
+suspended_reason = CASE WHEN $2 THEN NULL ELSE suspended_reason END
 WHERE id = $1 RETURNING `+providerKeyCols, id, enabled))
 		if err != nil {
 			return changed{}, classify(err)
 		}
+		before := append([]field{{"enabled", fmt.Sprint(was)}}, healthFields(h.record())...)
+		after := append([]field{{"enabled", fmt.Sprint(enabled)}}, healthFields(out.Health)...)
 		return changed{map[string]string{"key_id": id.String(), "provider_id": out.ProviderID.String(), "enabled": fmt.Sprint(enabled)},
-			diff([]field{{"enabled", fmt.Sprint(was)}}, []field{{"enabled", fmt.Sprint(enabled)}})}, nil
+			diff(before, after)}, nil
 	})
 	if err != nil {
 		return ProviderKey{}, fmt.Errorf("set provider key %s enabled=%t: %w", id, enabled, err)
@@ -184,8 +196,41 @@ WHERE ($1::uuid IS NULL OR provider_id = $1)
 ORDER BY provider_id, created_at, id LIMIT $5`, s.providerKeyScanner(ctx), nullUUID(providerID), provider, created, id, p.limit())
 }
 
-// PutUserProviderKey sets a user's own key for a provider, replacing the one they had. The provider
-// must be live and enabled, the user must exist and not be deleted.
+const userKeyCols = `id, user_id, ai_provider_id, api_key, api_key_key_id, created_at, updated_at, ` + userHealthCols
+
+// userKeyScanner scans a user's key row for an admin answer; like providerKeyScanner, a value that
+// does not open is reported and left empty.
+func (s *Store) userKeyScanner(ctx context.Context) func(pgx.Row) (UserProviderKey, error) {
+	return func(row pgx.Row) (UserProviderKey, error) {
+		var (
+			k      UserProviderKey
+			sealed string
+			keyID  *string
+			h      healthScan
+		)
+		if err := row.Scan(append([]any{&k.ID, &k.UserID, &k.ProviderID, &sealed, &keyID, &k.CreatedAt, &k.UpdatedAt}, h.dest()...)...); err != nil {
+			return k, err
+		}
+		k.Health = h.record()
+		k.Secret, _ = s.open(ctx, userPlace(k.ID, k.UserID, k.ProviderID), sealed, keyID) // reported by open
+		return k, nil
+	}
+}
+
+// ListUserProviderKeys returns a page of one user's own keys, by provider id (then id).
+func (s *Store) ListUserProviderKeys(ctx context.Context, userID uuid.UUID, p Page[UserProviderKeyPos]) ([]UserProviderKey, error) {
+	var provider, id *uuid.UUID
+	if a := p.After; a != nil {
+		provider, id = &a.ProviderID, &a.ID
+	}
+	return list(ctx, s, "user provider keys", `SELECT `+userKeyCols+` FROM user_ai_provider_keys
+WHERE user_id = $1 AND ($2::uuid IS NULL OR (ai_provider_id, id) > ($2::uuid, $3::uuid))
+ORDER BY ai_provider_id, id LIMIT $4`, s.userKeyScanner(ctx), userID, provider, id, p.limit())
+}
+
+// PutUserProviderKey sets a user's own key for a provider, replacing the one they had (a new key is
+// no longer marked invalid). The provider must be live and enabled, the user must exist and not be
+// deleted.
 func (s *Store) PutUserProviderKey(ctx context.Context, id, userID, providerID uuid.UUID, key secret.String) (UserProviderKey, error) {
 	var out UserProviderKey
 	err := s.change(ctx, "PutUserProviderKey", func(tx pgx.Tx) (changed, error) {
@@ -201,12 +246,13 @@ func (s *Store) PutUserProviderKey(ctx context.Context, id, userID, providerID u
 		var oldID uuid.UUID
 		var oldText string
 		var oldKeyID *string
+		var oldSuspended *time.Time
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('resolverd.user_ai_provider_keys'), hashtext($1::text || $2::text))`,
 			userID, providerID); err != nil {
 			return changed{}, classify(err)
 		}
-		err := tx.QueryRow(ctx, `SELECT id, api_key, api_key_key_id FROM user_ai_provider_keys WHERE user_id = $1 AND ai_provider_id = $2 FOR UPDATE`,
-			userID, providerID).Scan(&oldID, &oldText, &oldKeyID)
+		err := tx.QueryRow(ctx, `SELECT id, api_key, api_key_key_id, suspended_at FROM user_ai_provider_keys WHERE user_id = $1 AND ai_provider_id = $2 FOR UPDATE`,
+			userID, providerID).Scan(&oldID, &oldText, &oldKeyID, &oldSuspended)
 		switch {
 		case err == nil:
 			fp, ok, err := s.storedFingerprint(ctx, userPlace(oldID, userID, providerID), oldText, oldKeyID)
@@ -231,12 +277,14 @@ func (s *Store) PutUserProviderKey(ctx context.Context, id, userID, providerID u
 			return changed{}, err
 		}
 		var stored string
-		var storedKeyID *string
+		var storedKeyID, lastOutcome *string
+		var lastAt *time.Time
 		err = tx.QueryRow(ctx, `INSERT INTO user_ai_provider_keys (id, user_id, ai_provider_id, api_key, api_key_key_id)
 VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (user_id, ai_provider_id) DO UPDATE SET api_key = EXCLUDED.api_key, api_key_key_id = EXCLUDED.api_key_key_id, updated_at = now()
-RETURNING id, user_id, ai_provider_id, api_key, api_key_key_id, created_at, updated_at`, id, userID, providerID, sealed, keyID).
-			Scan(&out.ID, &out.UserID, &out.ProviderID, &stored, &storedKeyID, &out.CreatedAt, &out.UpdatedAt)
+ON CONFLICT (user_id, ai_provider_id) DO UPDATE SET api_key = EXCLUDED.api_key, api_key_key_id = EXCLUDED.api_key_key_id, updated_at = now(),
+  suspended_at = NULL, suspended_reason = NULL
+RETURNING id, user_id, ai_provider_id, api_key, api_key_key_id, created_at, updated_at, last_report_outcome, last_report_at`, id, userID, providerID, sealed, keyID).
+			Scan(&out.ID, &out.UserID, &out.ProviderID, &stored, &storedKeyID, &out.CreatedAt, &out.UpdatedAt, &lastOutcome, &lastAt)
 		if err != nil {
 			return changed{}, classify(err)
 		}
@@ -254,6 +302,7 @@ RETURNING api_key, api_key_key_id`, out.ID, sealed, keyID).Scan(&stored, &stored
 		if out.Secret, err = s.open(ctx, userPlace(out.ID, out.UserID, out.ProviderID), stored, storedKeyID); err != nil {
 			return changed{}, err
 		}
+		out.Health = (&healthScan{last: lastOutcome, lastAt: lastAt}).record()
 		fp, err := s.fingerprint(ctx, key)
 		if err != nil {
 			return changed{}, err
@@ -262,6 +311,10 @@ RETURNING api_key, api_key_key_id`, out.ID, sealed, keyID).Scan(&stored, &stored
 		after := userKeyFields(userID.String(), providerID.String(), fp)
 		if before == nil {
 			return changed{d, created(after)}, nil
+		}
+		if oldSuspended != nil { // the new key is no longer marked invalid
+			before = append(before, field{"suspended_at", timeText(*oldSuspended)})
+			after = append(after, field{"suspended_at", ""})
 		}
 		return changed{d, diff(before, after)}, nil
 	})

@@ -50,6 +50,17 @@ func (k ProviderKey) Pos() ProviderKeyPos {
 	return ProviderKeyPos{ProviderID: k.ProviderID, CreatedAt: k.CreatedAt, ID: k.ID}
 }
 
+// UserProviderKeyPos is a user's key's place in ListUserProviderKeys' order: by provider id, then id.
+type UserProviderKeyPos struct {
+	ProviderID uuid.UUID
+	ID         uuid.UUID
+}
+
+// Pos is k's place in ListUserProviderKeys' order.
+func (k UserProviderKey) Pos() UserProviderKeyPos {
+	return UserProviderKeyPos{ProviderID: k.ProviderID, ID: k.ID}
+}
+
 // ModelConfigPos is a config's place in ListModelConfigs' order: the default first, then by display
 // name, model and id.
 type ModelConfigPos struct {

@@ -16,9 +16,9 @@ func (s *Store) CreateProvider(ctx context.Context, p resolve.Provider) (Provide
 	var out Provider
 	err := s.change(ctx, "CreateProvider", func(tx pgx.Tx) (changed, error) {
 		var err error
-		out, err = scanProvider(tx.QueryRow(ctx, `INSERT INTO ai_providers (id, type, name, display_name, base_url, enabled, byok_policy)
-VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING `+providerCols,
-			p.ID, p.Type, p.Name, p.DisplayName, p.BaseURL, p.Enabled, string(p.BYOKPolicy)))
+		out, err = scanProvider(tx.QueryRow(ctx, `INSERT INTO ai_providers (id, type, name, display_name, base_url, enabled, byok_policy, central_key_policy)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING `+providerCols,
+			p.ID, p.Type, p.Name, p.DisplayName, p.BaseURL, p.Enabled, string(p.BYOKPolicy), string(keyPolicyOr(p.CentralKeyPolicy))))
 		if err != nil {
 			return changed{}, classify(err)
 		}
@@ -47,8 +47,8 @@ func (s *Store) UpdateProvider(ctx context.Context, id uuid.UUID, mutate func(*P
 			return changed{}, err
 		}
 		out, err = scanProvider(tx.QueryRow(ctx, `UPDATE ai_providers SET name = $2, display_name = $3, base_url = $4,
-enabled = $5, byok_policy = $6, updated_at = now() WHERE id = $1 RETURNING `+providerCols,
-			id, p.Name, p.DisplayName, p.BaseURL, p.Enabled, string(p.BYOKPolicy)))
+enabled = $5, byok_policy = $6, central_key_policy = $7, updated_at = now() WHERE id = $1 RETURNING `+providerCols,
+			id, p.Name, p.DisplayName, p.BaseURL, p.Enabled, string(p.BYOKPolicy), string(keyPolicyOr(p.CentralKeyPolicy))))
 		if err != nil {
 			return changed{}, classify(err)
 		}
@@ -84,13 +84,21 @@ func (s *Store) DeleteProvider(ctx context.Context, id uuid.UUID) error {
 // providerDetails is what the audit trail keeps of a provider change besides its changes.
 func providerDetails(p Provider) map[string]string {
 	return map[string]string{"provider_id": p.ID.String(), "name": p.Name, "type": p.Type,
-		"enabled": fmt.Sprint(p.Enabled), "byok_policy": string(p.BYOKPolicy)}
+		"enabled": fmt.Sprint(p.Enabled), "byok_policy": string(p.BYOKPolicy), "central_key_policy": string(p.CentralKeyPolicy)}
 }
 
 // providerFields are a provider's fields as its audit records list them.
 func providerFields(p Provider) []field {
 	return []field{{"type", p.Type}, {"name", p.Name}, {"display_name", p.DisplayName}, {"base_url", p.BaseURL},
-		{"enabled", fmt.Sprint(p.Enabled)}, {"byok_policy", string(p.BYOKPolicy)}}
+		{"enabled", fmt.Sprint(p.Enabled)}, {"byok_policy", string(p.BYOKPolicy)}, {"central_key_policy", string(p.CentralKeyPolicy)}}
+}
+
+// keyPolicyOr is p, or the default policy when p is unset.
+func keyPolicyOr(p resolve.CentralKeyPolicy) resolve.CentralKeyPolicy {
+	if p == "" {
+		return resolve.PolicyOldest
+	}
+	return p
 }
 
 // ListProviders returns a page of the live providers, by name (then id).

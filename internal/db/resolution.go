@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -15,7 +16,7 @@ import (
 // configColumns and providerColumns are read together: a config always comes with its provider.
 const (
 	configColumns   = `m.id, m.ai_provider_id, m.model, m.display_name, m.enabled, m.is_default, m.deleted, m.context_limit, m.compression_threshold, m.options, m.created_at, m.updated_at`
-	providerColumns = `p.id, p.type, p.name, p.display_name, p.base_url, p.enabled, p.deleted, p.byok_policy, p.created_at, p.updated_at`
+	providerColumns = `p.id, p.type, p.name, p.display_name, p.base_url, p.enabled, p.deleted, p.byok_policy, p.created_at, p.updated_at, p.central_key_policy`
 )
 
 // The chat and every config a resolution may need (the requested one, the chat's own, the live
@@ -33,10 +34,12 @@ WHERE m.id = $1
    WHERE (m.id = $1 OR m.id = (SELECT last_model_config_id FROM chats WHERE id = $2) OR (m.is_default AND NOT m.deleted))
      AND m.ai_provider_id IS NOT NULL)
 `
-	snapshotCentralKeysSQL = candidateProvidersCTE + `SELECT DISTINCT ON (k.provider_id) k.provider_id, k.id, k.api_key, k.api_key_key_id
+	// Every enabled central key of each candidate provider, oldest first, with its health: the
+	// pool a resolution chooses from in memory (docs/CONTRACT.md §2.2).
+	snapshotCentralKeysSQL = candidateProvidersCTE + `SELECT k.provider_id, k.id, k.api_key, k.api_key_key_id, k.cooling_until, k.suspended_at
 FROM ai_provider_keys k JOIN cand ON cand.id = k.provider_id
 WHERE k.enabled ORDER BY k.provider_id, k.created_at, k.id`
-	snapshotUserKeysSQL = candidateProvidersCTE + `SELECT k.ai_provider_id, k.id, k.api_key, k.api_key_key_id, k.user_id
+	snapshotUserKeysSQL = candidateProvidersCTE + `SELECT k.ai_provider_id, k.id, k.api_key, k.api_key_key_id, NULL::timestamptz, k.suspended_at, k.user_id
 FROM user_ai_provider_keys k JOIN cand ON cand.id = k.ai_provider_id
 WHERE k.user_id = (SELECT owner_id FROM chats WHERE id = $2)`
 )
@@ -50,11 +53,12 @@ type Prefetch struct {
 // Loaded is everything one resolution load read.
 type Loaded struct {
 	Snapshot *resolve.Snapshot
-	// UserKeys (the chat owner's) and CentralKeys (oldest enabled) hold, when prefetched, an entry
-	// for every provider of Snapshot.Configs; nil means that provider has no such key. The keys are
-	// still sealed: a resolution opens only the one it answers with (docs/CONTRACT.md §7.1), so a
-	// damaged row fails no resolution that does not answer with it.
-	UserKeys, CentralKeys map[uuid.UUID]*resolve.Key
+	// UserKeys (the chat owner's) and CentralKeys (every enabled one, oldest first) hold, when
+	// prefetched, an entry for every provider of Snapshot.Configs; nil means that provider has no
+	// such key. The keys are still sealed: a resolution opens only the one it answers with
+	// (docs/CONTRACT.md §7.1), so a damaged row fails no resolution that does not answer with it.
+	UserKeys    map[uuid.UUID]*resolve.Key
+	CentralKeys map[uuid.UUID][]*resolve.Key
 }
 
 // ResolutionSnapshot reads what resolve.Resolve decides on. requestedConfigID may be uuid.Nil. The
@@ -127,50 +131,57 @@ func (s *Store) LoadResolution(ctx context.Context, chatID, requestedConfigID uu
 		return nil, fmt.Errorf("read the model configs of chat %s: %w", chatID, classify(err))
 	}
 	out := &Loaded{Snapshot: snap}
-	readKeys := func(table string) (map[uuid.UUID]*resolve.Key, error) {
-		keys := map[uuid.UUID]*resolve.Key{}
-		for _, c := range snap.Configs {
-			if c.ProviderID != uuid.Nil {
-				keys[c.ProviderID] = nil
-			}
-		}
+	// readKeys reads one key table's rows, calling put with each row's provider and key.
+	readKeys := func(table string, put func(provider uuid.UUID, k *resolve.Key)) error {
 		rows, err := br.Query()
 		if err != nil {
-			return nil, fmt.Errorf("read the %s of chat %s: %w", table, chatID, classify(err))
+			return fmt.Errorf("read the %s of chat %s: %w", table, chatID, classify(err))
 		}
 		defer rows.Close()
 		for rows.Next() {
 			var (
-				providerID, id uuid.UUID
-				sealed         string
-				keyID          *string
-				userID         uuid.UUID
-				scan           = []any{&providerID, &id, &sealed, &keyID}
+				providerID, id, userID uuid.UUID
+				sealed                 string
+				keyID                  *string
+				cooling, suspended     *time.Time
+				scan                   = []any{&providerID, &id, &sealed, &keyID, &cooling, &suspended}
 			)
 			if table == userKeysTable {
 				scan = append(scan, &userID)
 			}
 			if err := rows.Scan(scan...); err != nil {
-				return nil, fmt.Errorf("read the %s of chat %s: %w", table, chatID, classify(err))
+				return fmt.Errorf("read the %s of chat %s: %w", table, chatID, classify(err))
 			}
 			at := centralPlace(id, providerID)
 			if table == userKeysTable {
 				at = userPlace(id, userID, providerID)
 			}
-			keys[providerID] = s.sealedKey(at, sealed, keyID)
+			put(providerID, s.keyWithHealth(at, sealed, keyID, cooling, suspended))
 		}
 		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("read the %s of chat %s: %w", table, chatID, classify(err))
+			return fmt.Errorf("read the %s of chat %s: %w", table, chatID, classify(err))
 		}
-		return keys, nil
+		return nil
 	}
 	if pre.CentralKeys {
-		if out.CentralKeys, err = readKeys(centralKeysTable); err != nil {
+		out.CentralKeys = map[uuid.UUID][]*resolve.Key{}
+		for _, c := range snap.Configs {
+			if c.ProviderID != uuid.Nil {
+				out.CentralKeys[c.ProviderID] = nil
+			}
+		}
+		if err := readKeys(centralKeysTable, func(p uuid.UUID, k *resolve.Key) { out.CentralKeys[p] = append(out.CentralKeys[p], k) }); err != nil {
 			return nil, err
 		}
 	}
 	if pre.UserKeys {
-		if out.UserKeys, err = readKeys(userKeysTable); err != nil {
+		out.UserKeys = map[uuid.UUID]*resolve.Key{}
+		for _, c := range snap.Configs {
+			if c.ProviderID != uuid.Nil {
+				out.UserKeys[c.ProviderID] = nil
+			}
+		}
+		if err := readKeys(userKeysTable, func(p uuid.UUID, k *resolve.Key) { out.UserKeys[p] = k }); err != nil {
 			return nil, err
 		}
 	}
@@ -180,42 +191,24 @@ func (s *Store) LoadResolution(ctx context.Context, chatID, requestedConfigID uu
 	return out, nil
 }
 
-// UserKey returns the user's own key for the provider (sealed: opened when chosen), or nil when the
-// user has none.
+// UserKey returns the user's own key for the provider (sealed: opened when chosen; with its mark of
+// invalid, if any), or nil when the user has none.
 func (s *Store) UserKey(ctx context.Context, userID, providerID uuid.UUID) (*resolve.Key, error) {
 	var (
 		id         uuid.UUID
 		ciphertext string
 		keyID      *string
+		suspended  *time.Time
 	)
-	err := s.pool.QueryRow(ctx, `SELECT id, api_key, api_key_key_id FROM user_ai_provider_keys
-WHERE user_id = $1 AND ai_provider_id = $2`, userID, providerID).Scan(&id, &ciphertext, &keyID)
+	err := s.pool.QueryRow(ctx, `SELECT id, api_key, api_key_key_id, suspended_at FROM user_ai_provider_keys
+WHERE user_id = $1 AND ai_provider_id = $2`, userID, providerID).Scan(&id, &ciphertext, &keyID, &suspended)
 	if notFound(err) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read the key of user %s for provider %s: %w", userID, providerID, classify(err))
 	}
-	return s.sealedKey(userPlace(id, userID, providerID), ciphertext, keyID), nil
-}
-
-// OldestEnabledCentralKey returns the provider's oldest enabled central key (by created_at, then
-// id; sealed: opened when chosen), or nil when it has none.
-func (s *Store) OldestEnabledCentralKey(ctx context.Context, providerID uuid.UUID) (*resolve.Key, error) {
-	var (
-		id         uuid.UUID
-		ciphertext string
-		keyID      *string
-	)
-	err := s.pool.QueryRow(ctx, `SELECT id, api_key, api_key_key_id FROM ai_provider_keys
-WHERE provider_id = $1 AND enabled ORDER BY created_at, id LIMIT 1`, providerID).Scan(&id, &ciphertext, &keyID)
-	if notFound(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read the central key of provider %s: %w", providerID, classify(err))
-	}
-	return s.sealedKey(centralPlace(id, providerID), ciphertext, keyID), nil
+	return s.keyWithHealth(userPlace(id, userID, providerID), ciphertext, keyID, nil, suspended), nil
 }
 
 func nullUUID(id uuid.UUID) *uuid.UUID {
@@ -235,7 +228,7 @@ func ResolutionLoadPlans(ctx context.Context, conn *pgx.Conn, chatID uuid.UUID) 
 	}{
 		{"chat", snapshotChatSQL, []any{chatID}},
 		{"configs and providers", snapshotConfigsSQL, []any{nil, chatID}},
-		{"oldest enabled central keys", snapshotCentralKeysSQL, []any{nil, chatID}},
+		{"enabled central keys", snapshotCentralKeysSQL, []any{nil, chatID}},
 		{"the owner's keys", snapshotUserKeysSQL, []any{nil, chatID}},
 	}
 	var out []string

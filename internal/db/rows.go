@@ -31,6 +31,7 @@ type ProviderKey struct {
 	Enabled    bool
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
+	Health     resolve.HealthRecord
 }
 
 // UserProviderKey is a user_ai_provider_keys row (BYOK), opened.
@@ -41,6 +42,7 @@ type UserProviderKey struct {
 	Secret     secret.String
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
+	Health     resolve.HealthRecord
 }
 
 // User is a users row.
@@ -72,7 +74,7 @@ type Token struct {
 }
 
 const (
-	providerCols = `id, type, name, display_name, base_url, enabled, deleted, byok_policy, created_at, updated_at`
+	providerCols = `id, type, name, display_name, base_url, enabled, deleted, byok_policy, created_at, updated_at, central_key_policy`
 	configCols   = `id, ai_provider_id, model, display_name, enabled, is_default, deleted, context_limit, compression_threshold, options, created_at, updated_at`
 	userCols     = `id, username, deleted, created_at, updated_at`
 	chatCols     = `id, owner_id, last_model_config_id, created_at, updated_at`
@@ -81,9 +83,9 @@ const (
 
 func scanProvider(row pgx.Row) (Provider, error) {
 	var p Provider
-	var policy string
-	err := row.Scan(&p.ID, &p.Type, &p.Name, &p.DisplayName, &p.BaseURL, &p.Enabled, &p.Deleted, &policy, &p.CreatedAt, &p.UpdatedAt)
-	p.BYOKPolicy = resolve.BYOKPolicy(policy)
+	var policy, keyPolicy string
+	err := row.Scan(&p.ID, &p.Type, &p.Name, &p.DisplayName, &p.BaseURL, &p.Enabled, &p.Deleted, &policy, &p.CreatedAt, &p.UpdatedAt, &keyPolicy)
+	p.BYOKPolicy, p.CentralKeyPolicy = resolve.BYOKPolicy(policy), resolve.CentralKeyPolicy(keyPolicy)
 	return p, err
 }
 
@@ -114,10 +116,11 @@ func scanConfigWithProvider(row pgx.Row) (ModelConfig, error) {
 		pPolicy    *string
 		pCreated   *time.Time
 		pUpdated   *time.Time
+		pKeyPolicy *string
 	)
 	err := row.Scan(&c.ID, &providerID, &c.Model, &c.DisplayName, &c.Enabled, &c.IsDefault, &c.Deleted,
 		&c.ContextLimit, &c.CompressionThreshold, &c.Options, &c.CreatedAt, &c.UpdatedAt,
-		&pID, &pType, &pName, &pDisplay, &pBaseURL, &pEnabled, &pDeleted, &pPolicy, &pCreated, &pUpdated)
+		&pID, &pType, &pName, &pDisplay, &pBaseURL, &pEnabled, &pDeleted, &pPolicy, &pCreated, &pUpdated, &pKeyPolicy)
 	if err != nil {
 		return c, err
 	}
@@ -126,7 +129,8 @@ func scanConfigWithProvider(row pgx.Row) (ModelConfig, error) {
 	}
 	if pID != nil {
 		c.Provider = &resolve.Provider{ID: *pID, Type: *pType, Name: *pName, DisplayName: *pDisplay,
-			BaseURL: *pBaseURL, Enabled: *pEnabled, Deleted: *pDeleted, BYOKPolicy: resolve.BYOKPolicy(*pPolicy)}
+			BaseURL: *pBaseURL, Enabled: *pEnabled, Deleted: *pDeleted, BYOKPolicy: resolve.BYOKPolicy(*pPolicy),
+			CentralKeyPolicy: resolve.CentralKeyPolicy(*pKeyPolicy)}
 	}
 	return c, nil
 }

@@ -105,10 +105,10 @@ func TestLegacyKeysThroughMigrationTenRotateAndDown(t *testing.T) {
 	if _, err := s.SetProviderKeyEnabled(ctx, azureKey, true); err != nil {
 		t.Fatalf("enable a plain legacy key: %v", err)
 	}
-	if k, err := s.OldestEnabledCentralKey(ctx, providerID(1)); err != nil || opened(t, k) != "sk-legacy-plain-azure" {
+	if k, err := oldestEnabledCentralKey(ctx, s, providerID(1)); err != nil || opened(t, k) != "sk-legacy-plain-azure" {
 		t.Fatalf("the sealed-on-touch azure key: %v", err)
 	}
-	if k, err := s.OldestEnabledCentralKey(ctx, providerID(4)); err != nil || k.ID != rotated.ID || opened(t, k) != "sk-rotated-openai" {
+	if k, err := oldestEnabledCentralKey(ctx, s, providerID(4)); err != nil || k.ID != rotated.ID || opened(t, k) != "sk-rotated-openai" {
 		t.Fatalf("openai after rotation: %v", err)
 	}
 
@@ -134,7 +134,7 @@ func TestLegacyKeysThroughMigrationTenRotateAndDown(t *testing.T) {
 		if i%3 == 2 || i == 4 {
 			continue // no legacy key; openai's was rotated
 		}
-		k, err := s.OldestEnabledCentralKey(ctx, providerID(i))
+		k, err := oldestEnabledCentralKey(ctx, s, providerID(i))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -277,7 +277,7 @@ func TestAValueMovedToAnotherRowIsUnreadableThereOnly(t *testing.T) {
 		t.Fatalf("a load opened keys: %v", reported)
 	}
 	for range 2 {
-		k := l.CentralKeys[openai.ID]
+		k := l.CentralKeys[openai.ID][0]
 		if _, _, err := k.Open(ctx); !errs.Is(err, errs.SecretUnreadable) {
 			t.Fatalf("the moved key opened: %v", err)
 		} else {
@@ -288,7 +288,7 @@ func TestAValueMovedToAnotherRowIsUnreadableThereOnly(t *testing.T) {
 			}
 		}
 	}
-	if k, err := s.OldestEnabledCentralKey(ctx, openai.ID); err != nil {
+	if k, err := oldestEnabledCentralKey(ctx, s, openai.ID); err != nil {
 		t.Fatal(err)
 	} else if _, _, err := k.Open(ctx); !errs.Is(err, errs.SecretUnreadable) {
 		t.Fatalf("the moved key, read alone: %v", err)
@@ -302,4 +302,14 @@ func TestAValueMovedToAnotherRowIsUnreadableThereOnly(t *testing.T) {
 	if err != nil || len(keys) != 1 || !keys[0].Secret.IsZero() {
 		t.Fatalf("listing the moved key: %v, %d keys", err, len(keys))
 	}
+}
+
+// oldestEnabledCentralKey is the first of the provider's enabled central keys (the one policy
+// "oldest" answers with when no key is cooling down or suspended), or nil.
+func oldestEnabledCentralKey(ctx context.Context, s *db.Store, providerID uuid.UUID) (*resolve.Key, error) {
+	keys, err := s.EnabledCentralKeys(ctx, providerID)
+	if err != nil || len(keys) == 0 {
+		return nil, err
+	}
+	return keys[0], nil
 }

@@ -20,7 +20,8 @@ import (
 type Querier interface {
 	ResolutionSnapshot(ctx context.Context, chatID, requestedConfigID uuid.UUID, prefetch db.Prefetch) (*resolve.Snapshot, error)
 	UserKey(ctx context.Context, userID, providerID uuid.UUID) (*resolve.Key, error)
-	OldestEnabledCentralKey(ctx context.Context, providerID uuid.UUID) (*resolve.Key, error)
+	EnabledCentralKeys(ctx context.Context, providerID uuid.UUID) ([]*resolve.Key, error)
+	ReportCredentialOutcome(ctx context.Context, keyID uuid.UUID, outcome resolve.Outcome, retryAfter time.Duration) (db.KeyReport, error)
 
 	CreateProvider(ctx context.Context, p resolve.Provider) (db.Provider, error)
 	UpdateProvider(ctx context.Context, id uuid.UUID, mutate func(*db.Provider) error) (db.Provider, error)
@@ -45,6 +46,7 @@ type Querier interface {
 	GetUser(ctx context.Context, id uuid.UUID) (db.User, error)
 	PutUserProviderKey(ctx context.Context, id, userID, providerID uuid.UUID, key secret.String) (db.UserProviderKey, error)
 	DeleteUserProviderKey(ctx context.Context, id uuid.UUID) error
+	ListUserProviderKeys(ctx context.Context, userID uuid.UUID, p db.Page[db.UserProviderKeyPos]) ([]db.UserProviderKey, error)
 	PutChat(ctx context.Context, id, ownerID, modelConfigID uuid.UUID) (db.Chat, error)
 	GetChat(ctx context.Context, id uuid.UUID) (db.Chat, error)
 
@@ -60,6 +62,7 @@ type Querier interface {
 	InsertAuditEvents(ctx context.Context, events []db.AuditEvent) error
 	DeleteAuditEventsBefore(ctx context.Context, cutoff time.Time, limit int) (int64, error)
 	FingerprintKey(ctx context.Context) ([]byte, error)
+	UnavailableCentralKeys(ctx context.Context) (map[string]int, error)
 
 	identityQuerier // workload identities (identities.go)
 }
@@ -78,7 +81,7 @@ var _ resolve.Source = (*Store)(nil)
 
 // Snapshot reads chats, chat_model_configs and ai_providers. It lets the store read ahead the key
 // tables the caller may read (so a cold resolution is one round trip); serving a key still goes
-// through UserKey or CentralKey and their scope checks.
+// through UserKey or CentralKeys and their scope checks.
 func (s *Store) Snapshot(ctx context.Context, chatID, requestedConfigID uuid.UUID) (*resolve.Snapshot, error) {
 	if err := rbac.Require(ctx, rbac.ChatRead, rbac.ModelConfigRead, rbac.AIProviderRead); err != nil {
 		return nil, err
@@ -96,12 +99,22 @@ func (s *Store) UserKey(ctx context.Context, userID, providerID uuid.UUID) (*res
 	return s.q.UserKey(ctx, userID, providerID)
 }
 
-// CentralKey reads ai_provider_keys.
-func (s *Store) CentralKey(ctx context.Context, providerID uuid.UUID) (*resolve.Key, error) {
+// CentralKeys reads ai_provider_keys: the provider's enabled keys with their health.
+func (s *Store) CentralKeys(ctx context.Context, providerID uuid.UUID) ([]*resolve.Key, error) {
 	if err := rbac.Require(ctx, rbac.AIProviderKeyRead); err != nil {
 		return nil, err
 	}
-	return s.q.OldestEnabledCentralKey(ctx, providerID)
+	return s.q.EnabledCentralKeys(ctx, providerID)
+}
+
+// ReportCredentialOutcome writes the health of the one key row it names, in ai_provider_keys or
+// user_ai_provider_keys: credential:report, which grants that and nothing else — no key is read
+// and no other row is written (docs/CONTRACT.md §17).
+func (s *Store) ReportCredentialOutcome(ctx context.Context, keyID uuid.UUID, outcome resolve.Outcome, retryAfter time.Duration) (db.KeyReport, error) {
+	if err := rbac.Require(ctx, rbac.CredentialReport); err != nil {
+		return db.KeyReport{}, err
+	}
+	return s.q.ReportCredentialOutcome(ctx, keyID, outcome, retryAfter)
 }
 
 // CreateProvider also needs, for a non-empty base_url, the scopes that read provider keys, as
@@ -269,6 +282,14 @@ func (s *Store) DeleteUserProviderKey(ctx context.Context, id uuid.UUID) error {
 		return err
 	}
 	return s.q.DeleteUserProviderKey(ctx, id)
+}
+
+// ListUserProviderKeys reads user_ai_provider_keys (fingerprints and health, never the secrets).
+func (s *Store) ListUserProviderKeys(ctx context.Context, userID uuid.UUID, p db.Page[db.UserProviderKeyPos]) ([]db.UserProviderKey, error) {
+	if err := rbac.Require(ctx, rbac.UserAIProviderKeyRead); err != nil {
+		return nil, err
+	}
+	return s.q.ListUserProviderKeys(ctx, userID, p)
 }
 
 func (s *Store) PutChat(ctx context.Context, id, ownerID, modelConfigID uuid.UUID) (db.Chat, error) {

@@ -31,9 +31,11 @@ type rule struct {
 // providers on every call and the key tables with their own scopes; every AdminService method needs
 // the matching :write scope and List* the :read scope; tokens are administered with token:write.
 var rules = map[string]rule{
-	"Snapshot":   {[]rbac.Scope{rbac.ChatRead, rbac.ModelConfigRead, rbac.AIProviderRead}, "ResolutionSnapshot"},
-	"UserKey":    {[]rbac.Scope{rbac.UserAIProviderKeyRead}, "UserKey"},
-	"CentralKey": {[]rbac.Scope{rbac.AIProviderKeyRead}, "OldestEnabledCentralKey"},
+	"Snapshot":    {[]rbac.Scope{rbac.ChatRead, rbac.ModelConfigRead, rbac.AIProviderRead}, "ResolutionSnapshot"},
+	"UserKey":     {[]rbac.Scope{rbac.UserAIProviderKeyRead}, "UserKey"},
+	"CentralKeys": {[]rbac.Scope{rbac.AIProviderKeyRead}, "EnabledCentralKeys"},
+	// A worker's report writes the health of the one key row it names (docs/CONTRACT.md §17).
+	"ReportCredentialOutcome": {[]rbac.Scope{rbac.CredentialReport}, "ReportCredentialOutcome"},
 
 	"CreateProvider": {[]rbac.Scope{rbac.AIProviderWrite}, "CreateProvider"},
 	"UpdateProvider": {[]rbac.Scope{rbac.AIProviderWrite}, "UpdateProvider"},
@@ -58,6 +60,7 @@ var rules = map[string]rule{
 	"GetUser":               {[]rbac.Scope{rbac.UserWrite}, "GetUser"}, // there is no user:read
 	"PutUserProviderKey":    {[]rbac.Scope{rbac.UserAIProviderKeyWrite}, "PutUserProviderKey"},
 	"DeleteUserProviderKey": {[]rbac.Scope{rbac.UserAIProviderKeyWrite}, "DeleteUserProviderKey"},
+	"ListUserProviderKeys":  {[]rbac.Scope{rbac.UserAIProviderKeyRead}, "ListUserProviderKeys"},
 	"PutChat":               {[]rbac.Scope{rbac.ChatWrite}, "PutChat"},
 	"GetChat":               {[]rbac.Scope{rbac.ChatRead}, "GetChat"},
 
@@ -82,6 +85,7 @@ var rules = map[string]rule{
 	"InsertAuditEvents":       {[]rbac.Scope{rbac.AuditAppend}, "InsertAuditEvents"},
 	"DeleteAuditEventsBefore": {[]rbac.Scope{rbac.AuditExpire}, "DeleteAuditEventsBefore"},
 	"FingerprintKey":          {[]rbac.Scope{rbac.FingerprintKeyRead}, "FingerprintKey"},
+	"UnavailableCentralKeys":  {[]rbac.Scope{rbac.KeyHealthRead}, "UnavailableCentralKeys"},
 }
 
 // unreachable is a Querier whose every method panics (the embedded interface is nil): a call that
@@ -325,8 +329,23 @@ func (r *recorder) UserKey(context.Context, uuid.UUID, uuid.UUID) (*resolve.Key,
 	return nil, nil
 }
 
-func (r *recorder) OldestEnabledCentralKey(context.Context, uuid.UUID) (*resolve.Key, error) {
-	r.note("OldestEnabledCentralKey")
+func (r *recorder) EnabledCentralKeys(context.Context, uuid.UUID) ([]*resolve.Key, error) {
+	r.note("EnabledCentralKeys")
+	return nil, nil
+}
+
+func (r *recorder) ReportCredentialOutcome(context.Context, uuid.UUID, resolve.Outcome, time.Duration) (db.KeyReport, error) {
+	r.note("ReportCredentialOutcome")
+	return db.KeyReport{}, nil
+}
+
+func (r *recorder) ListUserProviderKeys(context.Context, uuid.UUID, db.Page[db.UserProviderKeyPos]) ([]db.UserProviderKey, error) {
+	r.note("ListUserProviderKeys")
+	return nil, nil
+}
+
+func (r *recorder) UnavailableCentralKeys(context.Context) (map[string]int, error) {
+	r.note("UnavailableCentralKeys")
 	return nil, nil
 }
 
@@ -490,7 +509,7 @@ func (r *recorder) ListTokens(context.Context, db.Page[db.TokenPos]) ([]db.Token
 // into its row with psql, cannot reach what only the system actors may do; and each system actor
 // reaches only its own work.
 func TestTokensNeverActAsTheSystem(t *testing.T) {
-	allSystem := []rbac.Scope{rbac.TokenAuthenticate, rbac.IdentityAuthenticate, rbac.AuditAppend, rbac.AuditExpire, rbac.FingerprintKeyRead}
+	allSystem := []rbac.Scope{rbac.TokenAuthenticate, rbac.IdentityAuthenticate, rbac.AuditAppend, rbac.AuditExpire, rbac.FingerprintKeyRead, rbac.KeyHealthRead}
 	for name, r := range rules {
 		if !systemRule(r) {
 			continue
@@ -507,7 +526,7 @@ func TestTokensNeverActAsTheSystem(t *testing.T) {
 	actors := map[string]rbac.Principal{
 		"ActiveToken": dbauthz.SystemAuthenticator, "InsertAuditEvents": dbauthz.SystemAuditWriter,
 		"DeleteAuditEventsBefore": dbauthz.SystemAuditRetention, "FingerprintKey": dbauthz.SystemStartup,
-		"WorkloadIdentity": dbauthz.SystemIdentityAuthenticator,
+		"WorkloadIdentity": dbauthz.SystemIdentityAuthenticator, "UnavailableCentralKeys": dbauthz.SystemKeyHealth,
 	}
 	for method, actor := range actors {
 		for other := range actors {

@@ -23,6 +23,9 @@ var (
 	SystemAuditRetention = rbac.System("audit-retention", rbac.AuditExpire)
 	// SystemStartup reads the fingerprint key once when a server is built.
 	SystemStartup = rbac.System("startup", rbac.FingerprintKeyRead)
+	// SystemKeyHealth counts each provider's central keys that are cooling down or suspended, for
+	// the resolverd_keys_unavailable gauge.
+	SystemKeyHealth = rbac.System("key-health", rbac.KeyHealthRead)
 	// SystemDevSeed seeds `resolverd dev`'s demo and writes its tokens: an operator's work on a
 	// private database, so every ordinary scope, and token lookups to keep the token files.
 	SystemDevSeed = rbac.System("dev-seed", rbac.All, rbac.TokenAuthenticate)
@@ -69,4 +72,12 @@ func (s *Store) FingerprintKey(ctx context.Context) ([]byte, error) {
 		return nil, err
 	}
 	return s.q.FingerprintKey(ctx)
+}
+
+// UnavailableCentralKeys counts the cooling or suspended central keys of each provider, for metrics.
+func (s *Store) UnavailableCentralKeys(ctx context.Context) (map[string]int, error) {
+	if err := rbac.Require(ctx, rbac.KeyHealthRead); err != nil {
+		return nil, err
+	}
+	return s.q.UnavailableCentralKeys(ctx)
 }

@@ -94,7 +94,7 @@ func writeBanner(w io.Writer, addr, dir string, demo bool, grpcurl, hint string)
 	workerFile := shellQuote(filepath.Join(dir, "worker.token"))
 	adminFile := shellQuote(filepath.Join(dir, "admin.token"))
 	fmt.Fprintf(w, "\nresolverd dev is serving on %s (PostgreSQL: %s)\n", addr, filepath.Join(dir, "database.url"))
-	fmt.Fprintf(w, "tokens: %s (scope *), %s (the five read scopes ResolveModel needs)\n\n",
+	fmt.Fprintf(w, "tokens: %s (scope *), %s (the worker scopes: the five read scopes ResolveModel needs and credential:report)\n\n",
 		filepath.Join(dir, "admin.token"), filepath.Join(dir, "worker.token"))
 	if grpcurl == "" {
 		fmt.Fprint(w, hint)

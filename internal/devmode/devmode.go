@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -184,9 +185,11 @@ func ensureToken(ctx context.Context, s *dbauthz.Store, path, name string, scope
 	if b, err := os.ReadFile(path); err == nil {
 		tok := strings.TrimSpace(string(b))
 		if apitoken.Valid(tok) {
-			if _, ok, err := s.ActiveToken(ctx, apitoken.Hash(tok)); err != nil {
+			// Reused while active and holding every scope wanted: a worker.token from a release
+			// before credential:report is replaced by one that can report.
+			if t, ok, err := s.ActiveToken(ctx, apitoken.Hash(tok)); err != nil {
 				return "", err
-			} else if ok {
+			} else if ok && holdsAll(t.Scopes, scopes) {
 				return tok, nil
 			}
 		}
@@ -199,6 +202,16 @@ func ensureToken(ctx context.Context, s *dbauthz.Store, path, name string, scope
 		return "", err
 	}
 	return tok.Reveal(), nil
+}
+
+// holdsAll reports whether have names every scope of want.
+func holdsAll(have []string, want []rbac.Scope) bool {
+	for _, w := range want {
+		if !slices.Contains(have, string(w)) {
+			return false
+		}
+	}
+	return true
 }
 
 // writeSecretFile replaces path with content, readable by its owner only. The content goes to a

@@ -145,8 +145,8 @@ func TestDevServesTheDemoAndRestartsOnItsData(t *testing.T) {
 		t.Fatalf("bedrock config resolved to %v", bedrock)
 	}
 
-	// docs/CONTRACT.md §8: admin.token holds `*`, worker.token exactly the five read scopes ResolveModel needs,
-	// database.url reaches the cluster.
+	// docs/CONTRACT.md §8: admin.token holds `*`, worker.token exactly the worker scopes (the five read
+	// scopes ResolveModel needs and credential:report), database.url reaches the cluster.
 	admin := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+readToken(t, filepath.Join(dir, "admin.token")))
 	tokens, err := resolverv1.NewAdminServiceClient(conn).ListTokens(admin, &resolverv1.ListTokensRequest{})
 	if err != nil {
@@ -158,7 +158,7 @@ func TestDevServesTheDemoAndRestartsOnItsData(t *testing.T) {
 		slices.Sort(s)
 		scopesOf[tk.GetName()] = s
 	}
-	wantWorker := []string{"ai_provider:read", "ai_provider_key:read", "chat:read", "model_config:read", "user_ai_provider_key:read"}
+	wantWorker := []string{"ai_provider:read", "ai_provider_key:read", "chat:read", "credential:report", "model_config:read", "user_ai_provider_key:read"}
 	var sawAdmin, sawWorker bool
 	for _, s := range scopesOf {
 		sawAdmin = sawAdmin || slices.Equal(s, []string{"*"})

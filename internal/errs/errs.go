@@ -50,6 +50,14 @@ const (
 	// certificate's URI SAN or common name) that no workload_identities row binds to scopes;
 	// UNAUTHENTICATED, metadata subject.
 	UnknownIdentity Reason = "UNKNOWN_IDENTITY"
+	// UserKeyInvalid: the provider requires the chat owner's own key and a worker reported that key
+	// UNAUTHORIZED (the owner has not put a new one since); FAILED_PRECONDITION, metadata
+	// provider_id and key_id. A credential reason: soft overrides fall back.
+	UserKeyInvalid Reason = "USER_KEY_INVALID"
+	// CredentialsCoolingDown: every enabled central key of the provider is cooling down or
+	// suspended, at least one cooling down; RESOURCE_EXHAUSTED with a RetryInfo of the earliest
+	// cooldown's end, metadata provider_id. A credential reason: soft overrides fall back.
+	CredentialsCoolingDown Reason = "CREDENTIALS_COOLING_DOWN"
 )
 
 // FieldViolation names a request field and what is wrong with it (google.rpc.BadRequest).

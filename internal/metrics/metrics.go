@@ -6,6 +6,7 @@ package metrics
 
 import (
 	"net/http"
+	"sync"
 	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
@@ -27,6 +28,8 @@ type Metrics struct {
 	rateLimited prometheus.Counter
 	unreadable  *prometheus.CounterVec
 	unauth      *prometheus.CounterVec
+	reports     *prometheus.CounterVec
+	unavailable *unavailableKeys
 }
 
 // New builds a registry with the Go runtime and process collectors.
@@ -58,14 +61,53 @@ func New() *Metrics {
 			Name: "resolverd_unauthenticated_calls_total",
 			Help: "Calls refused because they carried no valid token, by method (counted, never written to the audit trail).",
 		}, []string{"method"}),
+		reports: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "resolverd_credential_reports_total",
+			Help: "Reports of workers on the keys they were given (ReportCredentialOutcome) applied by this replica, by reported outcome: RATE_LIMITED, QUOTA_EXHAUSTED, UNAUTHORIZED or OK.",
+		}, []string{"outcome"}),
+		unavailable: &unavailableKeys{desc: prometheus.NewDesc("resolverd_keys_unavailable",
+			"Enabled central keys of each live provider that are cooling down or suspended after workers' reports, by provider name (read every health check).",
+			[]string{"provider_name"}, nil)},
+	}
+	for _, o := range []string{"RATE_LIMITED", "QUOTA_EXHAUSTED", "UNAUTHORIZED", "OK"} {
+		m.reports.WithLabelValues(o)
 	}
 	// Both tables show from the start, so an alert on any increase needs no absent-series rule.
 	for _, table := range []string{"ai_provider_keys", "user_ai_provider_keys"} {
 		m.unreadable.WithLabelValues(table)
 	}
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.GRPC, m.resolutions, m.fallbacks, m.panics, m.rateLimited, m.unreadable, m.unauth)
+		m.GRPC, m.resolutions, m.fallbacks, m.panics, m.rateLimited, m.unreadable, m.unauth, m.reports, m.unavailable)
 	return m
+}
+
+// Reported counts a worker's report applied, by its outcome.
+func (m *Metrics) Reported(outcome string) { m.reports.WithLabelValues(outcome).Inc() }
+
+// KeysUnavailable replaces the resolverd_keys_unavailable gauge's values: per provider name, the
+// enabled central keys cooling down or suspended (providers with none are shown as 0).
+func (m *Metrics) KeysUnavailable(byProvider map[string]int) {
+	m.unavailable.mu.Lock()
+	defer m.unavailable.mu.Unlock()
+	m.unavailable.counts = byProvider
+}
+
+// unavailableKeys exports the last counts it was given, whole: a provider that went away goes away
+// from the gauge too.
+type unavailableKeys struct {
+	desc   *prometheus.Desc
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+func (u *unavailableKeys) Describe(ch chan<- *prometheus.Desc) { ch <- u.desc }
+
+func (u *unavailableKeys) Collect(ch chan<- prometheus.Metric) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for name, n := range u.counts {
+		ch <- prometheus.MustNewConstMetric(u.desc, prometheus.GaugeValue, float64(n), name)
+	}
 }
 
 // SecretUnreadable counts a stored secret of table that did not open.
@@ -82,7 +124,7 @@ func (m *Metrics) Resolved(purpose, source, outcome string, fallback bool, fallb
 // Panicked counts a recovered panic.
 func (m *Metrics) Panicked() { m.panics.Inc() }
 
-// Limited counts a call refused by rate limiting.
+// Limited counts a call refused by rate limiting (a token's rate, or its rate of reports).
 func (m *Metrics) Limited() { m.rateLimited.Inc() }
 
 // Unauthenticated counts a call refused for want of a valid token. method is the gRPC full method

@@ -34,7 +34,11 @@ const (
 	UserWrite              Scope = "user:write"
 	TokenWrite             Scope = "token:write"
 	AuditRead              Scope = "audit:read"
-	All                    Scope = "*"
+	// CredentialReport lets a worker report what happened when it used a key a resolution gave it
+	// (ResolverService/ReportCredentialOutcome): it writes the health of that one key row, central
+	// or user's, and reads nothing else (docs/CONTRACT.md §17).
+	CredentialReport Scope = "credential:report"
+	All              Scope = "*"
 )
 
 // System scopes are held only by resolverd's own components acting without a caller (see System):
@@ -51,6 +55,9 @@ const (
 	AuditExpire Scope = "system:audit:expire"
 	// FingerprintKeyRead reads the per-deployment key that keys credential fingerprints.
 	FingerprintKeyRead Scope = "system:fingerprint_key:read"
+	// KeyHealthRead counts each provider's central keys that are cooling down or suspended, for the
+	// resolverd_keys_unavailable gauge.
+	KeyHealthRead Scope = "system:key_health:read"
 )
 
 // IsSystem reports whether s is a system scope.
@@ -60,11 +67,12 @@ func (s Scope) IsSystem() bool { return strings.HasPrefix(string(s), "system:") 
 var Known = []Scope{
 	ChatRead, ChatWrite, ModelConfigRead, ModelConfigWrite, AIProviderRead, AIProviderWrite,
 	AIProviderKeyRead, AIProviderKeyWrite, UserAIProviderKeyRead, UserAIProviderKeyWrite,
-	UserWrite, TokenWrite, AuditRead, All,
+	UserWrite, TokenWrite, AuditRead, CredentialReport, All,
 }
 
-// WorkerScopes are exactly the scopes ResolveModel can need.
-var WorkerScopes = []Scope{ChatRead, ModelConfigRead, AIProviderRead, AIProviderKeyRead, UserAIProviderKeyRead}
+// WorkerScopes are exactly the scopes a chat worker needs: the five read scopes ResolveModel can
+// need, and credential:report to report how the keys it was given fared (docs/CONTRACT.md §3.2).
+var WorkerScopes = []Scope{ChatRead, ModelConfigRead, AIProviderRead, AIProviderKeyRead, UserAIProviderKeyRead, CredentialReport}
 
 // ParseScopes validates and de-duplicates scope names, returning them sorted.
 func ParseScopes(names []string) ([]Scope, error) {

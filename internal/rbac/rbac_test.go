@@ -16,7 +16,7 @@ import (
 func TestKnownIsSpec(t *testing.T) {
 	spec := []string{"chat:read", "chat:write", "model_config:read", "model_config:write", "ai_provider:read",
 		"ai_provider:write", "ai_provider_key:read", "ai_provider_key:write", "user_ai_provider_key:read",
-		"user_ai_provider_key:write", "user:write", "token:write", "audit:read", "*"}
+		"user_ai_provider_key:write", "user:write", "token:write", "audit:read", "credential:report", "*"}
 	var known []string
 	for _, s := range rbac.Known {
 		known = append(known, string(s))
@@ -29,9 +29,9 @@ func TestKnownIsSpec(t *testing.T) {
 }
 
 // TestWorkerScopes: docs/CONTRACT.md §8's worker.token holds exactly the five read scopes ResolveModel
-// needs (section 3).
+// needs and credential:report (section 3.2).
 func TestWorkerScopes(t *testing.T) {
-	want := []rbac.Scope{rbac.AIProviderRead, rbac.AIProviderKeyRead, rbac.ChatRead, rbac.ModelConfigRead, rbac.UserAIProviderKeyRead}
+	want := []rbac.Scope{rbac.AIProviderRead, rbac.AIProviderKeyRead, rbac.ChatRead, rbac.CredentialReport, rbac.ModelConfigRead, rbac.UserAIProviderKeyRead}
 	got := slices.Clone(rbac.WorkerScopes)
 	slices.Sort(got)
 	if !slices.Equal(got, want) {
@@ -53,9 +53,9 @@ func TestParseScopes(t *testing.T) {
 		{"duplicates", []string{"chat:read", "audit:read", "chat:read", "audit:read"}, []rbac.Scope{rbac.AuditRead, rbac.ChatRead}, false},
 		{"every known", []string{"*", "user:write", "audit:read", "token:write", "chat:write", "chat:read", "model_config:read",
 			"model_config:write", "ai_provider:read", "ai_provider:write", "ai_provider_key:read", "ai_provider_key:write",
-			"user_ai_provider_key:read", "user_ai_provider_key:write"},
+			"user_ai_provider_key:read", "user_ai_provider_key:write", "credential:report"},
 			[]rbac.Scope{rbac.All, rbac.AIProviderRead, rbac.AIProviderWrite, rbac.AIProviderKeyRead, rbac.AIProviderKeyWrite,
-				rbac.AuditRead, rbac.ChatRead, rbac.ChatWrite, rbac.ModelConfigRead, rbac.ModelConfigWrite, rbac.TokenWrite,
+				rbac.AuditRead, rbac.ChatRead, rbac.ChatWrite, rbac.CredentialReport, rbac.ModelConfigRead, rbac.ModelConfigWrite, rbac.TokenWrite,
 				rbac.UserWrite, rbac.UserAIProviderKeyRead, rbac.UserAIProviderKeyWrite}, false},
 		{"unknown", []string{"chat:admin"}, nil, true},
 		{"known and unknown", []string{"chat:read", "nope"}, nil, true},
@@ -221,7 +221,7 @@ func TestCanGrant(t *testing.T) {
 // TestSystemScopes: the system actors' scopes cannot be put on a token, are not part of `*`, and
 // are held only by a System principal — not by a token whose row was given one with psql.
 func TestSystemScopes(t *testing.T) {
-	system := []rbac.Scope{rbac.TokenAuthenticate, rbac.AuditAppend, rbac.AuditExpire, rbac.FingerprintKeyRead}
+	system := []rbac.Scope{rbac.TokenAuthenticate, rbac.IdentityAuthenticate, rbac.AuditAppend, rbac.AuditExpire, rbac.FingerprintKeyRead, rbac.KeyHealthRead}
 	for _, s := range system {
 		if !s.IsSystem() {
 			t.Errorf("%s is not a system scope", s)

@@ -2,12 +2,14 @@ package resolve
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net/url"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -34,7 +36,7 @@ type fakeSource struct {
 	chat        Chat
 	configs     map[uuid.UUID]*ModelConfig // every chat_model_configs row, deleted ones included
 	userKeys    map[[2]uuid.UUID]*Key      // (user id, provider id) → the user's key
-	centralKeys map[uuid.UUID]*Key         // provider id → its oldest enabled central key
+	centralKeys map[uuid.UUID][]*Key       // provider id → its enabled central keys, oldest first
 
 	snapErr    error
 	userErr    map[uuid.UUID]error // by provider id
@@ -50,7 +52,7 @@ func newFakeSource() *fakeSource {
 		chat:        Chat{ID: uuid.New(), OwnerID: uuid.New()},
 		configs:     map[uuid.UUID]*ModelConfig{},
 		userKeys:    map[[2]uuid.UUID]*Key{},
-		centralKeys: map[uuid.UUID]*Key{},
+		centralKeys: map[uuid.UUID][]*Key{},
 		userErr:     map[uuid.UUID]error{},
 		centralErr:  map[uuid.UUID]error{},
 	}
@@ -105,7 +107,7 @@ func (f *fakeSource) UserKey(_ context.Context, userID, providerID uuid.UUID) (*
 	return f.userKeys[[2]uuid.UUID{userID, providerID}], nil
 }
 
-func (f *fakeSource) CentralKey(_ context.Context, providerID uuid.UUID) (*Key, error) {
+func (f *fakeSource) CentralKeys(_ context.Context, providerID uuid.UUID) ([]*Key, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.reads = append(f.reads, read{kind: "central", id: providerID})
@@ -138,6 +140,11 @@ type world struct {
 	src     *fakeSource
 	n       int
 	allowed []string // nil: no list, every host allowed
+	// now is the resolutions' clock; turn the round-robin turn every provider is given, and
+	// turns how many times the last resolution asked for one.
+	now   time.Time
+	turn  uint64
+	turns int
 }
 
 // worldHosts is the --allowed-provider-hosts of every world unless a test changes it.
@@ -146,7 +153,9 @@ var worldHosts = []string{"api.allowed.test", "*.eu.allowed.test"}
 // forbiddenURL is a base_url outside worldHosts.
 const forbiddenURL = "https://collector.elsewhere.test/v1"
 
-func newWorld() *world { return &world{src: newFakeSource(), allowed: worldHosts} }
+func newWorld() *world {
+	return &world{src: newFakeSource(), allowed: worldHosts, now: time.Date(2031, 5, 6, 7, 8, 9, 0, time.UTC), turn: 7}
+}
 
 // hosts is the world's list as the server would parse it.
 func (w *world) hosts() *egress.AllowList {
@@ -181,10 +190,32 @@ func (w *world) config(p *Provider) *ModelConfig {
 	return c
 }
 
-func (w *world) centralKey(p *Provider) *Key {
-	k := OpenedKey(uuid.New(), secret.New("central-"+p.Name), "")
-	w.src.centralKeys[p.ID] = k
+// centralKey adds an available central key to p, newer than its others.
+func (w *world) centralKey(p *Provider) *Key { return w.centralKeyWith(p, Health{}) }
+
+// centralKeyWith adds a central key with the given health to p, newer than its others.
+func (w *world) centralKeyWith(p *Provider, h Health) *Key {
+	k := OpenedKey(uuid.New(), secret.New(fmt.Sprintf("central-%s-%d", p.Name, len(w.src.centralKeys[p.ID]))), "")
+	k.Health = h
+	w.src.centralKeys[p.ID] = append(w.src.centralKeys[p.ID], k)
 	return k
+}
+
+// cooling is the health of a key cooling down for d after the world's now; suspended a suspended one.
+func (w *world) cooling(d time.Duration) Health { return Health{CoolingUntil: w.now.Add(d)} }
+
+var suspended = Health{Suspended: true}
+
+// allKeys lists every key the world holds.
+func (w *world) allKeys() []*Key {
+	var out []*Key
+	for _, k := range w.src.userKeys {
+		out = append(out, k)
+	}
+	for _, pool := range w.src.centralKeys {
+		out = append(out, pool...)
+	}
+	return out
 }
 
 // plainOf is k's plaintext.
@@ -206,18 +237,15 @@ func (w *world) chatModel(c *ModelConfig)   { w.src.chat.ModelConfigID = c.ID }
 func (w *world) makeDefault(c *ModelConfig) { c.IsDefault = true }
 
 func (w *world) resolve(allowBYOK bool, p Purpose, id uuid.UUID) (*Result, error) {
-	return Resolve(context.Background(), w.src, Options{AllowBYOK: allowBYOK, AllowedHosts: w.hosts()},
-		Request{ChatID: w.src.chat.ID, ModelConfigID: id, Purpose: p})
+	w.turns = 0
+	opts := Options{AllowBYOK: allowBYOK, AllowedHosts: w.hosts(), Now: func() time.Time { return w.now },
+		Turn: func(uuid.UUID) uint64 { w.turns++; return w.turn }}
+	return Resolve(context.Background(), w.src, opts, Request{ChatID: w.src.chat.ID, ModelConfigID: id, Purpose: p})
 }
 
 // keyByID finds a key the world holds, for checking the secret a result carries.
 func (w *world) keyByID(id uuid.UUID) *Key {
-	for _, k := range w.src.userKeys {
-		if k.ID == id {
-			return k
-		}
-	}
-	for _, k := range w.src.centralKeys {
+	for _, k := range w.allKeys() {
 		if k.ID == id {
 			return k
 		}
@@ -273,29 +301,91 @@ type specCred struct {
 	err         errs.Reason
 	readUser    bool
 	readCentral bool
+	central     int           // the index of the central key answered with, among the provider's
+	skipped     errs.Reason   // why the owner's key was passed over
+	retryAfter  time.Duration // CREDENTIALS_COOLING_DOWN's RetryInfo
+	turned      bool          // a round-robin turn was taken
 }
 
-// specCredential is docs/CONTRACT.md §2.2, step by step.
+// specUser is what the chat owner has for docs/CONTRACT.md §2.2: no key, a key, a key marked invalid.
+type specUser int
+
+const (
+	userNone specUser = iota
+	userValid
+	userInvalid
+)
+
+// specKey is a central key's health as the contract states it (§17).
+type specKey struct {
+	suspended    bool
+	coolingUntil time.Time // zero: never reported
+}
+
+// specCredential is docs/CONTRACT.md §2.2 for one available central key or none, without reports.
 func specCredential(typ string, policy BYOKPolicy, allowBYOK, hasUser, hasCentral bool) specCred {
+	user := userNone
+	if hasUser {
+		user = userValid
+	}
+	var central []specKey
+	if hasCentral {
+		central = []specKey{{}}
+	}
+	return specChoose(typ, policy, allowBYOK, user, central, PolicyOldest, time.Time{}, 0)
+}
+
+// specChoose is docs/CONTRACT.md §2.2, step by step: central is the provider's enabled keys oldest
+// first, keyPolicy its central_key_policy, now the moment, turn the round-robin turn it would get.
+func specChoose(typ string, policy BYOKPolicy, allowBYOK bool, user specUser, central []specKey, keyPolicy CentralKeyPolicy, now time.Time, turn uint64) specCred {
 	byokAllowed := allowBYOK && policy != BYOKDisabled
-	var o specCred
-	// 1. BYOK allowed and the owner has a key → USER. The user table is read only when BYOK is allowed.
+	o := specCred{central: -1}
+	// 1. BYOK allowed and the owner has a key not marked invalid → USER. The user table is read
+	// only when BYOK is allowed.
 	if byokAllowed {
 		o.readUser = true
-		if hasUser {
+		if user == userValid {
 			o.source = SourceUser
 			return o
 		}
-		// 2. Else policy required (and BYOK allowed) → USER_KEY_REQUIRED.
+		// 2. Else policy required → USER_KEY_INVALID (the owner's key is marked invalid) or
+		// USER_KEY_REQUIRED (the owner has none).
 		if policy == BYOKRequired {
 			o.err = errs.UserKeyRequired
+			if user == userInvalid {
+				o.err = errs.UserKeyInvalid
+			}
 			return o
 		}
+		if user == userInvalid {
+			o.skipped = errs.UserKeyInvalid // if anything is answered at all
+		}
 	}
-	// 3. Else the oldest enabled central key → CENTRAL.
+	// 3. Else an available central key (enabled, not suspended, not cooling down at now) by the
+	// policy: the oldest, or the turn-th of the available ones (mod their number) when there is a
+	// choice under round robin.
 	o.readCentral = true
-	if hasCentral {
-		o.source = SourceCentral
+	var available []int
+	var firstBack time.Time
+	for i, k := range central {
+		cooling := now.Before(k.coolingUntil)
+		if !k.suspended && !cooling {
+			available = append(available, i)
+		}
+		if !k.suspended && cooling && (firstBack.IsZero() || k.coolingUntil.Before(firstBack)) {
+			firstBack = k.coolingUntil
+		}
+	}
+	if len(available) > 0 {
+		o.source, o.central = SourceCentral, available[0]
+		if keyPolicy == PolicyRoundRobin && len(available) > 1 {
+			o.central, o.turned = available[turn%uint64(len(available))], true
+		}
+		return o
+	}
+	// 3b. None available but some cooling down → CREDENTIALS_COOLING_DOWN, RetryInfo to the first end.
+	if !firstBack.IsZero() {
+		o.err, o.retryAfter, o.skipped = errs.CredentialsCoolingDown, firstBack.Sub(now), ""
 		return o
 	}
 	// 4. Else bedrock → AMBIENT.
@@ -303,10 +393,15 @@ func specCredential(typ string, policy BYOKPolicy, allowBYOK, hasUser, hasCentra
 		o.source = SourceAmbient
 		return o
 	}
-	// 5. Else USER_KEY_REQUIRED when BYOK is allowed, otherwise NO_CREDENTIALS.
-	if byokAllowed {
+	// 5. Else USER_KEY_INVALID (the owner's key is marked invalid) or USER_KEY_REQUIRED when BYOK is
+	// allowed, otherwise NO_CREDENTIALS.
+	o.skipped = ""
+	switch {
+	case byokAllowed && user == userInvalid:
+		o.err = errs.UserKeyInvalid
+	case byokAllowed:
 		o.err = errs.UserKeyRequired
-	} else {
+	default:
 		o.err = errs.NoCredentials
 	}
 	return o
@@ -315,6 +410,9 @@ func specCredential(typ string, policy BYOKPolicy, allowBYOK, hasUser, hasCentra
 // specOutcome is what docs/CONTRACT.md §2.3 says a Resolve call answers, and which keys it reads.
 type specOutcome struct {
 	err          errs.Reason
+	retryAfter   time.Duration // of CREDENTIALS_COOLING_DOWN
+	skipped      errs.Reason   // Credential.UserKeySkipped
+	turns        int           // round-robin turns taken
 	config       uuid.UUID
 	source       CredentialSource
 	keyID        uuid.UUID
@@ -330,22 +428,37 @@ func (w *world) expect(allowBYOK bool, purpose Purpose, id uuid.UUID) specOutcom
 	o := specOutcome{userReads: map[uuid.UUID]int{}, centralReads: map[uuid.UUID]int{}}
 	lookup := func(id uuid.UUID) *ModelConfig { return w.src.configs[id] } // nil for uuid.Nil too
 	// credential applies 2.2 to c's provider; keys are read at most once per provider.
+	var retryAfter time.Duration
 	credential := func(c *ModelConfig) (CredentialSource, uuid.UUID, errs.Reason) {
 		p := c.Provider
 		uk := w.src.userKeys[[2]uuid.UUID{w.owner(), p.ID}]
-		ck := w.src.centralKeys[p.ID]
-		sc := specCredential(p.Type, p.BYOKPolicy, allowBYOK, uk != nil, ck != nil)
+		user := userNone
+		switch {
+		case uk != nil && uk.Health.Suspended:
+			user = userInvalid
+		case uk != nil:
+			user = userValid
+		}
+		var central []specKey
+		for _, k := range w.src.centralKeys[p.ID] {
+			central = append(central, specKey{suspended: k.Health.Suspended, coolingUntil: k.Health.CoolingUntil})
+		}
+		sc := specChoose(p.Type, p.BYOKPolicy, allowBYOK, user, central, p.CentralKeyPolicy, w.now, w.turn)
 		if sc.readUser {
 			o.userReads[p.ID] = 1
 		}
 		if sc.readCentral {
 			o.centralReads[p.ID] = 1
 		}
+		if sc.turned {
+			o.turns = 1
+		}
+		o.skipped, retryAfter = sc.skipped, sc.retryAfter
 		switch sc.source {
 		case SourceUser:
 			return sc.source, uk.ID, ""
 		case SourceCentral:
-			return sc.source, ck.ID, ""
+			return sc.source, w.src.centralKeys[p.ID][sc.central].ID, ""
 		}
 		return sc.source, uuid.Nil, sc.err
 	}
@@ -413,6 +526,13 @@ func (w *world) expect(allowBYOK bool, purpose Purpose, id uuid.UUID) specOutcom
 	}
 	o.err, o.config, o.source, o.keyID = a.err, a.config, a.source, a.keyID
 	o.requested, o.fallback, o.reason = a.requested, a.fallback, a.reason
+	if a.err != errs.CredentialsCoolingDown {
+		retryAfter = 0
+	}
+	if a.err != "" {
+		o.skipped, o.turns = "", 0
+	}
+	o.retryAfter = retryAfter
 	return o
 }
 
@@ -429,6 +549,10 @@ func checkOutcome(t *testing.T, w *world, want specOutcome, res *Result, err err
 		}
 		if res != nil {
 			t.Errorf("Resolve returned a result (fallback=%v) together with error %v", res.Fallback, err)
+		}
+		var e *errs.Error
+		if errors.As(err, &e) && e.RetryAfter != want.retryAfter {
+			t.Errorf("RetryAfter = %v, want %v", e.RetryAfter, want.retryAfter)
 		}
 	} else {
 		if err != nil {
@@ -456,6 +580,12 @@ func checkResult(t *testing.T, w *world, res *Result, want specOutcome) {
 	c := res.Credential
 	if c.Source != want.source || c.KeyID != want.keyID {
 		t.Errorf("credential = %s key %s, want %s key %s", c.Source, c.KeyID, want.source, want.keyID)
+	}
+	if c.UserKeySkipped != want.skipped {
+		t.Errorf("UserKeySkipped = %q, want %q", c.UserKeySkipped, want.skipped)
+	}
+	if w.turns != want.turns {
+		t.Errorf("round-robin turns taken = %d, want %d", w.turns, want.turns)
 	}
 	wantSecret := ""
 	if k := w.keyByID(want.keyID); k != nil {

@@ -6,7 +6,11 @@ package resolve
 import (
 	"context"
 	"fmt"
+	"maps"
+	"math/rand/v2"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -21,6 +25,17 @@ const (
 	BYOKDisabled BYOKPolicy = "disabled"
 	BYOKOptional BYOKPolicy = "optional"
 	BYOKRequired BYOKPolicy = "required"
+)
+
+// CentralKeyPolicy is a provider's central_key_policy: which of its available central keys a
+// resolution answers with (docs/CONTRACT.md §2.2).
+type CentralKeyPolicy string
+
+const (
+	// PolicyOldest answers with the oldest available key, by (created_at, id): the default.
+	PolicyOldest CentralKeyPolicy = "oldest"
+	// PolicyRoundRobin spreads successive resolutions over the available keys, in turn.
+	PolicyRoundRobin CentralKeyPolicy = "round_robin"
 )
 
 // ProviderTypes are the provider types of docs/CONTRACT.md §1.
@@ -39,6 +54,8 @@ type Provider struct {
 	Enabled     bool
 	Deleted     bool
 	BYOKPolicy  BYOKPolicy
+	// CentralKeyPolicy chooses among the enabled central keys; "" means PolicyOldest.
+	CentralKeyPolicy CentralKeyPolicy
 }
 
 // ModelConfig is a chat_model_configs row with its provider attached: the provider is read together
@@ -81,9 +98,29 @@ type Chat struct {
 // fingerprint key could not be read) is tried again next time. Always use it by pointer.
 type Key struct {
 	ID uuid.UUID
+	// Health is what workers reported about the key (docs/CONTRACT.md §17), as the row said when
+	// it was read. Set before the Key is shared, never after: a report changes the row, and the
+	// change replaces the cached Key.
+	Health Health
 
 	open   Opener
 	opened atomic.Pointer[openedKey]
+}
+
+// Health is a key's health as the rules use it.
+type Health struct {
+	// CoolingUntil: a central key is skipped until this moment (zero: it is not cooling down). A
+	// time in the past is a cooldown that ended.
+	CoolingUntil time.Time
+	// Suspended: a central key suspended until an admin enables it again or rotates, or a user's
+	// key marked invalid until the user puts a new one.
+	Suspended bool
+}
+
+// Available reports whether a key with this health may be served at now: not suspended, and not
+// cooling down (now is at or after CoolingUntil).
+func (h Health) Available(now time.Time) bool {
+	return !h.Suspended && !now.Before(h.CoolingUntil)
 }
 
 // Opener opens one sealed key: it returns the plaintext and its fingerprint, or an error (a value
@@ -160,6 +197,9 @@ type Credential struct {
 	KeyID       uuid.UUID
 	Secret      secret.String
 	Fingerprint string
+	// UserKeySkipped is why the chat owner's own key was passed over although BYOK is allowed and
+	// the owner has one (USER_KEY_INVALID), when it was; "" otherwise.
+	UserKeySkipped errs.Reason
 }
 
 // Purpose says why a worker needs a model.
@@ -193,4 +233,46 @@ func (p Purpose) String() string {
 // softOverride reports whether an unusable override falls back to the chat's own model.
 func (p Purpose) softOverride() bool {
 	return p == PurposeSubagent || p == PurposePersonalOverride || p == PurposeCompaction
+}
+
+// Turns are one replica's round-robin counters, one per provider (docs/CONTRACT.md §2.2). Each
+// round-robin choice among n available keys takes the next turn and answers with available key
+// turn mod n, so within a replica successive choices visit the keys in order and no key gets more
+// than one answer ahead of another. Replicas count independently: over m choices spread over R
+// replicas each key gets m/n answers give or take R. Each provider's counter starts at a random
+// turn, so replicas started together do not all begin with the oldest key.
+//
+// Reads take no lock and allocate nothing; a provider's first choice copies the map.
+type Turns struct {
+	mu sync.Mutex
+	m  atomic.Pointer[map[uuid.UUID]*atomic.Uint64]
+}
+
+// NewTurns returns counters for a replica.
+func NewTurns() *Turns { return &Turns{} }
+
+// Next returns provider's next turn.
+func (t *Turns) Next(provider uuid.UUID) uint64 {
+	if m := t.m.Load(); m != nil {
+		if c, ok := (*m)[provider]; ok {
+			return c.Add(1)
+		}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old := t.m.Load()
+	if old != nil {
+		if c, ok := (*old)[provider]; ok {
+			return c.Add(1)
+		}
+	}
+	next := make(map[uuid.UUID]*atomic.Uint64, 1)
+	if old != nil {
+		maps.Copy(next, *old)
+	}
+	c := &atomic.Uint64{}
+	c.Store(rand.Uint64())
+	next[provider] = c
+	t.m.Store(&next)
+	return c.Add(1)
 }

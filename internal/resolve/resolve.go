@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -26,10 +27,11 @@ type Snapshot struct {
 type Source interface {
 	// Snapshot reads the chat and the configs named in Snapshot. A missing chat is CHAT_NOT_FOUND.
 	Snapshot(ctx context.Context, chatID, requestedConfigID uuid.UUID) (*Snapshot, error)
-	// UserKey returns the user's key for the provider id, or nil.
+	// UserKey returns the user's key for the provider id (with its health), or nil.
 	UserKey(ctx context.Context, userID, providerID uuid.UUID) (*Key, error)
-	// CentralKey returns the provider's oldest enabled central key (by created_at, then id), or nil.
-	CentralKey(ctx context.Context, providerID uuid.UUID) (*Key, error)
+	// CentralKeys returns the provider's enabled central keys, oldest first (by created_at, then
+	// id), each with its health; none is an empty list.
+	CentralKeys(ctx context.Context, providerID uuid.UUID) ([]*Key, error)
 }
 
 // Request is a ResolveModel call. ModelConfigID is uuid.Nil for "the chat's own model".
@@ -58,6 +60,11 @@ type Options struct {
 	// AllowedHosts is --allowed-provider-hosts: a provider whose base_url host is outside it is
 	// unusable (docs/CONTRACT.md §7.5). nil allows every host.
 	AllowedHosts *egress.AllowList
+	// Now is the clock a resolution reads once, for the keys' cooldowns (nil: time.Now).
+	Now func() time.Time
+	// Turn gives a provider's next round-robin turn (nil: always 0, the first available key).
+	// Turns.Next is the replica's own.
+	Turn func(providerID uuid.UUID) uint64
 }
 
 // Resolve answers a request by docs/CONTRACT.md §2.3.
@@ -69,7 +76,11 @@ func Resolve(ctx context.Context, src Source, opts Options, req Request) (*Resul
 	if err != nil {
 		return nil, err
 	}
-	r := &resolution{ctx: ctx, src: src, opts: opts, snap: snap}
+	now := time.Now
+	if opts.Now != nil {
+		now = opts.Now
+	}
+	r := &resolution{ctx: ctx, src: src, opts: opts, snap: snap, now: now()}
 
 	requested, purpose := req.ModelConfigID, req.Purpose
 	if requested == uuid.Nil {
@@ -98,26 +109,28 @@ func Resolve(ctx context.Context, src Source, opts Options, req Request) (*Resul
 // resolution is one Resolve call's state. Keys are remembered per provider so that a fallback to a
 // config of the same provider does not read them again.
 type resolution struct {
-	ctx         context.Context
-	src         Source
-	opts        Options
-	snap        *Snapshot
-	userKeys    []keyMemo // a resolution touches at most three providers
-	centralKeys []keyMemo
+	ctx          context.Context
+	src          Source
+	opts         Options
+	snap         *Snapshot
+	now          time.Time
+	userKeys     []keyMemo[*Key] // a resolution touches at most three providers
+	centralPools []keyMemo[[]*Key]
 }
 
-type keyMemo struct {
+type keyMemo[K any] struct {
 	provider uuid.UUID
-	key      *Key
+	key      K
 }
 
-func recall(m []keyMemo, provider uuid.UUID) (*Key, bool) {
+func recall[K any](m []keyMemo[K], provider uuid.UUID) (K, bool) {
 	for _, e := range m {
 		if e.provider == provider {
 			return e.key, true
 		}
 	}
-	return nil, false
+	var zero K
+	return zero, false
 }
 
 // chat resolves id with PURPOSE_CHAT's rule: an unusable config is replaced by the default; a
@@ -166,7 +179,11 @@ func (r *resolution) config(id uuid.UUID) (*Result, error) {
 // answer chooses cfg's credential and builds the result.
 func (r *resolution) answer(cfg *ModelConfig, requested uuid.UUID) (*Result, error) {
 	p := cfg.Provider
-	cred, err := ChooseCredential(r.ctx, p, r.opts.AllowBYOK, r.userKey(p.ID), r.centralKey(p.ID))
+	choice := Choice{AllowBYOK: r.opts.AllowBYOK, Now: r.now}
+	if turn := r.opts.Turn; turn != nil {
+		choice.Turn = func() uint64 { return turn(p.ID) }
+	}
+	cred, err := ChooseCredential(r.ctx, p, choice, r.userKey(p.ID), r.centralKeys(p.ID))
 	if err != nil {
 		var e *errs.Error
 		if _, soft := fallbackReason(err); soft && errors.As(err, &e) {
@@ -193,21 +210,21 @@ func (r *resolution) userKey(providerID uuid.UUID) KeyLoader {
 		if err != nil {
 			return nil, hardError{fmt.Errorf("read the chat owner's key for provider %s: %w", providerID, err)}
 		}
-		r.userKeys = append(r.userKeys, keyMemo{providerID, k})
+		r.userKeys = append(r.userKeys, keyMemo[*Key]{providerID, k})
 		return k, nil
 	}
 }
 
-func (r *resolution) centralKey(providerID uuid.UUID) KeyLoader {
-	return func() (*Key, error) {
-		if k, ok := recall(r.centralKeys, providerID); ok {
+func (r *resolution) centralKeys(providerID uuid.UUID) KeysLoader {
+	return func() ([]*Key, error) {
+		if k, ok := recall(r.centralPools, providerID); ok {
 			return k, nil
 		}
-		k, err := r.src.CentralKey(r.ctx, providerID)
+		k, err := r.src.CentralKeys(r.ctx, providerID)
 		if err != nil {
-			return nil, hardError{fmt.Errorf("read the central key of provider %s: %w", providerID, err)}
+			return nil, hardError{fmt.Errorf("read the central keys of provider %s: %w", providerID, err)}
 		}
-		r.centralKeys = append(r.centralKeys, keyMemo{providerID, k})
+		r.centralPools = append(r.centralPools, keyMemo[[]*Key]{providerID, k})
 		return k, nil
 	}
 }

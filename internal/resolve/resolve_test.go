@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -35,9 +36,17 @@ const (
 	credUserRequired credState = "user_required" // policy required, a central key, no user key → USER_KEY_REQUIRED (CENTRAL without BYOK)
 	credNone         credState = "none"          // policy disabled, no key, not bedrock → NO_CREDENTIALS
 	credAmbient      credState = "ambient"       // bedrock, policy disabled, no key → AMBIENT
+	// Workers' reports (docs/CONTRACT.md §17):
+	credCooling     credState = "cooling"      // policy disabled, two keys cooling down (one suspended) → CREDENTIALS_COOLING_DOWN
+	credSuspended   credState = "suspended"    // policy disabled, every key suspended → NO_CREDENTIALS
+	credUserInvalid credState = "user_invalid" // policy optional, the owner's key invalid, a central key → CENTRAL, skipped (USER_KEY_REQUIRED... without BYOK: CENTRAL)
+	credInvalidReq  credState = "invalid_req"  // policy required, the owner's key invalid, a central key → USER_KEY_INVALID (CENTRAL without BYOK)
+	credRoundRobin  credState = "round_robin"  // round robin over four keys: one cooling, one suspended, two available
+	credBedrockCool credState = "bedrock_cool" // bedrock, its only key cooling down → CREDENTIALS_COOLING_DOWN, not ambient
 )
 
-var allCreds = []credState{credCentral, credUser, credUserRequired, credNone, credAmbient}
+var allCreds = []credState{credCentral, credUser, credUserRequired, credNone, credAmbient,
+	credCooling, credSuspended, credUserInvalid, credInvalidReq, credRoundRobin, credBedrockCool}
 
 var allPurposes = []Purpose{PurposeChat, PurposeSubagent, PurposePersonalOverride, PurposeTitle, PurposeCompaction}
 var softPurposes = []Purpose{PurposeSubagent, PurposePersonalOverride, PurposeCompaction}
@@ -46,11 +55,11 @@ var softPurposes = []Purpose{PurposeSubagent, PurposePersonalOverride, PurposeCo
 func (w *world) slot(state cfgState, cred credState) *ModelConfig {
 	typ, policy := "openai", BYOKDisabled
 	switch cred {
-	case credUser:
+	case credUser, credUserInvalid:
 		policy = BYOKOptional
-	case credUserRequired:
+	case credUserRequired, credInvalidReq:
 		policy = BYOKRequired
-	case credAmbient:
+	case credAmbient, credBedrockCool:
 		typ = "bedrock"
 	}
 	p := w.provider(typ, policy)
@@ -60,6 +69,25 @@ func (w *world) slot(state cfgState, cred credState) *ModelConfig {
 	case credUser:
 		w.userKey(p)
 		w.centralKey(p)
+	case credCooling:
+		w.centralKeyWith(p, w.cooling(time.Minute))
+		w.centralKeyWith(p, suspended)
+		w.centralKeyWith(p, w.cooling(20*time.Second))
+		w.centralKeyWith(p, Health{CoolingUntil: w.now.Add(-time.Second), Suspended: true})
+	case credSuspended:
+		w.centralKeyWith(p, suspended)
+		w.centralKeyWith(p, Health{CoolingUntil: w.now.Add(time.Hour), Suspended: true})
+	case credUserInvalid, credInvalidReq:
+		w.userKey(p).Health = suspended
+		w.centralKeyWith(p, Health{CoolingUntil: w.now.Add(-time.Minute)}) // a cooldown that ended
+	case credRoundRobin:
+		p.CentralKeyPolicy = PolicyRoundRobin
+		w.centralKeyWith(p, w.cooling(time.Second))
+		w.centralKey(p)
+		w.centralKeyWith(p, suspended)
+		w.centralKey(p)
+	case credBedrockCool:
+		w.centralKeyWith(p, w.cooling(time.Millisecond))
 	}
 	c := w.config(p)
 	switch state {
@@ -109,10 +137,7 @@ func checkNoSecretLeak(t *testing.T, w *world, res *Result, err error) {
 		printed += fmt.Sprintf("%+v %#v %v", *res, res.Credential, res.Credential.Secret)
 	}
 	var secrets []string
-	for _, k := range w.src.centralKeys {
-		secrets = append(secrets, plainOf(k))
-	}
-	for _, k := range w.src.userKeys {
+	for _, k := range w.allKeys() {
 		secrets = append(secrets, plainOf(k))
 	}
 	for _, s := range secrets {
@@ -389,7 +414,7 @@ func TestResolveScenarios(t *testing.T) {
 					case SourceUser:
 						want.keyID = w.src.userKeys[[2]uuid.UUID{w.owner(), cfgs[tt.want.cfg].ProviderID}].ID
 					case SourceCentral:
-						want.keyID = w.src.centralKeys[cfgs[tt.want.cfg].ProviderID].ID
+						want.keyID = w.src.centralKeys[cfgs[tt.want.cfg].ProviderID][0].ID
 					}
 				}
 				res, err := w.resolve(true, p, id(tt.req))

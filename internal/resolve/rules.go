@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/resolverd/resolverd/internal/egress"
 	"github.com/resolverd/resolverd/internal/errs"
@@ -44,50 +45,132 @@ func BYOKAllowed(p *Provider, allowBYOK bool) bool {
 	return allowBYOK && (p.BYOKPolicy == BYOKOptional || p.BYOKPolicy == BYOKRequired)
 }
 
-// KeyLoader reads one key: the chat owner's key for a provider, or the provider's oldest enabled
-// central key. It returns (nil, nil) when there is none. Its errors (a denied scope, a database
-// failure) are returned as they are: they are never a reason to try another credential or config.
+// KeyLoader reads the chat owner's key for a provider. It returns (nil, nil) when there is none. Its
+// errors (a denied scope, a database failure) are returned as they are: they are never a reason to
+// try another credential or config.
 type KeyLoader func() (*Key, error)
 
-// ChooseCredential applies docs/CONTRACT.md §2.2 to provider p. userKey is called only when BYOK is allowed for p,
-// centralKey only when the user key does not settle the matter, so a caller needs the scope of a key
-// table only when that table decides the answer. Only the key it answers with is opened (after every
-// scope check the choice needed); a key that does not open ends the choice with its error, never a
-// fallback to another key.
-func ChooseCredential(ctx context.Context, p *Provider, allowBYOK bool, userKey, centralKey KeyLoader) (Credential, error) {
-	byok := BYOKAllowed(p, allowBYOK)
+// KeysLoader reads a provider's enabled central keys, oldest first (by created_at, then id), with
+// their health; none is an empty list. Its errors are returned as they are, like KeyLoader's.
+type KeysLoader func() ([]*Key, error)
+
+// Choice is what the credential choice needs besides the provider and its keys.
+type Choice struct {
+	// AllowBYOK is the deployment's --allow-byok.
+	AllowBYOK bool
+	// Now is the moment of the resolution: a key cooling down until later is skipped. The rules
+	// never read a clock of their own.
+	Now time.Time
+	// Turn gives the provider's next round-robin turn. It is called at most once, only for
+	// PolicyRoundRobin and only when more than one key is available; nil counts as turn 0.
+	Turn func() uint64
+}
+
+// ChooseCredential applies docs/CONTRACT.md §2.2 to provider p. userKey is called only when BYOK is
+// allowed for p, centralKeys only when the user key does not settle the matter, so a caller needs
+// the scope of a key table only when that table decides the answer. Only the key it answers with is
+// opened (after every scope check the choice needed); a key that does not open ends the choice with
+// its error, never a fallback to another key.
+func ChooseCredential(ctx context.Context, p *Provider, c Choice, userKey KeyLoader, centralKeys KeysLoader) (Credential, error) {
+	byok := BYOKAllowed(p, c.AllowBYOK)
+	var invalid *Key // the owner's key, marked invalid
 	if byok {
 		k, err := userKey()
 		if err != nil {
 			return Credential{}, err
 		}
-		if k != nil {
+		if k != nil && !k.Health.Suspended {
 			return credential(ctx, SourceUser, k)
 		}
+		invalid = k
 		if p.BYOKPolicy == BYOKRequired {
+			if invalid != nil {
+				return Credential{}, userKeyInvalid(p, invalid)
+			}
 			return Credential{}, errs.New(errs.UserKeyRequired,
 				fmt.Sprintf("provider %s requires the chat owner's own API key and the owner has none", p.Name),
 				"provider_id", p.ID.String())
 		}
 	}
-	k, err := centralKey()
+	keys, err := centralKeys()
 	if err != nil {
 		return Credential{}, err
 	}
+	k, coolingUntil := ChooseCentralKey(keys, p.CentralKeyPolicy, c.Now, c.Turn)
 	if k != nil {
-		return credential(ctx, SourceCentral, k)
+		cred, err := credential(ctx, SourceCentral, k)
+		if err == nil && invalid != nil {
+			cred.UserKeySkipped = errs.UserKeyInvalid
+		}
+		return cred, err
+	}
+	if !coolingUntil.IsZero() {
+		e := errs.New(errs.CredentialsCoolingDown,
+			fmt.Sprintf("every enabled central key of provider %s is cooling down or suspended after workers' reports; the first cooldown ends at %s",
+				p.Name, coolingUntil.UTC().Format(time.RFC3339)),
+			"provider_id", p.ID.String())
+		e.RetryAfter = coolingUntil.Sub(c.Now)
+		return Credential{}, e
 	}
 	if p.Type == TypeBedrock {
-		return Credential{Source: SourceAmbient}, nil
+		return Credential{Source: SourceAmbient, UserKeySkipped: skipped(invalid)}, nil
 	}
-	if byok {
+	switch {
+	case invalid != nil:
+		return Credential{}, userKeyInvalid(p, invalid)
+	case byok:
 		return Credential{}, errs.New(errs.UserKeyRequired,
-			fmt.Sprintf("provider %s has no enabled central key and the chat owner has no key of their own", p.Name),
+			fmt.Sprintf("provider %s has no available central key and the chat owner has no key of their own", p.Name),
 			"provider_id", p.ID.String())
 	}
 	return Credential{}, errs.New(errs.NoCredentials,
-		fmt.Sprintf("provider %s has no enabled central key and does not accept users' own keys", p.Name),
+		fmt.Sprintf("provider %s has no available central key and does not accept users' own keys", p.Name),
 		"provider_id", p.ID.String())
+}
+
+// ChooseCentralKey applies policy to a provider's enabled central keys (oldest first) at now. It
+// returns the key to answer with, or nil when none is available; then coolingUntil is the earliest
+// end of a cooldown among them, zero when none is cooling down (every key is suspended, or there is
+// none). turn is called only for PolicyRoundRobin with more than one key available.
+func ChooseCentralKey(keys []*Key, policy CentralKeyPolicy, now time.Time, turn func() uint64) (chosen *Key, coolingUntil time.Time) {
+	n := 0
+	for _, k := range keys {
+		if k.Health.Available(now) {
+			n++
+		} else if !k.Health.Suspended && (coolingUntil.IsZero() || k.Health.CoolingUntil.Before(coolingUntil)) {
+			coolingUntil = k.Health.CoolingUntil
+		}
+	}
+	if n == 0 {
+		return nil, coolingUntil
+	}
+	pick := 0 // PolicyOldest: the first available, keys being oldest first
+	if policy == PolicyRoundRobin && n > 1 && turn != nil {
+		pick = int(turn() % uint64(n))
+	}
+	for _, k := range keys {
+		if k.Health.Available(now) {
+			if pick == 0 {
+				return k, time.Time{}
+			}
+			pick--
+		}
+	}
+	panic("unreachable: fewer available keys on the second pass")
+}
+
+func userKeyInvalid(p *Provider, k *Key) error {
+	return errs.New(errs.UserKeyInvalid,
+		fmt.Sprintf("provider %s requires the chat owner's own API key, and the owner's key was reported refused by the provider; the owner must put a new one", p.Name),
+		"provider_id", p.ID.String(), "key_id", k.ID.String())
+}
+
+// skipped is why the owner's key was passed over: USER_KEY_INVALID when invalid is the owner's key.
+func skipped(invalid *Key) errs.Reason {
+	if invalid != nil {
+		return errs.UserKeyInvalid
+	}
+	return ""
 }
 
 // credential opens the chosen key k.
@@ -108,7 +191,7 @@ func fallbackReason(err error) (errs.Reason, bool) {
 	}
 	switch r := errs.ReasonOf(err); r {
 	case errs.ModelConfigNotFound, errs.ModelConfigDisabled, errs.ProviderNotFound, errs.ProviderDisabled,
-		errs.ProviderHostNotAllowed, errs.UserKeyRequired, errs.NoCredentials:
+		errs.ProviderHostNotAllowed, errs.UserKeyRequired, errs.NoCredentials, errs.UserKeyInvalid, errs.CredentialsCoolingDown:
 		return r, true
 	}
 	return "", false

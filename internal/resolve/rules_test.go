@@ -173,12 +173,15 @@ func (l *loaders) userLoader() (*Key, error) {
 	return l.user, nil
 }
 
-func (l *loaders) centralLoader() (*Key, error) {
+func (l *loaders) centralLoader() ([]*Key, error) {
 	l.centralN++
 	if l.centralErr != nil {
 		return nil, l.centralErr
 	}
-	return l.central, nil
+	if l.central == nil {
+		return nil, nil
+	}
+	return []*Key{l.central}, nil
 }
 
 // docs/CONTRACT.md §2.2 with literal expectations for its every branch.
@@ -260,7 +263,7 @@ func runChooseCredential(t *testing.T, allow bool, policy BYOKPolicy, typ string
 	if hasCentral {
 		l.central = OpenedKey(uuid.New(), secret.New("central-secret"), "")
 	}
-	cred, err := ChooseCredential(context.Background(), p, allow, l.userLoader, l.centralLoader)
+	cred, err := ChooseCredential(context.Background(), p, Choice{AllowBYOK: allow}, l.userLoader, l.centralLoader)
 
 	wantUserN, wantCentralN := 0, 0
 	if want.readUser {
@@ -329,7 +332,7 @@ func TestChooseCredentialLoaderErrors(t *testing.T) {
 			t.Run(fmt.Sprintf("user loader/%s/%s", policy, kind), func(t *testing.T) {
 				l := &loaders{userErr: injected, central: OpenedKey(uuid.New(), secret.New("c"), "")}
 				p := &Provider{ID: uuid.New(), Type: "bedrock", Enabled: true, BYOKPolicy: policy}
-				cred, err := ChooseCredential(context.Background(), p, true, l.userLoader, l.centralLoader)
+				cred, err := ChooseCredential(context.Background(), p, Choice{AllowBYOK: true}, l.userLoader, l.centralLoader)
 				checkLoaderErr(t, cred, err, injected)
 				if l.userN != 1 || l.centralN != 0 {
 					t.Errorf("loader calls user=%d central=%d, want 1 and 0", l.userN, l.centralN)
@@ -341,7 +344,7 @@ func TestChooseCredentialLoaderErrors(t *testing.T) {
 				t.Run(fmt.Sprintf("central loader/allow=%v/%s/%s", allow, typ, kind), func(t *testing.T) {
 					l := &loaders{centralErr: injected}
 					p := &Provider{ID: uuid.New(), Type: typ, Enabled: true, BYOKPolicy: BYOKOptional}
-					cred, err := ChooseCredential(context.Background(), p, allow, l.userLoader, l.centralLoader)
+					cred, err := ChooseCredential(context.Background(), p, Choice{AllowBYOK: allow}, l.userLoader, l.centralLoader)
 					checkLoaderErr(t, cred, err, injected)
 					wantUser := 0
 					if allow {

@@ -40,7 +40,7 @@ func TestOnlyTheChosenKeyIsOpened(t *testing.T) {
 	w.chatModel(c)
 	user, central := &countingOpener{plain: "user"}, &countingOpener{plain: "central"}
 	w.src.userKeys[[2]uuid.UUID{w.owner(), p.ID}] = SealedKey(uuid.New(), user.open)
-	w.src.centralKeys[p.ID] = SealedKey(uuid.New(), central.open)
+	w.src.centralKeys[p.ID] = []*Key{SealedKey(uuid.New(), central.open)}
 	res, err := w.resolve(true, PurposeChat, uuid.Nil)
 	if err != nil || res.Credential.Source != SourceUser || res.Credential.Secret.Reveal() != "user" || res.Credential.Fingerprint != "fp-user" {
 		t.Fatalf("resolve: %+v, %v", res, err)
@@ -63,7 +63,7 @@ func TestAnUnreadableKeyFailsOnlyTheResolutionsThatChooseIt(t *testing.T) {
 	w.chatModel(goodCfg)
 	badID := uuid.New()
 	broken := &countingOpener{err: unreadable(badID)}
-	w.src.centralKeys[bad.ID] = SealedKey(badID, broken.open)
+	w.src.centralKeys[bad.ID] = []*Key{SealedKey(badID, broken.open)}
 	goodKey := w.centralKey(good)
 
 	for _, p := range []Purpose{PurposeSubagent, PurposePersonalOverride, PurposeCompaction, PurposeTitle} {
@@ -94,7 +94,7 @@ func TestADeniedScopeComesBeforeAnyOpening(t *testing.T) {
 	p := w.provider("openai", BYOKOptional)
 	w.chatModel(w.config(p))
 	broken := &countingOpener{err: unreadable(uuid.New())}
-	w.src.centralKeys[p.ID] = SealedKey(uuid.New(), broken.open)
+	w.src.centralKeys[p.ID] = []*Key{SealedKey(uuid.New(), broken.open)}
 	w.src.userErr[p.ID] = errs.New(errs.MissingScope, "missing scope", "scope", "user_ai_provider_key:read")
 	if _, err := w.resolve(true, PurposeChat, uuid.Nil); !errs.Is(err, errs.MissingScope) {
 		t.Fatalf("want MISSING_SCOPE, got %v", err)

@@ -112,6 +112,7 @@ type Server struct {
 	cached    *cachedstore.Store
 	listener  *db.Listener
 	retention time.Duration
+	metrics   *metrics.Metrics
 
 	stopMonitor context.CancelFunc
 	monitorDone chan struct{}
@@ -172,7 +173,9 @@ func New(ctx context.Context, pool *pgxpool.Pool, sealer db.Sealer, cfg Config) 
 			m.WatchTLS(func() (time.Time, bool) { return tlsconfig.NotAfter(tlsCfg) })
 		}
 	}
-	resolver := service.NewResolver(authz, resolve.Options{AllowBYOK: cfg.AllowBYOK, AllowedHosts: cfg.AllowedProviderHosts}, fpKey, auditWriter, log, resolutions)
+	// Round robin among a provider's central keys counts turns per replica (docs/CONTRACT.md §2.2).
+	ropts := resolve.Options{AllowBYOK: cfg.AllowBYOK, AllowedHosts: cfg.AllowedProviderHosts, Turn: resolve.NewTurns().Next}
+	resolver := service.NewResolver(authz, ropts, fpKey, auditWriter, log, resolutions)
 	admin := service.NewAdmin(authz, fpKey, auditWriter, log).AllowProviderHosts(cfg.AllowedProviderHosts)
 	auth := transport.NewAuthenticator(authz, log, cfg.RateLimit, calls)
 	// What the authenticator refuses: with a known token, recorded in the audit trail; without one,
@@ -243,7 +246,8 @@ func New(ctx context.Context, pool *pgxpool.Pool, sealer db.Sealer, cfg Config) 
 	healthOnly := grpc.NewServer(grpc.MaxRecvMsgSize(4<<10), grpc.MaxHeaderListSize(HealthMaxHeaderBytes), grpc.MaxConcurrentStreams(16))
 	healthpb.RegisterHealthServer(healthOnly, hs)
 	s := &Server{GRPC: g, HealthOnly: healthOnly, health: hs, pool: pool, log: log, every: cfg.HealthInterval,
-		audit: auditWriter, store: authz, cached: cached, listener: listener, retention: cfg.AuditRetention, stopJWT: stopJWT}
+		audit: auditWriter, store: authz, cached: cached, listener: listener, retention: cfg.AuditRetention, stopJWT: stopJWT,
+		metrics: cfg.Metrics}
 	auditWriter.Start()
 	hs.SetServingStatus(LivenessService, healthpb.HealthCheckResponse_SERVING)
 	s.checkHealth(ctx)
@@ -251,7 +255,9 @@ func New(ctx context.Context, pool *pgxpool.Pool, sealer db.Sealer, cfg Config) 
 	s.stopMonitor, s.monitorDone = cancel, make(chan struct{})
 	listening := make(chan struct{})
 	go func() { listener.Run(mctx); close(listening) }()
-	go func() { s.monitor(mctx); <-listening; close(s.monitorDone) }()
+	counting := make(chan struct{})
+	go func() { s.watchUnavailableKeys(mctx); close(counting) }()
+	go func() { s.monitor(mctx); <-listening; <-counting; close(s.monitorDone) }()
 	return s, nil
 }
 
@@ -364,6 +370,38 @@ func (s *Server) monitor(ctx context.Context) {
 			s.checkHealth(ctx)
 		}
 	}
+}
+
+// watchUnavailableKeys refreshes the resolverd_keys_unavailable gauge as often as health is checked,
+// on its own (a database that hangs must not slow the health checks). Cooldowns end by the clock,
+// not by a change, so the gauge is read again each time rather than kept from notifications.
+func (s *Server) watchUnavailableKeys(ctx context.Context) {
+	if s.metrics == nil {
+		return
+	}
+	t := time.NewTicker(s.every)
+	defer t.Stop()
+	for {
+		s.countUnavailableKeys(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// countUnavailableKeys reads the counts once. On a failure the gauge keeps its last values; health
+// reports the outage.
+func (s *Server) countUnavailableKeys(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, s.every)
+	defer cancel()
+	counts, err := s.store.UnavailableCentralKeys(dbauthz.AsSystemRestricted(ctx, dbauthz.SystemKeyHealth))
+	if err != nil {
+		s.log.Debug("metrics: counting unavailable central keys failed", "error", err)
+		return
+	}
+	s.metrics.KeysUnavailable(counts)
 }
 
 // expireAudit removes audit events older than the retention, a bounded batch at a time.

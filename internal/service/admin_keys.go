@@ -95,3 +95,23 @@ func (s *Admin) DeleteUserProviderKey(ctx context.Context, req *resolverv1.Delet
 	}
 	return &resolverv1.DeleteUserProviderKeyResponse{}, nil
 }
+
+// ListUserProviderKeys lists one user's own keys (fingerprints and health, never the secrets).
+func (s *Admin) ListUserProviderKeys(ctx context.Context, req *resolverv1.ListUserProviderKeysRequest) (*resolverv1.ListUserProviderKeysResponse, error) {
+	var v violations
+	userID := v.id("user_id", req.GetUserId())
+	size := v.pageSize("page_size", req.GetPageSize())
+	pg := newPager[db.UserProviderKeyPos](&v, s.pages, "ListUserProviderKeys", "user_id="+idString(userID), size, req.GetPageToken())
+	if err := v.err(); err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	list := func(ctx context.Context, p db.Page[db.UserProviderKeyPos]) ([]db.UserProviderKey, error) {
+		return s.store.ListUserProviderKeys(ctx, userID, p)
+	}
+	conv := func(k db.UserProviderKey) *resolverv1.UserProviderKey { return userKeyProto(k, s.fpKey) }
+	keys, next, err := serve(ctx, pg, list, db.UserProviderKey.Pos, conv)
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &resolverv1.ListUserProviderKeysResponse{Keys: keys, NextPageToken: next}, nil
+}

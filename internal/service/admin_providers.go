@@ -16,12 +16,16 @@ func (s *Admin) CreateProvider(ctx context.Context, req *resolverv1.CreateProvid
 	v.baseURL("base_url", req.GetBaseUrl())
 	v.providerHost("base_url", req.GetBaseUrl(), s.hosts)
 	policy := v.byokPolicy("byok_policy", req.GetByokPolicy())
+	keyPolicy := v.centralKeyPolicy("central_key_policy", req.GetCentralKeyPolicy())
 	if err := v.err(); err != nil {
 		return nil, s.fail(ctx, err)
 	}
+	if keyPolicy == "" {
+		keyPolicy = resolve.PolicyOldest
+	}
 	p, err := s.store.CreateProvider(ctx, resolve.Provider{
 		ID: newID(), Type: req.GetType(), Name: req.GetName(), DisplayName: req.GetDisplayName(),
-		BaseURL: req.GetBaseUrl(), Enabled: enabledOr(req.Enabled, true), BYOKPolicy: policy,
+		BaseURL: req.GetBaseUrl(), Enabled: enabledOr(req.Enabled, true), BYOKPolicy: policy, CentralKeyPolicy: keyPolicy,
 	})
 	if err != nil {
 		return nil, s.fail(ctx, err)
@@ -46,6 +50,7 @@ func (s *Admin) UpdateProvider(ctx context.Context, req *resolverv1.UpdateProvid
 	if req.GetByokPolicy() != resolverv1.ByokPolicy_BYOK_POLICY_UNSPECIFIED {
 		policy = v.byokPolicy("byok_policy", req.GetByokPolicy())
 	}
+	keyPolicy := v.centralKeyPolicy("central_key_policy", req.GetCentralKeyPolicy()) // "": unchanged
 	if err := v.err(); err != nil {
 		return nil, s.fail(ctx, err)
 	}
@@ -64,6 +69,9 @@ func (s *Admin) UpdateProvider(ctx context.Context, req *resolverv1.UpdateProvid
 		}
 		if policy != "" {
 			p.BYOKPolicy = policy
+		}
+		if keyPolicy != "" {
+			p.CentralKeyPolicy = keyPolicy
 		}
 		return nil
 	})

@@ -27,7 +27,7 @@ func byokPolicyProto(p resolve.BYOKPolicy) resolverv1.ByokPolicy {
 func providerProto(p *resolve.Provider, created, updated time.Time) *resolverv1.Provider {
 	return &resolverv1.Provider{
 		Id: p.ID.String(), Type: p.Type, Name: p.Name, DisplayName: p.DisplayName, BaseUrl: p.BaseURL,
-		Enabled: p.Enabled, ByokPolicy: byokPolicyProto(p.BYOKPolicy),
+		Enabled: p.Enabled, ByokPolicy: byokPolicyProto(p.BYOKPolicy), CentralKeyPolicy: centralKeyPolicyProto(p.CentralKeyPolicy),
 		CreatedAt: timestamp(created), UpdatedAt: timestamp(updated),
 	}
 }
@@ -69,6 +69,7 @@ func providerKeyProto(k db.ProviderKey, fpKey []byte) *resolverv1.ProviderKey {
 		Id: k.ID.String(), ProviderId: k.ProviderID.String(), Enabled: k.Enabled,
 		Fingerprint: secret.Fingerprint(fpKey, k.Secret),
 		CreatedAt:   timestamp(k.CreatedAt), UpdatedAt: timestamp(k.UpdatedAt),
+		Health: healthProto(k.Health, time.Now()),
 	}
 }
 
@@ -81,6 +82,7 @@ func userKeyProto(k db.UserProviderKey, fpKey []byte) *resolverv1.UserProviderKe
 		Id: k.ID.String(), UserId: k.UserID.String(), AiProviderId: k.ProviderID.String(),
 		Fingerprint: secret.Fingerprint(fpKey, k.Secret),
 		CreatedAt:   timestamp(k.CreatedAt), UpdatedAt: timestamp(k.UpdatedAt),
+		Health: healthProto(k.Health, time.Now()),
 	}
 }
 

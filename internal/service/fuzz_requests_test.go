@@ -81,9 +81,14 @@ func FuzzCreateProviderRequest(f *testing.F) {
 	f.Add("OpenAI", "Bad_Name", " x", "https://user:pass@api.example.com", false, true, int32(4))
 	f.Add("", "", "", "ftp://x", false, false, int32(-1))
 	f.Add("vercel", "v", "V\x00", "https://api.example.com/v1?k=1", true, true, int32(1))
+	f.Add("openai", "rr", "", "", false, false, int32(2<<8|2)) // round robin, BYOK optional
+	f.Add("openai", "rr", "", "", false, false, int32(3<<8|1)) // an unknown central key policy
 	f.Fuzz(func(t *testing.T, typ, name, display, baseURL string, setEnabled, enabled bool, policy int32) {
 		a, q := fuzzAdmin()
-		req := &resolverv1.CreateProviderRequest{Type: typ, Name: name, DisplayName: display, BaseUrl: baseURL, ByokPolicy: resolverv1.ByokPolicy(policy)}
+		// policy's low byte is the BYOK policy, the rest the central key policy: the committed corpus
+		// (small values) keeps its meaning.
+		req := &resolverv1.CreateProviderRequest{Type: typ, Name: name, DisplayName: display, BaseUrl: baseURL,
+			ByokPolicy: resolverv1.ByokPolicy(policy & 0xff), CentralKeyPolicy: resolverv1.CentralKeyPolicy(policy >> 8)}
 		if setEnabled {
 			req.Enabled = boolPtr(enabled)
 		}
@@ -95,13 +100,18 @@ func FuzzCreateProviderRequest(f *testing.F) {
 		v.text("display_name", display, false)
 		v.baseURL("base_url", baseURL)
 		pol := v.byokPolicy("byok_policy", req.GetByokPolicy())
+		keyPol := v.centralKeyPolicy("central_key_policy", req.GetCentralKeyPolicy())
 		call := checkOutcome(t, req, err, fieldsOf(v), q, "CreateProvider")
 		if len(v) > 0 {
 			return
 		}
+		if keyPol == "" {
+			keyPol = resolve.PolicyOldest // the default
+		}
 		p := call.args[0].(resolve.Provider)
 		checkNewID(t, p.ID)
-		want := resolve.Provider{ID: p.ID, Type: typ, Name: name, DisplayName: display, BaseURL: baseURL, Enabled: !setEnabled || enabled, BYOKPolicy: pol}
+		want := resolve.Provider{ID: p.ID, Type: typ, Name: name, DisplayName: display, BaseURL: baseURL, Enabled: !setEnabled || enabled,
+			BYOKPolicy: pol, CentralKeyPolicy: keyPol}
 		if p != want {
 			t.Fatalf("the store got %+v, want %+v", p, want)
 		}
@@ -119,11 +129,15 @@ func FuzzUpdateProviderRequest(f *testing.F) {
 	f.Add(nilUUID, "-bad-", " x", "https://u@h", uint8(0x07), false, int32(9))
 	f.Add("", strings.Repeat("z", 64), "", "", uint8(0x01), true, int32(1))
 	f.Add(seedUUID, "", "", "", uint8(0x07), true, int32(3))
+	f.Add(seedUUID, "", "", "", uint8(0), false, int32(2<<8)) // only the central key policy
+	f.Add(seedUUID, "", "", "", uint8(0), false, int32(1<<8|9))
 	f.Fuzz(func(t *testing.T, id, name, display, baseURL string, mask uint8, enabled bool, policy int32) {
 		a, q := fuzzAdmin()
 		req := &resolverv1.UpdateProviderRequest{
 			Id: id, Name: strPtrIf(mask&1 != 0, name), DisplayName: strPtrIf(mask&2 != 0, display),
-			BaseUrl: strPtrIf(mask&4 != 0, baseURL), ByokPolicy: resolverv1.ByokPolicy(policy),
+			// The low byte is the BYOK policy, the rest the central key policy (as in CreateProvider).
+			BaseUrl: strPtrIf(mask&4 != 0, baseURL), ByokPolicy: resolverv1.ByokPolicy(policy & 0xff),
+			CentralKeyPolicy: resolverv1.CentralKeyPolicy(policy >> 8),
 		}
 		if mask&8 != 0 {
 			req.Enabled = boolPtr(enabled)
@@ -145,6 +159,7 @@ func FuzzUpdateProviderRequest(f *testing.F) {
 		if req.GetByokPolicy() != resolverv1.ByokPolicy_BYOK_POLICY_UNSPECIFIED {
 			pol = v.byokPolicy("byok_policy", req.GetByokPolicy())
 		}
+		keyPol := v.centralKeyPolicy("central_key_policy", req.GetCentralKeyPolicy())
 		call := checkOutcome(t, req, err, fieldsOf(v), q, "UpdateProvider")
 		if len(v) > 0 {
 			return
@@ -163,7 +178,7 @@ func FuzzUpdateProviderRequest(f *testing.F) {
 		if req.Enabled != nil {
 			want.Enabled = enabled
 		}
-		want.BYOKPolicy = pol
+		want.BYOKPolicy, want.CentralKeyPolicy = pol, keyPol
 		if got := call.args[1].(db.Provider); got != want {
 			t.Fatalf("the update wrote %+v, want %+v", got, want)
 		}

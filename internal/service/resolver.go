@@ -22,14 +22,21 @@ type Recorder interface {
 	Record(db.AuditEvent) error
 }
 
-// Observer hears of every resolution, for metrics. Its method must be cheap and never block.
+// Observer hears of every resolution and every report applied, for metrics. Its methods must be
+// cheap and never block.
 type Observer interface {
 	Resolved(purpose, source, outcome string, fallback bool, fallbackReason string)
+	// Reported counts a report applied, by its outcome (RATE_LIMITED, ..., OK).
+	Reported(outcome string)
+	// Limited counts a report refused for the caller's report rate.
+	Limited()
 }
 
 type nopObserver struct{}
 
 func (nopObserver) Resolved(string, string, string, bool, string) {}
+func (nopObserver) Reported(string)                               {}
+func (nopObserver) Limited()                                      {}
 
 // Resolver serves resolver.v1.ResolverService.
 type Resolver struct {
@@ -42,6 +49,8 @@ type Resolver struct {
 	// renders keeps the messages of configs and providers across answers.
 	renders *renders
 	obs     Observer
+	// reports limits each caller's ReportCredentialOutcome calls (reports.go).
+	reports *reportLimits
 }
 
 // NewResolver returns the ResolverService handler. fpKey keys the credential fingerprints; every
@@ -50,7 +59,7 @@ func NewResolver(store *dbauthz.Store, opts resolve.Options, fpKey []byte, audit
 	if obs == nil {
 		obs = nopObserver{}
 	}
-	return &Resolver{store: store, opts: opts, fpKey: fpKey, audit: audit, log: log, renders: newRenders(), obs: obs}
+	return &Resolver{store: store, opts: opts, fpKey: fpKey, audit: audit, log: log, renders: newRenders(), obs: obs, reports: newReportLimits()}
 }
 
 // ResolveModel validates the request, applies the decision rules over the scope-checked store and
@@ -83,20 +92,32 @@ func (s *Resolver) ResolveModel(ctx context.Context, req *resolverv1.ResolveMode
 		RequestedModelConfigId: idString(res.RequestedConfigID),
 		Fallback:               res.Fallback,
 		FallbackReason:         string(res.FallbackReason),
+		UserKeySkippedReason:   string(res.Credential.UserKeySkipped),
 	}), nil
 }
 
 // RecordRefusal records a ResolveModel call the authenticator refused once it knew the caller — a
 // token without one of the scopes every resolution needs — so the audit trail shows what a token
-// tried, not only what it got (refusals inside the handler, such as a missing key scope, are
+// tried, not only what it got (and so a ReportCredentialOutcome call without credential:report) (refusals inside the handler, such as a missing key scope, are
 // recorded by ResolveModel itself). Calls without a valid token are not recorded: anyone could
 // fill the trail with them. Nor are calls over the rate limit: their volume is the problem, and
 // resolverd_rate_limited_total counts them. The refusal stands whether or not it could be recorded.
 func (s *Resolver) RecordRefusal(ctx context.Context, method string, req any, err error) {
-	if method != resolverv1.ResolverService_ResolveModel_FullMethodName || errs.ReasonOf(err) != errs.MissingScope {
+	if errs.ReasonOf(err) != errs.MissingScope {
 		return
 	}
 	if _, ok := rbac.FromContext(ctx); !ok {
+		return
+	}
+	if method == resolverv1.ResolverService_ReportCredentialOutcome_FullMethodName {
+		in, _ := req.(*resolverv1.ReportCredentialOutcomeRequest)
+		r, _ := reportOf(in) // malformed fields are recorded as absent
+		if aerr := s.audit.Record(reportEvent(ctx, r, db.KeyReport{}, err)); aerr != nil {
+			s.log.WarnContext(ctx, "audit: a refused call could not be recorded", "method", method, "error", aerr)
+		}
+		return
+	}
+	if method != resolverv1.ResolverService_ResolveModel_FullMethodName {
 		return
 	}
 	in, _ := req.(*resolverv1.ResolveModelRequest)

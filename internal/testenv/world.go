@@ -2,9 +2,11 @@ package testenv
 
 import (
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	resolverv1 "github.com/resolverd/resolverd/proto/resolver/v1"
 )
@@ -108,4 +110,35 @@ func (w *World) DisableProvider(id string) {
 // Resolve calls ResolveModel as the worker.
 func (w *World) Resolve(chatID, configID string, purpose resolverv1.Purpose) (*resolverv1.ResolveModelResponse, error) {
 	return w.Resolver.ResolveModel(w.AsWorker(), &resolverv1.ResolveModelRequest{ChatId: chatID, ModelConfigId: configID, Purpose: purpose})
+}
+
+// Report reports outcome for key keyID as the worker (ReportCredentialOutcome); retryAfter 0 leaves
+// retry_after unset. It returns the call's answer and error, for the test to judge.
+func (w *World) Report(keyID string, outcome resolverv1.CredentialOutcome, retryAfter time.Duration) (*resolverv1.ReportCredentialOutcomeResponse, error) {
+	req := &resolverv1.ReportCredentialOutcomeRequest{KeyId: keyID, Outcome: outcome}
+	if retryAfter != 0 {
+		req.RetryAfter = durationpb.New(retryAfter)
+	}
+	return w.Resolver.ReportCredentialOutcome(w.AsWorker(), req)
+}
+
+// MustReport is Report, failing T when the call fails.
+func (w *World) MustReport(keyID string, outcome resolverv1.CredentialOutcome, retryAfter time.Duration) *resolverv1.ReportCredentialOutcomeResponse {
+	w.T.Helper()
+	r, err := w.Report(keyID, outcome, retryAfter)
+	if err != nil {
+		w.T.Fatalf("report %s for key %s: %v", outcome, keyID, err)
+	}
+	return r
+}
+
+// RoundRobinProvider creates a provider whose central keys are taken in turn.
+func (w *World) RoundRobinProvider(name, typ string, policy resolverv1.ByokPolicy) *resolverv1.Provider {
+	w.T.Helper()
+	p, err := w.Admin.CreateProvider(w.AsAdmin(), &resolverv1.CreateProviderRequest{Type: typ, Name: name, ByokPolicy: policy,
+		CentralKeyPolicy: resolverv1.CentralKeyPolicy_CENTRAL_KEY_POLICY_ROUND_ROBIN})
+	if err != nil {
+		w.T.Fatalf("create provider %s: %v", name, err)
+	}
+	return p
 }

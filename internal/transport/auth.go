@@ -33,7 +33,8 @@ var PublicServices = map[string]bool{
 // is not listed (a new RPC without a rule cannot be reached). The store wrapper checks again, table
 // by table, including the scopes a call needs only on some paths (the key tables of ResolveModel).
 var MethodScopes = map[string][]rbac.Scope{
-	resolverv1.ResolverService_ResolveModel_FullMethodName: {rbac.ChatRead, rbac.ModelConfigRead, rbac.AIProviderRead},
+	resolverv1.ResolverService_ResolveModel_FullMethodName:            {rbac.ChatRead, rbac.ModelConfigRead, rbac.AIProviderRead},
+	resolverv1.ResolverService_ReportCredentialOutcome_FullMethodName: {rbac.CredentialReport},
 
 	resolverv1.AdminService_CreateProvider_FullMethodName: {rbac.AIProviderWrite},
 	resolverv1.AdminService_UpdateProvider_FullMethodName: {rbac.AIProviderWrite},
@@ -58,6 +59,7 @@ var MethodScopes = map[string][]rbac.Scope{
 	resolverv1.AdminService_GetUser_FullMethodName:               {rbac.UserWrite}, // there is no user:read
 	resolverv1.AdminService_PutUserProviderKey_FullMethodName:    {rbac.UserAIProviderKeyWrite},
 	resolverv1.AdminService_DeleteUserProviderKey_FullMethodName: {rbac.UserAIProviderKeyWrite},
+	resolverv1.AdminService_ListUserProviderKeys_FullMethodName:  {rbac.UserAIProviderKeyRead},
 	resolverv1.AdminService_PutChat_FullMethodName:               {rbac.ChatWrite},
 	resolverv1.AdminService_GetChat_FullMethodName:               {rbac.ChatRead},
 

@@ -39,6 +39,8 @@ var codeOf = map[errs.Reason]codes.Code{
 	errs.SecretUnreadable:       codes.DataLoss,
 	errs.ProviderHostNotAllowed: codes.FailedPrecondition,
 	errs.UnknownIdentity:        codes.Unauthenticated,
+	errs.UserKeyInvalid:         codes.FailedPrecondition,
+	errs.CredentialsCoolingDown: codes.ResourceExhausted,
 }
 
 // CodeOf returns the gRPC code of a reason (Internal for an unknown one).

@@ -182,17 +182,31 @@ func (b bearer) RequireTransportSecurity() bool { return b.requireTLS }
 // by asking again, and RATE_LIMITED says in RetryAfter when to come back. The context (or, when it
 // has no deadline, the default timeout) bounds all attempts together.
 func (c *Client) Resolve(ctx context.Context, chatID, modelConfigID string, purpose Purpose) (*Resolution, error) {
+	req := &resolverv1.ResolveModelRequest{ChatId: chatID, ModelConfigId: modelConfigID, Purpose: purpose.proto()}
+	resp, err := call(ctx, c, func(ctx context.Context) (*resolverv1.ResolveModelResponse, error) {
+		return c.rpc.ResolveModel(ctx, req)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return resolutionOf(resp), nil
+}
+
+// call makes one RPC with Resolve's rules: the default deadline when ctx has none, UNAVAILABLE
+// retried with backoff (honouring RetryInfo), every error an *Error. A nil error is returned as a
+// nil error interface, never as a typed nil *Error.
+func call[R any](ctx context.Context, c *Client, rpc func(context.Context) (R, error)) (R, error) {
+	var zero R
 	if _, ok := ctx.Deadline(); !ok && c.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)
 		defer cancel()
 	}
-	req := &resolverv1.ResolveModelRequest{ChatId: chatID, ModelConfigId: modelConfigID, Purpose: purpose.proto()}
 	var last *Error
 	for attempt := 1; ; attempt++ {
-		resp, err := c.rpc.ResolveModel(ctx, req)
+		resp, err := rpc(ctx)
 		if err == nil {
-			return resolutionOf(resp), nil
+			return resp, nil
 		}
 		e := fromStatus(ctx, err)
 		e.Attempts = attempt
@@ -203,7 +217,7 @@ func (c *Client) Resolve(ctx context.Context, chatID, modelConfigID string, purp
 			e.Previous = last
 		}
 		if e.Code != codes.Unavailable || attempt >= c.maxAttempts {
-			return nil, e
+			return zero, e
 		}
 		delay := c.backoff(attempt)
 		if e.RetryAfter > 0 {
@@ -211,7 +225,7 @@ func (c *Client) Resolve(ctx context.Context, chatID, modelConfigID string, purp
 		}
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= delay {
 			// The wait would outlast the deadline: this error says more than DEADLINE_EXCEEDED would.
-			return nil, e
+			return zero, e
 		}
 		last = e
 		t := time.NewTimer(delay)
@@ -222,7 +236,7 @@ func (c *Client) Resolve(ctx context.Context, chatID, modelConfigID string, purp
 			ce.Attempts = attempt
 			ce.Message += "; the previous attempt failed with " + last.Error()
 			ce.Previous = last
-			return nil, ce
+			return zero, ce
 		case <-t.C:
 		}
 	}

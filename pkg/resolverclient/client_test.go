@@ -50,6 +50,8 @@ var reasons = []struct {
 	{rc.ErrSecretUnreadable, "SECRET_UNREADABLE", codes.DataLoss},
 	{rc.ErrProviderHostNotAllowed, "PROVIDER_HOST_NOT_ALLOWED", codes.FailedPrecondition},
 	{rc.ErrUnknownIdentity, "UNKNOWN_IDENTITY", codes.Unauthenticated},
+	{rc.ErrUserKeyInvalid, "USER_KEY_INVALID", codes.FailedPrecondition},
+	{rc.ErrCredentialsCoolingDown, "CREDENTIALS_COOLING_DOWN", codes.ResourceExhausted},
 }
 
 func TestEveryReasonMapsToItsSentinel(t *testing.T) {

@@ -125,10 +125,11 @@ func (e *Error) Is(target error) bool {
 func (e *Error) Scope() string { return e.Metadata["scope"] }
 
 // Temporary reports whether trying again later may succeed: UNAVAILABLE (which Resolve already
-// retried) and RATE_LIMITED (which it does not retry; wait RetryAfter). Other RESOURCE_EXHAUSTED
-// errors (gRPC's own message-size limits) are not: the same call would fail again.
+// retried), RATE_LIMITED and CREDENTIALS_COOLING_DOWN (which it does not retry; wait RetryAfter).
+// Other RESOURCE_EXHAUSTED errors (gRPC's own message-size limits) are not: the same call would
+// fail again.
 func (e *Error) Temporary() bool {
-	return e.Code == codes.Unavailable || e.Is(ErrRateLimited)
+	return e.Code == codes.Unavailable || e.Is(ErrRateLimited) || e.Is(ErrCredentialsCoolingDown)
 }
 
 // sentinel is the type of the Err* values: compare with errors.Is, never with ==.
@@ -167,6 +168,10 @@ var (
 	ErrSecretUnreadable       error = &sentinel{codes.DataLoss, "SECRET_UNREADABLE"}
 	ErrProviderHostNotAllowed error = &sentinel{codes.FailedPrecondition, "PROVIDER_HOST_NOT_ALLOWED"}
 	ErrUnknownIdentity        error = &sentinel{codes.Unauthenticated, "UNKNOWN_IDENTITY"}
+	ErrUserKeyInvalid         error = &sentinel{codes.FailedPrecondition, "USER_KEY_INVALID"}
+	// ErrCredentialsCoolingDown: every central key of the provider is cooling down; RetryAfter
+	// says when the first comes back.
+	ErrCredentialsCoolingDown error = &sentinel{codes.ResourceExhausted, "CREDENTIALS_COOLING_DOWN"}
 
 	// ErrUnavailable matches every UNAVAILABLE: DATABASE_UNAVAILABLE and transport failures.
 	ErrUnavailable error = &sentinel{codes.Unavailable, ""}
@@ -179,7 +184,7 @@ func Sentinels() []error {
 		ErrModelConfigNotFound, ErrNotFound, ErrModelConfigDisabled, ErrProviderNotFound,
 		ErrProviderDisabled, ErrNoUsableModelConfig, ErrUserKeyRequired, ErrNoCredentials,
 		ErrAlreadyExists, ErrDatabaseUnavailable, ErrInternal, ErrRateLimited, ErrSecretUnreadable,
-		ErrProviderHostNotAllowed, ErrUnknownIdentity,
+		ErrProviderHostNotAllowed, ErrUnknownIdentity, ErrUserKeyInvalid, ErrCredentialsCoolingDown,
 	}
 }
 

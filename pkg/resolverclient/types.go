@@ -180,6 +180,9 @@ type Decision struct {
 	Fallback bool
 	// FallbackReason is why the requested config was unusable (e.g. MODEL_CONFIG_DISABLED).
 	FallbackReason string
+	// UserKeySkippedReason is why the chat owner's own key was passed over for another credential
+	// (USER_KEY_INVALID: it was reported refused and the owner has not put a new one); "" otherwise.
+	UserKeySkippedReason string
 }
 
 func resolutionOf(r *resolverv1.ResolveModelResponse) *Resolution {
@@ -197,6 +200,7 @@ func resolutionOf(r *resolverv1.ResolveModelResponse) *Resolution {
 		Credential: Credential{KeyID: c.GetKeyId(), Fingerprint: c.GetFingerprint()},
 		Decision: Decision{
 			RequestedModelConfigID: d.GetRequestedModelConfigId(), Fallback: d.GetFallback(), FallbackReason: d.GetFallbackReason(),
+			UserKeySkippedReason: d.GetUserKeySkippedReason(),
 		},
 	}
 	if mc.GetOptions() != nil {

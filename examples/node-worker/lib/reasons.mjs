@@ -29,7 +29,7 @@ export const REASONS = {
   },
   MISSING_SCOPE: {
     code: 'PERMISSION_DENIED', action: 'fix-config',
-    what: (m) => `the worker token lacks the scope ${m.scope || '(unnamed)'}: have an admin mint a worker token with chat:read, model_config:read, ai_provider:read, ai_provider_key:read and user_ai_provider_key:read`,
+    what: (m) => `the worker token lacks the scope ${m.scope || '(unnamed)'}: have an admin mint a worker token with chat:read, model_config:read, ai_provider:read, ai_provider_key:read, user_ai_provider_key:read and credential:report`,
   },
   CHAT_NOT_FOUND: {
     code: 'NOT_FOUND', action: 'drop-job',
@@ -98,6 +98,14 @@ export const REASONS = {
   UNKNOWN_IDENTITY: {
     code: 'UNAUTHENTICATED', action: 'fix-config',
     what: (m) => `the worker's workload identity ${m.subject || '(unnamed)'} is bound to no scopes: have an admin bind it (AdminService/PutWorkloadIdentity); retrying before they do fails again`,
+  },
+  USER_KEY_INVALID: {
+    code: 'FAILED_PRECONDITION', action: 'ask-owner',
+    what: (m) => `the chat owner's own ${named('key', m.key_id)} for provider ${m.provider_id || '(unnamed)'} was refused by the provider (reported UNAUTHORIZED) and the provider requires the owner's key: ask the owner to put a new key; retrying before they do gives the same answer`,
+  },
+  CREDENTIALS_COOLING_DOWN: {
+    code: 'RESOURCE_EXHAUSTED', action: 'retry',
+    what: (m) => `every central key of ${named('provider', m.provider_id)} is cooling down after rate-limit or quota reports: retry no sooner than the RetryInfo delay, or use a config of another provider meanwhile`,
   },
 };
 

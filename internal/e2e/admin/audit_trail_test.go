@@ -158,7 +158,7 @@ func TestAuditRecordsEachChangesBeforeAndAfter(t *testing.T) {
 	}
 	created := changes("CreateProvider")
 	if c := created["name"]; c == nil || (c.Before != nil) || c.GetAfter() != "au-redirected" || created["type"].GetAfter() != "openai-compat" ||
-		created["byok_policy"].GetAfter() != "optional" {
+		created["byok_policy"].GetAfter() != "optional" || created["central_key_policy"].GetAfter() != "oldest" {
 		t.Errorf("CreateProvider changes: %v", created)
 	}
 	added := changes("AddProviderKey")

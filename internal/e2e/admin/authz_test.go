@@ -275,6 +275,8 @@ func TestAuthzMethodCoverage(t *testing.T) {
 // audit trail with audit:read.
 var azSpecScopes = map[string][]rbac.Scope{
 	"/resolver.v1.ResolverService/ResolveModel": {rbac.ChatRead, rbac.ModelConfigRead, rbac.AIProviderRead},
+	// A worker's report on a key writes that key's health and reads nothing (docs/CONTRACT.md §17).
+	"/resolver.v1.ResolverService/ReportCredentialOutcome": {rbac.CredentialReport},
 
 	"/resolver.v1.AdminService/CreateProvider": {rbac.AIProviderWrite},
 	"/resolver.v1.AdminService/UpdateProvider": {rbac.AIProviderWrite},
@@ -299,6 +301,7 @@ var azSpecScopes = map[string][]rbac.Scope{
 	"/resolver.v1.AdminService/GetUser":               {rbac.UserWrite}, // there is no user:read
 	"/resolver.v1.AdminService/PutUserProviderKey":    {rbac.UserAIProviderKeyWrite},
 	"/resolver.v1.AdminService/DeleteUserProviderKey": {rbac.UserAIProviderKeyWrite},
+	"/resolver.v1.AdminService/ListUserProviderKeys":  {rbac.UserAIProviderKeyRead},
 	"/resolver.v1.AdminService/PutChat":               {rbac.ChatWrite},
 	"/resolver.v1.AdminService/GetChat":               {rbac.ChatRead},
 

@@ -30,7 +30,8 @@ func TestAdminE2ECreate(t *testing.T) {
 		}
 		adIsUUID(t, "id", p.GetId())
 		want := &resolverv1.Provider{Id: p.GetId(), Type: "azure", Name: "cr-azure", DisplayName: "Azure EU", BaseUrl: "https://eu.example.com/openai",
-			Enabled: true, ByokPolicy: resolverv1.ByokPolicy_BYOK_POLICY_REQUIRED}
+			Enabled: true, ByokPolicy: resolverv1.ByokPolicy_BYOK_POLICY_REQUIRED,
+			CentralKeyPolicy: resolverv1.CentralKeyPolicy_CENTRAL_KEY_POLICY_OLDEST} // the default, shown (docs/CONTRACT.md §3.5)
 		if got := adWithoutTimes(p); !proto.Equal(got, want) {
 			t.Errorf("CreateProvider = %v, want %v", got, want)
 		}
@@ -45,25 +46,28 @@ func TestAdminE2ECreate(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if off.GetEnabled() || off.GetByokPolicy() != resolverv1.ByokPolicy_BYOK_POLICY_DISABLED || off.GetDisplayName() != "" || off.GetBaseUrl() != "" {
-			t.Errorf("CreateProvider(enabled=false, policy unset) = %v, want disabled, BYOK_POLICY_DISABLED, empty display_name and base_url", off)
+		if off.GetEnabled() || off.GetByokPolicy() != resolverv1.ByokPolicy_BYOK_POLICY_DISABLED || off.GetDisplayName() != "" || off.GetBaseUrl() != "" ||
+			off.GetCentralKeyPolicy() != resolverv1.CentralKeyPolicy_CENTRAL_KEY_POLICY_OLDEST {
+			t.Errorf("CreateProvider(enabled=false, policies unset) = %v, want disabled, BYOK_POLICY_DISABLED, CENTRAL_KEY_POLICY_OLDEST, empty display_name and base_url", off)
 		}
-		on, err := a.CreateProvider(ctx, &resolverv1.CreateProviderRequest{Type: "vercel", Name: "cr-vercel", Enabled: proto.Bool(true), ByokPolicy: resolverv1.ByokPolicy_BYOK_POLICY_OPTIONAL})
+		on, err := a.CreateProvider(ctx, &resolverv1.CreateProviderRequest{Type: "vercel", Name: "cr-vercel", Enabled: proto.Bool(true), ByokPolicy: resolverv1.ByokPolicy_BYOK_POLICY_OPTIONAL,
+			CentralKeyPolicy: resolverv1.CentralKeyPolicy_CENTRAL_KEY_POLICY_ROUND_ROBIN})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !on.GetEnabled() || on.GetByokPolicy() != resolverv1.ByokPolicy_BYOK_POLICY_OPTIONAL {
-			t.Errorf("CreateProvider(enabled=true, optional) = %v", on)
+		if !on.GetEnabled() || on.GetByokPolicy() != resolverv1.ByokPolicy_BYOK_POLICY_OPTIONAL || on.GetCentralKeyPolicy() != resolverv1.CentralKeyPolicy_CENTRAL_KEY_POLICY_ROUND_ROBIN {
+			t.Errorf("CreateProvider(enabled=true, optional, round robin) = %v", on)
 		}
 		var stored struct {
-			Enabled bool
-			Policy  string
+			Enabled           bool
+			Policy, KeyPolicy string
 		}
-		if err := e.Pool.QueryRow(t.Context(), `SELECT enabled, byok_policy FROM ai_providers WHERE id = $1`, off.Id).Scan(&stored.Enabled, &stored.Policy); err != nil {
+		if err := e.Pool.QueryRow(t.Context(), `SELECT enabled, byok_policy, central_key_policy FROM ai_providers WHERE id = $1`, off.Id).
+			Scan(&stored.Enabled, &stored.Policy, &stored.KeyPolicy); err != nil {
 			t.Fatal(err)
 		}
-		if stored.Enabled || stored.Policy != "disabled" {
-			t.Errorf("stored enabled/byok_policy = %v/%q, want false/disabled", stored.Enabled, stored.Policy)
+		if stored.Enabled || stored.Policy != "disabled" || stored.KeyPolicy != "oldest" {
+			t.Errorf("stored enabled/byok_policy/central_key_policy = %v/%q/%q, want false/disabled/oldest", stored.Enabled, stored.Policy, stored.KeyPolicy)
 		}
 	})
 

@@ -121,6 +121,14 @@ func TestAdminE2ESecrets(t *testing.T) {
 	record("ListProviderKeys", lk, err)
 	lk1, err := a.ListProviderKeys(ctx, &resolverv1.ListProviderKeysRequest{ProviderId: p1.Id})
 	record("ListProviderKeys", lk1, err)
+	luk, err := a.ListUserProviderKeys(ctx, &resolverv1.ListUserProviderKeysRequest{UserId: u1.Id})
+	record("ListUserProviderKeys", luk, err)
+	if len(luk.GetKeys()) != 2 {
+		t.Errorf("ListUserProviderKeys lists %d keys of alice, want 2", len(luk.GetKeys()))
+	}
+	for _, k := range luk.GetKeys() {
+		fp("listed user key "+k.GetAiProviderId(), map[string]string{p1.Id: shared, p2.Id: user1}[k.GetAiProviderId()], k.GetFingerprint())
+	}
 	lc, err := a.ListModelConfigs(ctx, &resolverv1.ListModelConfigsRequest{})
 	record("ListModelConfigs", lc, err)
 	lt, err := a.ListTokens(ctx, &resolverv1.ListTokensRequest{})

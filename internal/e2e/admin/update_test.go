@@ -48,6 +48,13 @@ func TestAdminE2EUpdateProvider(t *testing.T) {
 		{"byok_policy-disabled", &resolverv1.UpdateProviderRequest{ByokPolicy: resolverv1.ByokPolicy_BYOK_POLICY_DISABLED}, func(p *resolverv1.Provider) {
 			p.ByokPolicy = resolverv1.ByokPolicy_BYOK_POLICY_DISABLED
 		}},
+		{"central_key_policy", &resolverv1.UpdateProviderRequest{CentralKeyPolicy: resolverv1.CentralKeyPolicy_CENTRAL_KEY_POLICY_ROUND_ROBIN}, func(p *resolverv1.Provider) {
+			p.CentralKeyPolicy = resolverv1.CentralKeyPolicy_CENTRAL_KEY_POLICY_ROUND_ROBIN
+		}},
+		{"central_key_policy-unspecified-keeps", &resolverv1.UpdateProviderRequest{}, func(*resolverv1.Provider) {}},
+		{"central_key_policy-oldest", &resolverv1.UpdateProviderRequest{CentralKeyPolicy: resolverv1.CentralKeyPolicy_CENTRAL_KEY_POLICY_OLDEST}, func(p *resolverv1.Provider) {
+			p.CentralKeyPolicy = resolverv1.CentralKeyPolicy_CENTRAL_KEY_POLICY_OLDEST
+		}},
 		{"base_url", &resolverv1.UpdateProviderRequest{BaseUrl: proto.String("https://west.example.com/v1")}, func(p *resolverv1.Provider) { p.BaseUrl = "https://west.example.com/v1" }},
 		{"name", &resolverv1.UpdateProviderRequest{Name: proto.String("up-azure-west")}, func(p *resolverv1.Provider) { p.Name = "up-azure-west" }},
 		{"enabled-true", &resolverv1.UpdateProviderRequest{Enabled: proto.Bool(true)}, func(p *resolverv1.Provider) { p.Enabled = true }},

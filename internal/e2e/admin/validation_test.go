@@ -116,6 +116,10 @@ func TestAdminE2EValidation(t *testing.T) {
 			_, err := a.DeleteUserProviderKey(ctx, &resolverv1.DeleteUserProviderKeyRequest{Id: id})
 			return err
 		}},
+		{"ListUserProviderKeys", "user_id", false, u.Id, func(ctx context.Context, id string) error {
+			_, err := a.ListUserProviderKeys(ctx, &resolverv1.ListUserProviderKeysRequest{UserId: id})
+			return err
+		}},
 		{"PutChat", "id", false, chat.Id, func(ctx context.Context, id string) error {
 			_, err := a.PutChat(ctx, &resolverv1.PutChatRequest{Id: id, OwnerId: u.Id, ModelConfigId: c.Id})
 			return err
@@ -233,6 +237,18 @@ func TestAdminE2EValidation(t *testing.T) {
 		})
 		add(fmt.Sprintf("UpdateProvider/byok_policy/%d", pol), []string{"byok_policy"}, func(ctx context.Context) error {
 			_, err := a.UpdateProvider(ctx, &resolverv1.UpdateProviderRequest{Id: p.Id, ByokPolicy: pol})
+			return err
+		})
+	}
+
+	// central_key_policy: an enum value outside CentralKeyPolicy.
+	for _, pol := range []resolverv1.CentralKeyPolicy{3, -1} {
+		add(fmt.Sprintf("CreateProvider/central_key_policy/%d", pol), []string{"central_key_policy"}, func(ctx context.Context) error {
+			_, err := a.CreateProvider(ctx, &resolverv1.CreateProviderRequest{Type: "openai", Name: "val-kpol", CentralKeyPolicy: pol})
+			return err
+		})
+		add(fmt.Sprintf("UpdateProvider/central_key_policy/%d", pol), []string{"central_key_policy"}, func(ctx context.Context) error {
+			_, err := a.UpdateProvider(ctx, &resolverv1.UpdateProviderRequest{Id: p.Id, CentralKeyPolicy: pol})
 			return err
 		})
 	}
@@ -398,8 +414,12 @@ func TestAdminE2EValidation(t *testing.T) {
 			_, err := a.ListWorkloadIdentities(ctx, &resolverv1.ListWorkloadIdentitiesRequest{PageSize: size, PageToken: token})
 			return err
 		},
+		"ListUserProviderKeys": func(ctx context.Context, size int32, token string) error {
+			_, err := a.ListUserProviderKeys(ctx, &resolverv1.ListUserProviderKeysRequest{UserId: u.Id, PageSize: size, PageToken: token})
+			return err
+		},
 	}
-	for _, name := range []string{"ListProviders", "ListProviderKeys", "ListModelConfigs", "ListTokens", "ListAuditEvents", "ListWorkloadIdentities"} {
+	for _, name := range []string{"ListProviders", "ListProviderKeys", "ListModelConfigs", "ListTokens", "ListAuditEvents", "ListWorkloadIdentities", "ListUserProviderKeys"} {
 		list := listPages[name]
 		for _, size := range []int32{-1, math.MinInt32} {
 			add(fmt.Sprintf("%s/page_size/%d", name, size), []string{"page_size"}, func(ctx context.Context) error { return list(ctx, size, "") })
@@ -408,12 +428,12 @@ func TestAdminE2EValidation(t *testing.T) {
 	}
 
 	// Several bad fields in one request: one violation per field.
-	add("multi/CreateProvider", []string{"type", "name", "display_name", "base_url", "byok_policy"}, func(ctx context.Context) error {
-		_, err := a.CreateProvider(ctx, &resolverv1.CreateProviderRequest{Type: "mistral", Name: "Bad_Name", DisplayName: "a\x00b", BaseUrl: "ftp://x.example.com", ByokPolicy: 42})
+	add("multi/CreateProvider", []string{"type", "name", "display_name", "base_url", "byok_policy", "central_key_policy"}, func(ctx context.Context) error {
+		_, err := a.CreateProvider(ctx, &resolverv1.CreateProviderRequest{Type: "mistral", Name: "Bad_Name", DisplayName: "a\x00b", BaseUrl: "ftp://x.example.com", ByokPolicy: 42, CentralKeyPolicy: 7})
 		return err
 	})
-	add("multi/UpdateProvider", []string{"id", "name", "display_name", "base_url", "byok_policy"}, func(ctx context.Context) error {
-		_, err := a.UpdateProvider(ctx, &resolverv1.UpdateProviderRequest{Id: "x", Name: proto.String("-x"), DisplayName: proto.String("\n"), BaseUrl: proto.String("/rel"), ByokPolicy: 42})
+	add("multi/UpdateProvider", []string{"id", "name", "display_name", "base_url", "byok_policy", "central_key_policy"}, func(ctx context.Context) error {
+		_, err := a.UpdateProvider(ctx, &resolverv1.UpdateProviderRequest{Id: "x", Name: proto.String("-x"), DisplayName: proto.String("\n"), BaseUrl: proto.String("/rel"), ByokPolicy: 42, CentralKeyPolicy: -1})
 		return err
 	})
 	add("multi/CreateModelConfig", []string{"ai_provider_id", "model", "display_name", "context_limit", "compression_threshold"}, func(ctx context.Context) error {

@@ -4,6 +4,10 @@
 //   - cache_test.go, cache_keys_test.go: the cache stays fresh: a change made through another
 //     replica or by another writer shows within a second, a lost or silent change listener stops
 //     serving from memory, and changes to what an entry is found by apply too;
+//   - key_pools_test.go: key pools on three replicas of one database: a report on one replica makes
+//     every replica serve the next key within a second and the key comes back after retry_after;
+//     a suspension lasts until an admin enables the key again or rotates; round robin spreads
+//     evenly over the keys; the report and unavailable-key metrics;
 //   - cutover_test.go: a legacy database migrated up resolves every chat as before;
 //   - call_timeout_test.go: --call-timeout bounds a call waiting on the database;
 //   - outage_test.go: PostgreSQL stopped under load and started again (its own cluster);

@@ -14,6 +14,11 @@
 //   - sealed_secrets_test.go: a key moved to another row, edited, or sealed by an unknown
 //     encryption key is never served (SECRET_UNREADABLE), fails nothing else, comes after the
 //     scope checks, and is counted and logged by row;
+//   - key_reports_test.go: workers' reports on keys (ReportCredentialOutcome): every central key
+//     cooling down (CREDENTIALS_COOLING_DOWN with a RetryInfo, soft overrides falling back), all
+//     suspended (NO_CREDENTIALS), OK ending a cooldown, a user's key reported UNAUTHORIZED
+//     (the central key with user_key_skipped_reason, or USER_KEY_INVALID), the scope, unknown
+//     keys, validation, one key per report, the audit trail and the per-caller report rate;
 //   - smoke_test.go: the shortest path, a chat resolved with its provider's central key.
 //
 // How the suites run: TestMain (main_test.go) calls pgtest.Main, so the package starts one private

@@ -173,7 +173,7 @@ func (w *reWorld) call(ctx context.Context, chatID, configID string, p resolverv
 	return res, err
 }
 
-// res is call as the worker (exactly the five read scopes).
+// res is call as the worker (exactly the worker scopes).
 func (w *reWorld) res(chatID, configID string, p resolverv1.Purpose) (*resolverv1.ResolveModelResponse, error) {
 	w.T.Helper()
 	return w.call(w.AsWorker(), chatID, configID, p)
@@ -293,7 +293,7 @@ func (s reSetup) fail(w *reWorld, reason string) {
 	reFail(w.T, err, reFP, reason, map[string]string{"provider_id": s.p.Id, "model_config_id": s.cfg.Id})
 }
 
-// reWithout is a token with the worker's five read scopes but drop.
+// reWithout is a token with the worker's scopes but drop.
 func (w *reWorld) reWithout(drop rbac.Scope) context.Context {
 	w.T.Helper()
 	var scopes []rbac.Scope

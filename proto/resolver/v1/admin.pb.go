@@ -30,10 +30,12 @@ type CreateProviderRequest struct {
 	DisplayName string                 `protobuf:"bytes,3,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
 	BaseUrl     string                 `protobuf:"bytes,4,opt,name=base_url,json=baseUrl,proto3" json:"base_url,omitempty"`
 	// Defaults to true.
-	Enabled       *bool      `protobuf:"varint,5,opt,name=enabled,proto3,oneof" json:"enabled,omitempty"`
-	ByokPolicy    ByokPolicy `protobuf:"varint,6,opt,name=byok_policy,json=byokPolicy,proto3,enum=resolver.v1.ByokPolicy" json:"byok_policy,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Enabled    *bool      `protobuf:"varint,5,opt,name=enabled,proto3,oneof" json:"enabled,omitempty"`
+	ByokPolicy ByokPolicy `protobuf:"varint,6,opt,name=byok_policy,json=byokPolicy,proto3,enum=resolver.v1.ByokPolicy" json:"byok_policy,omitempty"`
+	// CENTRAL_KEY_POLICY_UNSPECIFIED means CENTRAL_KEY_POLICY_OLDEST.
+	CentralKeyPolicy CentralKeyPolicy `protobuf:"varint,7,opt,name=central_key_policy,json=centralKeyPolicy,proto3,enum=resolver.v1.CentralKeyPolicy" json:"central_key_policy,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *CreateProviderRequest) Reset() {
@@ -108,6 +110,13 @@ func (x *CreateProviderRequest) GetByokPolicy() ByokPolicy {
 	return ByokPolicy_BYOK_POLICY_UNSPECIFIED
 }
 
+func (x *CreateProviderRequest) GetCentralKeyPolicy() CentralKeyPolicy {
+	if x != nil {
+		return x.CentralKeyPolicy
+	}
+	return CentralKeyPolicy_CENTRAL_KEY_POLICY_UNSPECIFIED
+}
+
 // UpdateProviderRequest changes the fields that are set; the type cannot change.
 type UpdateProviderRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -117,9 +126,11 @@ type UpdateProviderRequest struct {
 	BaseUrl     *string                `protobuf:"bytes,4,opt,name=base_url,json=baseUrl,proto3,oneof" json:"base_url,omitempty"`
 	Enabled     *bool                  `protobuf:"varint,5,opt,name=enabled,proto3,oneof" json:"enabled,omitempty"`
 	// BYOK_POLICY_UNSPECIFIED leaves the policy as it is.
-	ByokPolicy    ByokPolicy `protobuf:"varint,6,opt,name=byok_policy,json=byokPolicy,proto3,enum=resolver.v1.ByokPolicy" json:"byok_policy,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ByokPolicy ByokPolicy `protobuf:"varint,6,opt,name=byok_policy,json=byokPolicy,proto3,enum=resolver.v1.ByokPolicy" json:"byok_policy,omitempty"`
+	// CENTRAL_KEY_POLICY_UNSPECIFIED leaves the policy as it is.
+	CentralKeyPolicy CentralKeyPolicy `protobuf:"varint,7,opt,name=central_key_policy,json=centralKeyPolicy,proto3,enum=resolver.v1.CentralKeyPolicy" json:"central_key_policy,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *UpdateProviderRequest) Reset() {
@@ -192,6 +203,13 @@ func (x *UpdateProviderRequest) GetByokPolicy() ByokPolicy {
 		return x.ByokPolicy
 	}
 	return ByokPolicy_BYOK_POLICY_UNSPECIFIED
+}
+
+func (x *UpdateProviderRequest) GetCentralKeyPolicy() CentralKeyPolicy {
+	if x != nil {
+		return x.CentralKeyPolicy
+	}
+	return CentralKeyPolicy_CENTRAL_KEY_POLICY_UNSPECIFIED
 }
 
 type DeleteProviderRequest struct {
@@ -1549,6 +1567,122 @@ func (*DeleteUserProviderKeyResponse) Descriptor() ([]byte, []int) {
 	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{27}
 }
 
+type ListUserProviderKeysRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user whose keys to list (UUID, required).
+	UserId string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// At most this many keys (0 means 100; above 1000 means 1000).
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page (asked with the same user_id); empty for the first.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUserProviderKeysRequest) Reset() {
+	*x = ListUserProviderKeysRequest{}
+	mi := &file_resolver_v1_admin_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUserProviderKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUserProviderKeysRequest) ProtoMessage() {}
+
+func (x *ListUserProviderKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_resolver_v1_admin_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUserProviderKeysRequest.ProtoReflect.Descriptor instead.
+func (*ListUserProviderKeysRequest) Descriptor() ([]byte, []int) {
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ListUserProviderKeysRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *ListUserProviderKeysRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListUserProviderKeysRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListUserProviderKeysResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Keys  []*UserProviderKey     `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	// Empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUserProviderKeysResponse) Reset() {
+	*x = ListUserProviderKeysResponse{}
+	mi := &file_resolver_v1_admin_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUserProviderKeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUserProviderKeysResponse) ProtoMessage() {}
+
+func (x *ListUserProviderKeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_resolver_v1_admin_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUserProviderKeysResponse.ProtoReflect.Descriptor instead.
+func (*ListUserProviderKeysResponse) Descriptor() ([]byte, []int) {
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ListUserProviderKeysResponse) GetKeys() []*UserProviderKey {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *ListUserProviderKeysResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 type PutChatRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Id      string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -1561,7 +1695,7 @@ type PutChatRequest struct {
 
 func (x *PutChatRequest) Reset() {
 	*x = PutChatRequest{}
-	mi := &file_resolver_v1_admin_proto_msgTypes[28]
+	mi := &file_resolver_v1_admin_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1573,7 +1707,7 @@ func (x *PutChatRequest) String() string {
 func (*PutChatRequest) ProtoMessage() {}
 
 func (x *PutChatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_admin_proto_msgTypes[28]
+	mi := &file_resolver_v1_admin_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1586,7 +1720,7 @@ func (x *PutChatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutChatRequest.ProtoReflect.Descriptor instead.
 func (*PutChatRequest) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{28}
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *PutChatRequest) GetId() string {
@@ -1619,7 +1753,7 @@ type GetChatRequest struct {
 
 func (x *GetChatRequest) Reset() {
 	*x = GetChatRequest{}
-	mi := &file_resolver_v1_admin_proto_msgTypes[29]
+	mi := &file_resolver_v1_admin_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1631,7 +1765,7 @@ func (x *GetChatRequest) String() string {
 func (*GetChatRequest) ProtoMessage() {}
 
 func (x *GetChatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_admin_proto_msgTypes[29]
+	mi := &file_resolver_v1_admin_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1644,7 +1778,7 @@ func (x *GetChatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetChatRequest.ProtoReflect.Descriptor instead.
 func (*GetChatRequest) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{29}
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetChatRequest) GetId() string {
@@ -1667,7 +1801,7 @@ type CreateTokenRequest struct {
 
 func (x *CreateTokenRequest) Reset() {
 	*x = CreateTokenRequest{}
-	mi := &file_resolver_v1_admin_proto_msgTypes[30]
+	mi := &file_resolver_v1_admin_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1679,7 +1813,7 @@ func (x *CreateTokenRequest) String() string {
 func (*CreateTokenRequest) ProtoMessage() {}
 
 func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_admin_proto_msgTypes[30]
+	mi := &file_resolver_v1_admin_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1692,7 +1826,7 @@ func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{30}
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *CreateTokenRequest) GetName() string {
@@ -1730,7 +1864,7 @@ type CreateTokenResponse struct {
 
 func (x *CreateTokenResponse) Reset() {
 	*x = CreateTokenResponse{}
-	mi := &file_resolver_v1_admin_proto_msgTypes[31]
+	mi := &file_resolver_v1_admin_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1742,7 +1876,7 @@ func (x *CreateTokenResponse) String() string {
 func (*CreateTokenResponse) ProtoMessage() {}
 
 func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_admin_proto_msgTypes[31]
+	mi := &file_resolver_v1_admin_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1755,7 +1889,7 @@ func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateTokenResponse) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{31}
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *CreateTokenResponse) GetToken() string {
@@ -1802,7 +1936,7 @@ type RevokeTokenRequest struct {
 
 func (x *RevokeTokenRequest) Reset() {
 	*x = RevokeTokenRequest{}
-	mi := &file_resolver_v1_admin_proto_msgTypes[32]
+	mi := &file_resolver_v1_admin_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1814,7 +1948,7 @@ func (x *RevokeTokenRequest) String() string {
 func (*RevokeTokenRequest) ProtoMessage() {}
 
 func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_admin_proto_msgTypes[32]
+	mi := &file_resolver_v1_admin_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1827,7 +1961,7 @@ func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{32}
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RevokeTokenRequest) GetId() string {
@@ -1845,7 +1979,7 @@ type RevokeTokenResponse struct {
 
 func (x *RevokeTokenResponse) Reset() {
 	*x = RevokeTokenResponse{}
-	mi := &file_resolver_v1_admin_proto_msgTypes[33]
+	mi := &file_resolver_v1_admin_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1857,7 +1991,7 @@ func (x *RevokeTokenResponse) String() string {
 func (*RevokeTokenResponse) ProtoMessage() {}
 
 func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_admin_proto_msgTypes[33]
+	mi := &file_resolver_v1_admin_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1870,7 +2004,7 @@ func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{33}
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{35}
 }
 
 type GetTokenRequest struct {
@@ -1882,7 +2016,7 @@ type GetTokenRequest struct {
 
 func (x *GetTokenRequest) Reset() {
 	*x = GetTokenRequest{}
-	mi := &file_resolver_v1_admin_proto_msgTypes[34]
+	mi := &file_resolver_v1_admin_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1894,7 +2028,7 @@ func (x *GetTokenRequest) String() string {
 func (*GetTokenRequest) ProtoMessage() {}
 
 func (x *GetTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_admin_proto_msgTypes[34]
+	mi := &file_resolver_v1_admin_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1907,7 +2041,7 @@ func (x *GetTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTokenRequest.ProtoReflect.Descriptor instead.
 func (*GetTokenRequest) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{34}
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetTokenRequest) GetId() string {
@@ -1929,7 +2063,7 @@ type ListTokensRequest struct {
 
 func (x *ListTokensRequest) Reset() {
 	*x = ListTokensRequest{}
-	mi := &file_resolver_v1_admin_proto_msgTypes[35]
+	mi := &file_resolver_v1_admin_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1941,7 +2075,7 @@ func (x *ListTokensRequest) String() string {
 func (*ListTokensRequest) ProtoMessage() {}
 
 func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_admin_proto_msgTypes[35]
+	mi := &file_resolver_v1_admin_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1954,7 +2088,7 @@ func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListTokensRequest) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{35}
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListTokensRequest) GetPageSize() int32 {
@@ -1982,7 +2116,7 @@ type ListTokensResponse struct {
 
 func (x *ListTokensResponse) Reset() {
 	*x = ListTokensResponse{}
-	mi := &file_resolver_v1_admin_proto_msgTypes[36]
+	mi := &file_resolver_v1_admin_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1994,7 +2128,7 @@ func (x *ListTokensResponse) String() string {
 func (*ListTokensResponse) ProtoMessage() {}
 
 func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_admin_proto_msgTypes[36]
+	mi := &file_resolver_v1_admin_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2007,7 +2141,7 @@ func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListTokensResponse) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{36}
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListTokensResponse) GetTokens() []*Token {
@@ -2042,7 +2176,7 @@ type PutWorkloadIdentityRequest struct {
 
 func (x *PutWorkloadIdentityRequest) Reset() {
 	*x = PutWorkloadIdentityRequest{}
-	mi := &file_resolver_v1_admin_proto_msgTypes[37]
+	mi := &file_resolver_v1_admin_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2054,7 +2188,7 @@ func (x *PutWorkloadIdentityRequest) String() string {
 func (*PutWorkloadIdentityRequest) ProtoMessage() {}
 
 func (x *PutWorkloadIdentityRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_admin_proto_msgTypes[37]
+	mi := &file_resolver_v1_admin_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2067,7 +2201,7 @@ func (x *PutWorkloadIdentityRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutWorkloadIdentityRequest.ProtoReflect.Descriptor instead.
 func (*PutWorkloadIdentityRequest) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{37}
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *PutWorkloadIdentityRequest) GetSubject() string {
@@ -2100,7 +2234,7 @@ type DeleteWorkloadIdentityRequest struct {
 
 func (x *DeleteWorkloadIdentityRequest) Reset() {
 	*x = DeleteWorkloadIdentityRequest{}
-	mi := &file_resolver_v1_admin_proto_msgTypes[38]
+	mi := &file_resolver_v1_admin_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2112,7 +2246,7 @@ func (x *DeleteWorkloadIdentityRequest) String() string {
 func (*DeleteWorkloadIdentityRequest) ProtoMessage() {}
 
 func (x *DeleteWorkloadIdentityRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_admin_proto_msgTypes[38]
+	mi := &file_resolver_v1_admin_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2125,7 +2259,7 @@ func (x *DeleteWorkloadIdentityRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteWorkloadIdentityRequest.ProtoReflect.Descriptor instead.
 func (*DeleteWorkloadIdentityRequest) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{38}
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *DeleteWorkloadIdentityRequest) GetSubject() string {
@@ -2143,7 +2277,7 @@ type DeleteWorkloadIdentityResponse struct {
 
 func (x *DeleteWorkloadIdentityResponse) Reset() {
 	*x = DeleteWorkloadIdentityResponse{}
-	mi := &file_resolver_v1_admin_proto_msgTypes[39]
+	mi := &file_resolver_v1_admin_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2155,7 +2289,7 @@ func (x *DeleteWorkloadIdentityResponse) String() string {
 func (*DeleteWorkloadIdentityResponse) ProtoMessage() {}
 
 func (x *DeleteWorkloadIdentityResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_admin_proto_msgTypes[39]
+	mi := &file_resolver_v1_admin_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2168,7 +2302,7 @@ func (x *DeleteWorkloadIdentityResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteWorkloadIdentityResponse.ProtoReflect.Descriptor instead.
 func (*DeleteWorkloadIdentityResponse) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{39}
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{41}
 }
 
 type ListWorkloadIdentitiesRequest struct {
@@ -2183,7 +2317,7 @@ type ListWorkloadIdentitiesRequest struct {
 
 func (x *ListWorkloadIdentitiesRequest) Reset() {
 	*x = ListWorkloadIdentitiesRequest{}
-	mi := &file_resolver_v1_admin_proto_msgTypes[40]
+	mi := &file_resolver_v1_admin_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2195,7 +2329,7 @@ func (x *ListWorkloadIdentitiesRequest) String() string {
 func (*ListWorkloadIdentitiesRequest) ProtoMessage() {}
 
 func (x *ListWorkloadIdentitiesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_admin_proto_msgTypes[40]
+	mi := &file_resolver_v1_admin_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2208,7 +2342,7 @@ func (x *ListWorkloadIdentitiesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkloadIdentitiesRequest.ProtoReflect.Descriptor instead.
 func (*ListWorkloadIdentitiesRequest) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{40}
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListWorkloadIdentitiesRequest) GetPageSize() int32 {
@@ -2236,7 +2370,7 @@ type ListWorkloadIdentitiesResponse struct {
 
 func (x *ListWorkloadIdentitiesResponse) Reset() {
 	*x = ListWorkloadIdentitiesResponse{}
-	mi := &file_resolver_v1_admin_proto_msgTypes[41]
+	mi := &file_resolver_v1_admin_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2248,7 +2382,7 @@ func (x *ListWorkloadIdentitiesResponse) String() string {
 func (*ListWorkloadIdentitiesResponse) ProtoMessage() {}
 
 func (x *ListWorkloadIdentitiesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_admin_proto_msgTypes[41]
+	mi := &file_resolver_v1_admin_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2261,7 +2395,7 @@ func (x *ListWorkloadIdentitiesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkloadIdentitiesResponse.ProtoReflect.Descriptor instead.
 func (*ListWorkloadIdentitiesResponse) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{41}
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ListWorkloadIdentitiesResponse) GetWorkloadIdentities() []*WorkloadIdentity {
@@ -2301,7 +2435,7 @@ type ListAuditEventsRequest struct {
 
 func (x *ListAuditEventsRequest) Reset() {
 	*x = ListAuditEventsRequest{}
-	mi := &file_resolver_v1_admin_proto_msgTypes[42]
+	mi := &file_resolver_v1_admin_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2313,7 +2447,7 @@ func (x *ListAuditEventsRequest) String() string {
 func (*ListAuditEventsRequest) ProtoMessage() {}
 
 func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_admin_proto_msgTypes[42]
+	mi := &file_resolver_v1_admin_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2326,7 +2460,7 @@ func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{42}
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{44}
 }
 
 // Deprecated: Marked as deprecated in resolver/v1/admin.proto.
@@ -2383,7 +2517,7 @@ type ListAuditEventsResponse struct {
 
 func (x *ListAuditEventsResponse) Reset() {
 	*x = ListAuditEventsResponse{}
-	mi := &file_resolver_v1_admin_proto_msgTypes[43]
+	mi := &file_resolver_v1_admin_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2395,7 +2529,7 @@ func (x *ListAuditEventsResponse) String() string {
 func (*ListAuditEventsResponse) ProtoMessage() {}
 
 func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_admin_proto_msgTypes[43]
+	mi := &file_resolver_v1_admin_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2408,7 +2542,7 @@ func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{43}
+	return file_resolver_v1_admin_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ListAuditEventsResponse) GetEvents() []*AuditEvent {
@@ -2429,7 +2563,7 @@ var File_resolver_v1_admin_proto protoreflect.FileDescriptor
 
 const file_resolver_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x17resolver/v1/admin.proto\x12\vresolver.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bresolver/v1/resources.proto\"\xe2\x01\n" +
+	"\x17resolver/v1/admin.proto\x12\vresolver.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bresolver/v1/resources.proto\"\xaf\x02\n" +
 	"\x15CreateProviderRequest\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12!\n" +
@@ -2437,9 +2571,10 @@ const file_resolver_v1_admin_proto_rawDesc = "" +
 	"\bbase_url\x18\x04 \x01(\tR\abaseUrl\x12\x1d\n" +
 	"\aenabled\x18\x05 \x01(\bH\x00R\aenabled\x88\x01\x01\x128\n" +
 	"\vbyok_policy\x18\x06 \x01(\x0e2\x17.resolver.v1.ByokPolicyR\n" +
-	"byokPolicyB\n" +
+	"byokPolicy\x12K\n" +
+	"\x12central_key_policy\x18\a \x01(\x0e2\x1d.resolver.v1.CentralKeyPolicyR\x10centralKeyPolicyB\n" +
 	"\n" +
-	"\b_enabled\"\x94\x02\n" +
+	"\b_enabled\"\xe1\x02\n" +
 	"\x15UpdateProviderRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\x04name\x18\x02 \x01(\tH\x00R\x04name\x88\x01\x01\x12&\n" +
@@ -2447,7 +2582,8 @@ const file_resolver_v1_admin_proto_rawDesc = "" +
 	"\bbase_url\x18\x04 \x01(\tH\x02R\abaseUrl\x88\x01\x01\x12\x1d\n" +
 	"\aenabled\x18\x05 \x01(\bH\x03R\aenabled\x88\x01\x01\x128\n" +
 	"\vbyok_policy\x18\x06 \x01(\x0e2\x17.resolver.v1.ByokPolicyR\n" +
-	"byokPolicyB\a\n" +
+	"byokPolicy\x12K\n" +
+	"\x12central_key_policy\x18\a \x01(\x0e2\x1d.resolver.v1.CentralKeyPolicyR\x10centralKeyPolicyB\a\n" +
 	"\x05_nameB\x0f\n" +
 	"\r_display_nameB\v\n" +
 	"\t_base_urlB\n" +
@@ -2550,7 +2686,15 @@ const file_resolver_v1_admin_proto_rawDesc = "" +
 	"\aapi_key\x18\x03 \x01(\tB\x03\x80\x01\x01R\x06apiKey\".\n" +
 	"\x1cDeleteUserProviderKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x1f\n" +
-	"\x1dDeleteUserProviderKeyResponse\"c\n" +
+	"\x1dDeleteUserProviderKeyResponse\"r\n" +
+	"\x1bListUserProviderKeysRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"x\n" +
+	"\x1cListUserProviderKeysResponse\x120\n" +
+	"\x04keys\x18\x01 \x03(\v2\x1c.resolver.v1.UserProviderKeyR\x04keys\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"c\n" +
 	"\x0ePutChatRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\bowner_id\x18\x02 \x01(\tR\aownerId\x12&\n" +
@@ -2605,7 +2749,7 @@ const file_resolver_v1_admin_proto_rawDesc = "" +
 	"\tpage_size\x18\x06 \x01(\x05R\bpageSize\"r\n" +
 	"\x17ListAuditEventsResponse\x12/\n" +
 	"\x06events\x18\x01 \x03(\v2\x17.resolver.v1.AuditEventR\x06events\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\x87\x14\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xf4\x14\n" +
 	"\fAdminService\x12K\n" +
 	"\x0eCreateProvider\x12\".resolver.v1.CreateProviderRequest\x1a\x15.resolver.v1.Provider\x12K\n" +
 	"\x0eUpdateProvider\x12\".resolver.v1.UpdateProviderRequest\x1a\x15.resolver.v1.Provider\x12Y\n" +
@@ -2627,7 +2771,8 @@ const file_resolver_v1_admin_proto_rawDesc = "" +
 	"DeleteUser\x12\x1e.resolver.v1.DeleteUserRequest\x1a\x1f.resolver.v1.DeleteUserResponse\x129\n" +
 	"\aGetUser\x12\x1b.resolver.v1.GetUserRequest\x1a\x11.resolver.v1.User\x12Z\n" +
 	"\x12PutUserProviderKey\x12&.resolver.v1.PutUserProviderKeyRequest\x1a\x1c.resolver.v1.UserProviderKey\x12n\n" +
-	"\x15DeleteUserProviderKey\x12).resolver.v1.DeleteUserProviderKeyRequest\x1a*.resolver.v1.DeleteUserProviderKeyResponse\x129\n" +
+	"\x15DeleteUserProviderKey\x12).resolver.v1.DeleteUserProviderKeyRequest\x1a*.resolver.v1.DeleteUserProviderKeyResponse\x12k\n" +
+	"\x14ListUserProviderKeys\x12(.resolver.v1.ListUserProviderKeysRequest\x1a).resolver.v1.ListUserProviderKeysResponse\x129\n" +
 	"\aPutChat\x12\x1b.resolver.v1.PutChatRequest\x1a\x11.resolver.v1.Chat\x129\n" +
 	"\aGetChat\x12\x1b.resolver.v1.GetChatRequest\x1a\x11.resolver.v1.Chat\x12P\n" +
 	"\vCreateToken\x12\x1f.resolver.v1.CreateTokenRequest\x1a .resolver.v1.CreateTokenResponse\x12P\n" +
@@ -2652,7 +2797,7 @@ func file_resolver_v1_admin_proto_rawDescGZIP() []byte {
 	return file_resolver_v1_admin_proto_rawDescData
 }
 
-var file_resolver_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
+var file_resolver_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
 var file_resolver_v1_admin_proto_goTypes = []any{
 	(*CreateProviderRequest)(nil),          // 0: resolver.v1.CreateProviderRequest
 	(*UpdateProviderRequest)(nil),          // 1: resolver.v1.UpdateProviderRequest
@@ -2682,112 +2827,120 @@ var file_resolver_v1_admin_proto_goTypes = []any{
 	(*PutUserProviderKeyRequest)(nil),      // 25: resolver.v1.PutUserProviderKeyRequest
 	(*DeleteUserProviderKeyRequest)(nil),   // 26: resolver.v1.DeleteUserProviderKeyRequest
 	(*DeleteUserProviderKeyResponse)(nil),  // 27: resolver.v1.DeleteUserProviderKeyResponse
-	(*PutChatRequest)(nil),                 // 28: resolver.v1.PutChatRequest
-	(*GetChatRequest)(nil),                 // 29: resolver.v1.GetChatRequest
-	(*CreateTokenRequest)(nil),             // 30: resolver.v1.CreateTokenRequest
-	(*CreateTokenResponse)(nil),            // 31: resolver.v1.CreateTokenResponse
-	(*RevokeTokenRequest)(nil),             // 32: resolver.v1.RevokeTokenRequest
-	(*RevokeTokenResponse)(nil),            // 33: resolver.v1.RevokeTokenResponse
-	(*GetTokenRequest)(nil),                // 34: resolver.v1.GetTokenRequest
-	(*ListTokensRequest)(nil),              // 35: resolver.v1.ListTokensRequest
-	(*ListTokensResponse)(nil),             // 36: resolver.v1.ListTokensResponse
-	(*PutWorkloadIdentityRequest)(nil),     // 37: resolver.v1.PutWorkloadIdentityRequest
-	(*DeleteWorkloadIdentityRequest)(nil),  // 38: resolver.v1.DeleteWorkloadIdentityRequest
-	(*DeleteWorkloadIdentityResponse)(nil), // 39: resolver.v1.DeleteWorkloadIdentityResponse
-	(*ListWorkloadIdentitiesRequest)(nil),  // 40: resolver.v1.ListWorkloadIdentitiesRequest
-	(*ListWorkloadIdentitiesResponse)(nil), // 41: resolver.v1.ListWorkloadIdentitiesResponse
-	(*ListAuditEventsRequest)(nil),         // 42: resolver.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil),        // 43: resolver.v1.ListAuditEventsResponse
-	(ByokPolicy)(0),                        // 44: resolver.v1.ByokPolicy
-	(*Provider)(nil),                       // 45: resolver.v1.Provider
-	(*ProviderKey)(nil),                    // 46: resolver.v1.ProviderKey
-	(*structpb.Struct)(nil),                // 47: google.protobuf.Struct
-	(*ModelConfig)(nil),                    // 48: resolver.v1.ModelConfig
-	(*timestamppb.Timestamp)(nil),          // 49: google.protobuf.Timestamp
-	(*Token)(nil),                          // 50: resolver.v1.Token
-	(*WorkloadIdentity)(nil),               // 51: resolver.v1.WorkloadIdentity
-	(*AuditEvent)(nil),                     // 52: resolver.v1.AuditEvent
-	(*User)(nil),                           // 53: resolver.v1.User
-	(*UserProviderKey)(nil),                // 54: resolver.v1.UserProviderKey
-	(*Chat)(nil),                           // 55: resolver.v1.Chat
+	(*ListUserProviderKeysRequest)(nil),    // 28: resolver.v1.ListUserProviderKeysRequest
+	(*ListUserProviderKeysResponse)(nil),   // 29: resolver.v1.ListUserProviderKeysResponse
+	(*PutChatRequest)(nil),                 // 30: resolver.v1.PutChatRequest
+	(*GetChatRequest)(nil),                 // 31: resolver.v1.GetChatRequest
+	(*CreateTokenRequest)(nil),             // 32: resolver.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),            // 33: resolver.v1.CreateTokenResponse
+	(*RevokeTokenRequest)(nil),             // 34: resolver.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),            // 35: resolver.v1.RevokeTokenResponse
+	(*GetTokenRequest)(nil),                // 36: resolver.v1.GetTokenRequest
+	(*ListTokensRequest)(nil),              // 37: resolver.v1.ListTokensRequest
+	(*ListTokensResponse)(nil),             // 38: resolver.v1.ListTokensResponse
+	(*PutWorkloadIdentityRequest)(nil),     // 39: resolver.v1.PutWorkloadIdentityRequest
+	(*DeleteWorkloadIdentityRequest)(nil),  // 40: resolver.v1.DeleteWorkloadIdentityRequest
+	(*DeleteWorkloadIdentityResponse)(nil), // 41: resolver.v1.DeleteWorkloadIdentityResponse
+	(*ListWorkloadIdentitiesRequest)(nil),  // 42: resolver.v1.ListWorkloadIdentitiesRequest
+	(*ListWorkloadIdentitiesResponse)(nil), // 43: resolver.v1.ListWorkloadIdentitiesResponse
+	(*ListAuditEventsRequest)(nil),         // 44: resolver.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),        // 45: resolver.v1.ListAuditEventsResponse
+	(ByokPolicy)(0),                        // 46: resolver.v1.ByokPolicy
+	(CentralKeyPolicy)(0),                  // 47: resolver.v1.CentralKeyPolicy
+	(*Provider)(nil),                       // 48: resolver.v1.Provider
+	(*ProviderKey)(nil),                    // 49: resolver.v1.ProviderKey
+	(*structpb.Struct)(nil),                // 50: google.protobuf.Struct
+	(*ModelConfig)(nil),                    // 51: resolver.v1.ModelConfig
+	(*UserProviderKey)(nil),                // 52: resolver.v1.UserProviderKey
+	(*timestamppb.Timestamp)(nil),          // 53: google.protobuf.Timestamp
+	(*Token)(nil),                          // 54: resolver.v1.Token
+	(*WorkloadIdentity)(nil),               // 55: resolver.v1.WorkloadIdentity
+	(*AuditEvent)(nil),                     // 56: resolver.v1.AuditEvent
+	(*User)(nil),                           // 57: resolver.v1.User
+	(*Chat)(nil),                           // 58: resolver.v1.Chat
 }
 var file_resolver_v1_admin_proto_depIdxs = []int32{
-	44, // 0: resolver.v1.CreateProviderRequest.byok_policy:type_name -> resolver.v1.ByokPolicy
-	44, // 1: resolver.v1.UpdateProviderRequest.byok_policy:type_name -> resolver.v1.ByokPolicy
-	45, // 2: resolver.v1.ListProvidersResponse.providers:type_name -> resolver.v1.Provider
-	46, // 3: resolver.v1.ListProviderKeysResponse.keys:type_name -> resolver.v1.ProviderKey
-	47, // 4: resolver.v1.CreateModelConfigRequest.options:type_name -> google.protobuf.Struct
-	47, // 5: resolver.v1.UpdateModelConfigRequest.options:type_name -> google.protobuf.Struct
-	48, // 6: resolver.v1.ListModelConfigsResponse.model_configs:type_name -> resolver.v1.ModelConfig
-	49, // 7: resolver.v1.CreateTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	50, // 8: resolver.v1.ListTokensResponse.tokens:type_name -> resolver.v1.Token
-	51, // 9: resolver.v1.ListWorkloadIdentitiesResponse.workload_identities:type_name -> resolver.v1.WorkloadIdentity
-	52, // 10: resolver.v1.ListAuditEventsResponse.events:type_name -> resolver.v1.AuditEvent
-	0,  // 11: resolver.v1.AdminService.CreateProvider:input_type -> resolver.v1.CreateProviderRequest
-	1,  // 12: resolver.v1.AdminService.UpdateProvider:input_type -> resolver.v1.UpdateProviderRequest
-	2,  // 13: resolver.v1.AdminService.DeleteProvider:input_type -> resolver.v1.DeleteProviderRequest
-	4,  // 14: resolver.v1.AdminService.GetProvider:input_type -> resolver.v1.GetProviderRequest
-	5,  // 15: resolver.v1.AdminService.ListProviders:input_type -> resolver.v1.ListProvidersRequest
-	7,  // 16: resolver.v1.AdminService.AddProviderKey:input_type -> resolver.v1.AddProviderKeyRequest
-	8,  // 17: resolver.v1.AdminService.RotateProviderKey:input_type -> resolver.v1.RotateProviderKeyRequest
-	9,  // 18: resolver.v1.AdminService.SetProviderKeyEnabled:input_type -> resolver.v1.SetProviderKeyEnabledRequest
-	10, // 19: resolver.v1.AdminService.DeleteProviderKey:input_type -> resolver.v1.DeleteProviderKeyRequest
-	12, // 20: resolver.v1.AdminService.ListProviderKeys:input_type -> resolver.v1.ListProviderKeysRequest
-	14, // 21: resolver.v1.AdminService.CreateModelConfig:input_type -> resolver.v1.CreateModelConfigRequest
-	15, // 22: resolver.v1.AdminService.UpdateModelConfig:input_type -> resolver.v1.UpdateModelConfigRequest
-	16, // 23: resolver.v1.AdminService.DeleteModelConfig:input_type -> resolver.v1.DeleteModelConfigRequest
-	18, // 24: resolver.v1.AdminService.GetModelConfig:input_type -> resolver.v1.GetModelConfigRequest
-	19, // 25: resolver.v1.AdminService.ListModelConfigs:input_type -> resolver.v1.ListModelConfigsRequest
-	21, // 26: resolver.v1.AdminService.PutUser:input_type -> resolver.v1.PutUserRequest
-	22, // 27: resolver.v1.AdminService.DeleteUser:input_type -> resolver.v1.DeleteUserRequest
-	24, // 28: resolver.v1.AdminService.GetUser:input_type -> resolver.v1.GetUserRequest
-	25, // 29: resolver.v1.AdminService.PutUserProviderKey:input_type -> resolver.v1.PutUserProviderKeyRequest
-	26, // 30: resolver.v1.AdminService.DeleteUserProviderKey:input_type -> resolver.v1.DeleteUserProviderKeyRequest
-	28, // 31: resolver.v1.AdminService.PutChat:input_type -> resolver.v1.PutChatRequest
-	29, // 32: resolver.v1.AdminService.GetChat:input_type -> resolver.v1.GetChatRequest
-	30, // 33: resolver.v1.AdminService.CreateToken:input_type -> resolver.v1.CreateTokenRequest
-	32, // 34: resolver.v1.AdminService.RevokeToken:input_type -> resolver.v1.RevokeTokenRequest
-	34, // 35: resolver.v1.AdminService.GetToken:input_type -> resolver.v1.GetTokenRequest
-	35, // 36: resolver.v1.AdminService.ListTokens:input_type -> resolver.v1.ListTokensRequest
-	37, // 37: resolver.v1.AdminService.PutWorkloadIdentity:input_type -> resolver.v1.PutWorkloadIdentityRequest
-	38, // 38: resolver.v1.AdminService.DeleteWorkloadIdentity:input_type -> resolver.v1.DeleteWorkloadIdentityRequest
-	40, // 39: resolver.v1.AdminService.ListWorkloadIdentities:input_type -> resolver.v1.ListWorkloadIdentitiesRequest
-	42, // 40: resolver.v1.AdminService.ListAuditEvents:input_type -> resolver.v1.ListAuditEventsRequest
-	45, // 41: resolver.v1.AdminService.CreateProvider:output_type -> resolver.v1.Provider
-	45, // 42: resolver.v1.AdminService.UpdateProvider:output_type -> resolver.v1.Provider
-	3,  // 43: resolver.v1.AdminService.DeleteProvider:output_type -> resolver.v1.DeleteProviderResponse
-	45, // 44: resolver.v1.AdminService.GetProvider:output_type -> resolver.v1.Provider
-	6,  // 45: resolver.v1.AdminService.ListProviders:output_type -> resolver.v1.ListProvidersResponse
-	46, // 46: resolver.v1.AdminService.AddProviderKey:output_type -> resolver.v1.ProviderKey
-	46, // 47: resolver.v1.AdminService.RotateProviderKey:output_type -> resolver.v1.ProviderKey
-	46, // 48: resolver.v1.AdminService.SetProviderKeyEnabled:output_type -> resolver.v1.ProviderKey
-	11, // 49: resolver.v1.AdminService.DeleteProviderKey:output_type -> resolver.v1.DeleteProviderKeyResponse
-	13, // 50: resolver.v1.AdminService.ListProviderKeys:output_type -> resolver.v1.ListProviderKeysResponse
-	48, // 51: resolver.v1.AdminService.CreateModelConfig:output_type -> resolver.v1.ModelConfig
-	48, // 52: resolver.v1.AdminService.UpdateModelConfig:output_type -> resolver.v1.ModelConfig
-	17, // 53: resolver.v1.AdminService.DeleteModelConfig:output_type -> resolver.v1.DeleteModelConfigResponse
-	48, // 54: resolver.v1.AdminService.GetModelConfig:output_type -> resolver.v1.ModelConfig
-	20, // 55: resolver.v1.AdminService.ListModelConfigs:output_type -> resolver.v1.ListModelConfigsResponse
-	53, // 56: resolver.v1.AdminService.PutUser:output_type -> resolver.v1.User
-	23, // 57: resolver.v1.AdminService.DeleteUser:output_type -> resolver.v1.DeleteUserResponse
-	53, // 58: resolver.v1.AdminService.GetUser:output_type -> resolver.v1.User
-	54, // 59: resolver.v1.AdminService.PutUserProviderKey:output_type -> resolver.v1.UserProviderKey
-	27, // 60: resolver.v1.AdminService.DeleteUserProviderKey:output_type -> resolver.v1.DeleteUserProviderKeyResponse
-	55, // 61: resolver.v1.AdminService.PutChat:output_type -> resolver.v1.Chat
-	55, // 62: resolver.v1.AdminService.GetChat:output_type -> resolver.v1.Chat
-	31, // 63: resolver.v1.AdminService.CreateToken:output_type -> resolver.v1.CreateTokenResponse
-	33, // 64: resolver.v1.AdminService.RevokeToken:output_type -> resolver.v1.RevokeTokenResponse
-	50, // 65: resolver.v1.AdminService.GetToken:output_type -> resolver.v1.Token
-	36, // 66: resolver.v1.AdminService.ListTokens:output_type -> resolver.v1.ListTokensResponse
-	51, // 67: resolver.v1.AdminService.PutWorkloadIdentity:output_type -> resolver.v1.WorkloadIdentity
-	39, // 68: resolver.v1.AdminService.DeleteWorkloadIdentity:output_type -> resolver.v1.DeleteWorkloadIdentityResponse
-	41, // 69: resolver.v1.AdminService.ListWorkloadIdentities:output_type -> resolver.v1.ListWorkloadIdentitiesResponse
-	43, // 70: resolver.v1.AdminService.ListAuditEvents:output_type -> resolver.v1.ListAuditEventsResponse
-	41, // [41:71] is the sub-list for method output_type
-	11, // [11:41] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	46, // 0: resolver.v1.CreateProviderRequest.byok_policy:type_name -> resolver.v1.ByokPolicy
+	47, // 1: resolver.v1.CreateProviderRequest.central_key_policy:type_name -> resolver.v1.CentralKeyPolicy
+	46, // 2: resolver.v1.UpdateProviderRequest.byok_policy:type_name -> resolver.v1.ByokPolicy
+	47, // 3: resolver.v1.UpdateProviderRequest.central_key_policy:type_name -> resolver.v1.CentralKeyPolicy
+	48, // 4: resolver.v1.ListProvidersResponse.providers:type_name -> resolver.v1.Provider
+	49, // 5: resolver.v1.ListProviderKeysResponse.keys:type_name -> resolver.v1.ProviderKey
+	50, // 6: resolver.v1.CreateModelConfigRequest.options:type_name -> google.protobuf.Struct
+	50, // 7: resolver.v1.UpdateModelConfigRequest.options:type_name -> google.protobuf.Struct
+	51, // 8: resolver.v1.ListModelConfigsResponse.model_configs:type_name -> resolver.v1.ModelConfig
+	52, // 9: resolver.v1.ListUserProviderKeysResponse.keys:type_name -> resolver.v1.UserProviderKey
+	53, // 10: resolver.v1.CreateTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	54, // 11: resolver.v1.ListTokensResponse.tokens:type_name -> resolver.v1.Token
+	55, // 12: resolver.v1.ListWorkloadIdentitiesResponse.workload_identities:type_name -> resolver.v1.WorkloadIdentity
+	56, // 13: resolver.v1.ListAuditEventsResponse.events:type_name -> resolver.v1.AuditEvent
+	0,  // 14: resolver.v1.AdminService.CreateProvider:input_type -> resolver.v1.CreateProviderRequest
+	1,  // 15: resolver.v1.AdminService.UpdateProvider:input_type -> resolver.v1.UpdateProviderRequest
+	2,  // 16: resolver.v1.AdminService.DeleteProvider:input_type -> resolver.v1.DeleteProviderRequest
+	4,  // 17: resolver.v1.AdminService.GetProvider:input_type -> resolver.v1.GetProviderRequest
+	5,  // 18: resolver.v1.AdminService.ListProviders:input_type -> resolver.v1.ListProvidersRequest
+	7,  // 19: resolver.v1.AdminService.AddProviderKey:input_type -> resolver.v1.AddProviderKeyRequest
+	8,  // 20: resolver.v1.AdminService.RotateProviderKey:input_type -> resolver.v1.RotateProviderKeyRequest
+	9,  // 21: resolver.v1.AdminService.SetProviderKeyEnabled:input_type -> resolver.v1.SetProviderKeyEnabledRequest
+	10, // 22: resolver.v1.AdminService.DeleteProviderKey:input_type -> resolver.v1.DeleteProviderKeyRequest
+	12, // 23: resolver.v1.AdminService.ListProviderKeys:input_type -> resolver.v1.ListProviderKeysRequest
+	14, // 24: resolver.v1.AdminService.CreateModelConfig:input_type -> resolver.v1.CreateModelConfigRequest
+	15, // 25: resolver.v1.AdminService.UpdateModelConfig:input_type -> resolver.v1.UpdateModelConfigRequest
+	16, // 26: resolver.v1.AdminService.DeleteModelConfig:input_type -> resolver.v1.DeleteModelConfigRequest
+	18, // 27: resolver.v1.AdminService.GetModelConfig:input_type -> resolver.v1.GetModelConfigRequest
+	19, // 28: resolver.v1.AdminService.ListModelConfigs:input_type -> resolver.v1.ListModelConfigsRequest
+	21, // 29: resolver.v1.AdminService.PutUser:input_type -> resolver.v1.PutUserRequest
+	22, // 30: resolver.v1.AdminService.DeleteUser:input_type -> resolver.v1.DeleteUserRequest
+	24, // 31: resolver.v1.AdminService.GetUser:input_type -> resolver.v1.GetUserRequest
+	25, // 32: resolver.v1.AdminService.PutUserProviderKey:input_type -> resolver.v1.PutUserProviderKeyRequest
+	26, // 33: resolver.v1.AdminService.DeleteUserProviderKey:input_type -> resolver.v1.DeleteUserProviderKeyRequest
+	28, // 34: resolver.v1.AdminService.ListUserProviderKeys:input_type -> resolver.v1.ListUserProviderKeysRequest
+	30, // 35: resolver.v1.AdminService.PutChat:input_type -> resolver.v1.PutChatRequest
+	31, // 36: resolver.v1.AdminService.GetChat:input_type -> resolver.v1.GetChatRequest
+	32, // 37: resolver.v1.AdminService.CreateToken:input_type -> resolver.v1.CreateTokenRequest
+	34, // 38: resolver.v1.AdminService.RevokeToken:input_type -> resolver.v1.RevokeTokenRequest
+	36, // 39: resolver.v1.AdminService.GetToken:input_type -> resolver.v1.GetTokenRequest
+	37, // 40: resolver.v1.AdminService.ListTokens:input_type -> resolver.v1.ListTokensRequest
+	39, // 41: resolver.v1.AdminService.PutWorkloadIdentity:input_type -> resolver.v1.PutWorkloadIdentityRequest
+	40, // 42: resolver.v1.AdminService.DeleteWorkloadIdentity:input_type -> resolver.v1.DeleteWorkloadIdentityRequest
+	42, // 43: resolver.v1.AdminService.ListWorkloadIdentities:input_type -> resolver.v1.ListWorkloadIdentitiesRequest
+	44, // 44: resolver.v1.AdminService.ListAuditEvents:input_type -> resolver.v1.ListAuditEventsRequest
+	48, // 45: resolver.v1.AdminService.CreateProvider:output_type -> resolver.v1.Provider
+	48, // 46: resolver.v1.AdminService.UpdateProvider:output_type -> resolver.v1.Provider
+	3,  // 47: resolver.v1.AdminService.DeleteProvider:output_type -> resolver.v1.DeleteProviderResponse
+	48, // 48: resolver.v1.AdminService.GetProvider:output_type -> resolver.v1.Provider
+	6,  // 49: resolver.v1.AdminService.ListProviders:output_type -> resolver.v1.ListProvidersResponse
+	49, // 50: resolver.v1.AdminService.AddProviderKey:output_type -> resolver.v1.ProviderKey
+	49, // 51: resolver.v1.AdminService.RotateProviderKey:output_type -> resolver.v1.ProviderKey
+	49, // 52: resolver.v1.AdminService.SetProviderKeyEnabled:output_type -> resolver.v1.ProviderKey
+	11, // 53: resolver.v1.AdminService.DeleteProviderKey:output_type -> resolver.v1.DeleteProviderKeyResponse
+	13, // 54: resolver.v1.AdminService.ListProviderKeys:output_type -> resolver.v1.ListProviderKeysResponse
+	51, // 55: resolver.v1.AdminService.CreateModelConfig:output_type -> resolver.v1.ModelConfig
+	51, // 56: resolver.v1.AdminService.UpdateModelConfig:output_type -> resolver.v1.ModelConfig
+	17, // 57: resolver.v1.AdminService.DeleteModelConfig:output_type -> resolver.v1.DeleteModelConfigResponse
+	51, // 58: resolver.v1.AdminService.GetModelConfig:output_type -> resolver.v1.ModelConfig
+	20, // 59: resolver.v1.AdminService.ListModelConfigs:output_type -> resolver.v1.ListModelConfigsResponse
+	57, // 60: resolver.v1.AdminService.PutUser:output_type -> resolver.v1.User
+	23, // 61: resolver.v1.AdminService.DeleteUser:output_type -> resolver.v1.DeleteUserResponse
+	57, // 62: resolver.v1.AdminService.GetUser:output_type -> resolver.v1.User
+	52, // 63: resolver.v1.AdminService.PutUserProviderKey:output_type -> resolver.v1.UserProviderKey
+	27, // 64: resolver.v1.AdminService.DeleteUserProviderKey:output_type -> resolver.v1.DeleteUserProviderKeyResponse
+	29, // 65: resolver.v1.AdminService.ListUserProviderKeys:output_type -> resolver.v1.ListUserProviderKeysResponse
+	58, // 66: resolver.v1.AdminService.PutChat:output_type -> resolver.v1.Chat
+	58, // 67: resolver.v1.AdminService.GetChat:output_type -> resolver.v1.Chat
+	33, // 68: resolver.v1.AdminService.CreateToken:output_type -> resolver.v1.CreateTokenResponse
+	35, // 69: resolver.v1.AdminService.RevokeToken:output_type -> resolver.v1.RevokeTokenResponse
+	54, // 70: resolver.v1.AdminService.GetToken:output_type -> resolver.v1.Token
+	38, // 71: resolver.v1.AdminService.ListTokens:output_type -> resolver.v1.ListTokensResponse
+	55, // 72: resolver.v1.AdminService.PutWorkloadIdentity:output_type -> resolver.v1.WorkloadIdentity
+	41, // 73: resolver.v1.AdminService.DeleteWorkloadIdentity:output_type -> resolver.v1.DeleteWorkloadIdentityResponse
+	43, // 74: resolver.v1.AdminService.ListWorkloadIdentities:output_type -> resolver.v1.ListWorkloadIdentitiesResponse
+	45, // 75: resolver.v1.AdminService.ListAuditEvents:output_type -> resolver.v1.ListAuditEventsResponse
+	45, // [45:76] is the sub-list for method output_type
+	14, // [14:45] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_resolver_v1_admin_proto_init() }
@@ -2808,7 +2961,7 @@ func file_resolver_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_resolver_v1_admin_proto_rawDesc), len(file_resolver_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   44,
+			NumMessages:   46,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -39,6 +39,7 @@ const (
 	AdminService_GetUser_FullMethodName                = "/resolver.v1.AdminService/GetUser"
 	AdminService_PutUserProviderKey_FullMethodName     = "/resolver.v1.AdminService/PutUserProviderKey"
 	AdminService_DeleteUserProviderKey_FullMethodName  = "/resolver.v1.AdminService/DeleteUserProviderKey"
+	AdminService_ListUserProviderKeys_FullMethodName   = "/resolver.v1.AdminService/ListUserProviderKeys"
 	AdminService_PutChat_FullMethodName                = "/resolver.v1.AdminService/PutChat"
 	AdminService_GetChat_FullMethodName                = "/resolver.v1.AdminService/GetChat"
 	AdminService_CreateToken_FullMethodName            = "/resolver.v1.AdminService/CreateToken"
@@ -80,11 +81,14 @@ type AdminServiceClient interface {
 	// ListProviders lists the live providers by name.
 	ListProviders(ctx context.Context, in *ListProvidersRequest, opts ...grpc.CallOption) (*ListProvidersResponse, error)
 	AddProviderKey(ctx context.Context, in *AddProviderKeyRequest, opts ...grpc.CallOption) (*ProviderKey, error)
-	// RotateProviderKey adds the new key and disables every other key of the provider in one transaction.
+	// RotateProviderKey adds the new key and disables every other key of the provider in one
+	// transaction; the keys it disables lose their cooldowns and suspensions.
 	RotateProviderKey(ctx context.Context, in *RotateProviderKeyRequest, opts ...grpc.CallOption) (*ProviderKey, error)
+	// SetProviderKeyEnabled enables or disables a central key; enabling one also ends its suspension
+	// and cooldown.
 	SetProviderKeyEnabled(ctx context.Context, in *SetProviderKeyEnabledRequest, opts ...grpc.CallOption) (*ProviderKey, error)
 	DeleteProviderKey(ctx context.Context, in *DeleteProviderKeyRequest, opts ...grpc.CallOption) (*DeleteProviderKeyResponse, error)
-	// ListProviderKeys lists central keys by provider id, then oldest first.
+	// ListProviderKeys lists central keys by provider id, then oldest first, with their health.
 	ListProviderKeys(ctx context.Context, in *ListProviderKeysRequest, opts ...grpc.CallOption) (*ListProviderKeysResponse, error)
 	CreateModelConfig(ctx context.Context, in *CreateModelConfigRequest, opts ...grpc.CallOption) (*ModelConfig, error)
 	UpdateModelConfig(ctx context.Context, in *UpdateModelConfigRequest, opts ...grpc.CallOption) (*ModelConfig, error)
@@ -99,8 +103,12 @@ type AdminServiceClient interface {
 	// GetUser needs user:write: there is no user:read scope, and user administrators are the ones who
 	// read users (as ListTokens needs token:write). A deleted user is NOT_FOUND.
 	GetUser(ctx context.Context, in *GetUserRequest, opts ...grpc.CallOption) (*User, error)
+	// PutUserProviderKey sets the user's key for the provider; a new key clears a mark of invalid.
 	PutUserProviderKey(ctx context.Context, in *PutUserProviderKeyRequest, opts ...grpc.CallOption) (*UserProviderKey, error)
 	DeleteUserProviderKey(ctx context.Context, in *DeleteUserProviderKeyRequest, opts ...grpc.CallOption) (*DeleteUserProviderKeyResponse, error)
+	// ListUserProviderKeys lists one user's own keys by provider id, with fingerprints and health,
+	// never the secrets. It needs user_ai_provider_key:read.
+	ListUserProviderKeys(ctx context.Context, in *ListUserProviderKeysRequest, opts ...grpc.CallOption) (*ListUserProviderKeysResponse, error)
 	PutChat(ctx context.Context, in *PutChatRequest, opts ...grpc.CallOption) (*Chat, error)
 	// GetChat needs chat:read.
 	GetChat(ctx context.Context, in *GetChatRequest, opts ...grpc.CallOption) (*Chat, error)
@@ -336,6 +344,16 @@ func (c *adminServiceClient) DeleteUserProviderKey(ctx context.Context, in *Dele
 	return out, nil
 }
 
+func (c *adminServiceClient) ListUserProviderKeys(ctx context.Context, in *ListUserProviderKeysRequest, opts ...grpc.CallOption) (*ListUserProviderKeysResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListUserProviderKeysResponse)
+	err := c.cc.Invoke(ctx, AdminService_ListUserProviderKeys_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *adminServiceClient) PutChat(ctx context.Context, in *PutChatRequest, opts ...grpc.CallOption) (*Chat, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Chat)
@@ -465,11 +483,14 @@ type AdminServiceServer interface {
 	// ListProviders lists the live providers by name.
 	ListProviders(context.Context, *ListProvidersRequest) (*ListProvidersResponse, error)
 	AddProviderKey(context.Context, *AddProviderKeyRequest) (*ProviderKey, error)
-	// RotateProviderKey adds the new key and disables every other key of the provider in one transaction.
+	// RotateProviderKey adds the new key and disables every other key of the provider in one
+	// transaction; the keys it disables lose their cooldowns and suspensions.
 	RotateProviderKey(context.Context, *RotateProviderKeyRequest) (*ProviderKey, error)
+	// SetProviderKeyEnabled enables or disables a central key; enabling one also ends its suspension
+	// and cooldown.
 	SetProviderKeyEnabled(context.Context, *SetProviderKeyEnabledRequest) (*ProviderKey, error)
 	DeleteProviderKey(context.Context, *DeleteProviderKeyRequest) (*DeleteProviderKeyResponse, error)
-	// ListProviderKeys lists central keys by provider id, then oldest first.
+	// ListProviderKeys lists central keys by provider id, then oldest first, with their health.
 	ListProviderKeys(context.Context, *ListProviderKeysRequest) (*ListProviderKeysResponse, error)
 	CreateModelConfig(context.Context, *CreateModelConfigRequest) (*ModelConfig, error)
 	UpdateModelConfig(context.Context, *UpdateModelConfigRequest) (*ModelConfig, error)
@@ -484,8 +505,12 @@ type AdminServiceServer interface {
 	// GetUser needs user:write: there is no user:read scope, and user administrators are the ones who
 	// read users (as ListTokens needs token:write). A deleted user is NOT_FOUND.
 	GetUser(context.Context, *GetUserRequest) (*User, error)
+	// PutUserProviderKey sets the user's key for the provider; a new key clears a mark of invalid.
 	PutUserProviderKey(context.Context, *PutUserProviderKeyRequest) (*UserProviderKey, error)
 	DeleteUserProviderKey(context.Context, *DeleteUserProviderKeyRequest) (*DeleteUserProviderKeyResponse, error)
+	// ListUserProviderKeys lists one user's own keys by provider id, with fingerprints and health,
+	// never the secrets. It needs user_ai_provider_key:read.
+	ListUserProviderKeys(context.Context, *ListUserProviderKeysRequest) (*ListUserProviderKeysResponse, error)
 	PutChat(context.Context, *PutChatRequest) (*Chat, error)
 	// GetChat needs chat:read.
 	GetChat(context.Context, *GetChatRequest) (*Chat, error)
@@ -580,6 +605,9 @@ func (UnimplementedAdminServiceServer) PutUserProviderKey(context.Context, *PutU
 }
 func (UnimplementedAdminServiceServer) DeleteUserProviderKey(context.Context, *DeleteUserProviderKeyRequest) (*DeleteUserProviderKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteUserProviderKey not implemented")
+}
+func (UnimplementedAdminServiceServer) ListUserProviderKeys(context.Context, *ListUserProviderKeysRequest) (*ListUserProviderKeysResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListUserProviderKeys not implemented")
 }
 func (UnimplementedAdminServiceServer) PutChat(context.Context, *PutChatRequest) (*Chat, error) {
 	return nil, status.Error(codes.Unimplemented, "method PutChat not implemented")
@@ -992,6 +1020,24 @@ func _AdminService_DeleteUserProviderKey_Handler(srv interface{}, ctx context.Co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_ListUserProviderKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListUserProviderKeysRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ListUserProviderKeys(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ListUserProviderKeys_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ListUserProviderKeys(ctx, req.(*ListUserProviderKeysRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AdminService_PutChat_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(PutChatRequest)
 	if err := dec(in); err != nil {
@@ -1258,6 +1304,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteUserProviderKey",
 			Handler:    _AdminService_DeleteUserProviderKey_Handler,
+		},
+		{
+			MethodName: "ListUserProviderKeys",
+			Handler:    _AdminService_ListUserProviderKeys_Handler,
 		},
 		{
 			MethodName: "PutChat",

@@ -71,8 +71,8 @@ const (
 	// gRPC code: NOT_FOUND.
 	// The row a Get*, Update*, Delete*, SetProviderKeyEnabled or RevokeToken request names by its id
 	// does not exist (or, for providers, model configs and users, was deleted); DeleteWorkloadIdentity:
-	// the subject is not bound.
-	// Metadata: id, or subject (DeleteWorkloadIdentity).
+	// the subject is not bound; ReportCredentialOutcome: no central key and no user's key has key_id.
+	// Metadata: id, or subject (DeleteWorkloadIdentity), or key_id (ReportCredentialOutcome).
 	ErrorReason_NOT_FOUND ErrorReason = 7
 	// gRPC code: FAILED_PRECONDITION.
 	// ResolveModel: the config is disabled, where no fallback applies (also a Decision.fallback_reason).
@@ -120,7 +120,8 @@ const (
 	ErrorReason_INTERNAL ErrorReason = 16
 	// gRPC code: RESOURCE_EXHAUSTED.
 	// The caller's token (or workload identity) is over its request rate (resolverd serve
-	// --rate-limit). A google.rpc.RetryInfo says when to try again.
+	// --rate-limit), or over its rate of ReportCredentialOutcome calls (20 per second, bursts of 40).
+	// A google.rpc.RetryInfo says when to try again.
 	// Metadata: token_id, or subject for a workload identity.
 	ErrorReason_RATE_LIMITED ErrorReason = 17
 	// gRPC code: DATA_LOSS.
@@ -142,6 +143,21 @@ const (
 	// to scopes with AdminService/PutWorkloadIdentity. Retrying unchanged fails again.
 	// Metadata: subject.
 	ErrorReason_UNKNOWN_IDENTITY ErrorReason = 20
+	// gRPC code: FAILED_PRECONDITION.
+	// ResolveModel: the provider requires the chat owner's own key (byok_policy required) and the
+	// owner's key is marked invalid: a worker reported it UNAUTHORIZED (ReportCredentialOutcome) and
+	// the owner has not put a new one since. Ask the owner for a new key. (With byok_policy optional
+	// the central key is used instead and Decision.user_key_skipped_reason says so.) Soft overrides
+	// fall back to the chat's model.
+	// Metadata: provider_id, key_id (the user's key), model_config_id.
+	ErrorReason_USER_KEY_INVALID ErrorReason = 21
+	// gRPC code: RESOURCE_EXHAUSTED.
+	// ResolveModel: every enabled central key of the provider is cooling down or suspended, at least
+	// one of them cooling down, after workers reported them RATE_LIMITED or QUOTA_EXHAUSTED. A
+	// google.rpc.RetryInfo gives the time until the first cooldown ends. Soft overrides fall back to
+	// the chat's model. (All suspended, none cooling: NO_CREDENTIALS.)
+	// Metadata: provider_id, model_config_id.
+	ErrorReason_CREDENTIALS_COOLING_DOWN ErrorReason = 22
 )
 
 // Enum value maps for ErrorReason.
@@ -168,6 +184,8 @@ var (
 		18: "SECRET_UNREADABLE",
 		19: "PROVIDER_HOST_NOT_ALLOWED",
 		20: "UNKNOWN_IDENTITY",
+		21: "USER_KEY_INVALID",
+		22: "CREDENTIALS_COOLING_DOWN",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED":  0,
@@ -191,6 +209,8 @@ var (
 		"SECRET_UNREADABLE":         18,
 		"PROVIDER_HOST_NOT_ALLOWED": 19,
 		"UNKNOWN_IDENTITY":          20,
+		"USER_KEY_INVALID":          21,
+		"CREDENTIALS_COOLING_DOWN":  22,
 	}
 )
 
@@ -225,7 +245,7 @@ var File_resolver_v1_errors_proto protoreflect.FileDescriptor
 
 const file_resolver_v1_errors_proto_rawDesc = "" +
 	"\n" +
-	"\x18resolver/v1/errors.proto\x12\vresolver.v1*\xe7\x03\n" +
+	"\x18resolver/v1/errors.proto\x12\vresolver.v1*\x9b\x04\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10INVALID_ARGUMENT\x10\x01\x12\x13\n" +
@@ -248,7 +268,9 @@ const file_resolver_v1_errors_proto_rawDesc = "" +
 	"\fRATE_LIMITED\x10\x11\x12\x15\n" +
 	"\x11SECRET_UNREADABLE\x10\x12\x12\x1d\n" +
 	"\x19PROVIDER_HOST_NOT_ALLOWED\x10\x13\x12\x14\n" +
-	"\x10UNKNOWN_IDENTITY\x10\x14B=Z;github.com/resolverd/resolverd/proto/resolver/v1;resolverv1b\x06proto3"
+	"\x10UNKNOWN_IDENTITY\x10\x14\x12\x14\n" +
+	"\x10USER_KEY_INVALID\x10\x15\x12\x1c\n" +
+	"\x18CREDENTIALS_COOLING_DOWN\x10\x16B=Z;github.com/resolverd/resolverd/proto/resolver/v1;resolverv1b\x06proto3"
 
 var (
 	file_resolver_v1_errors_proto_rawDescOnce sync.Once

@@ -9,6 +9,7 @@ package resolverv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -351,8 +352,13 @@ type Decision struct {
 	// Why the requested config was unusable: the name of an ErrorReason value such as
 	// MODEL_CONFIG_DISABLED.
 	FallbackReason string `protobuf:"bytes,3,opt,name=fallback_reason,json=fallbackReason,proto3" json:"fallback_reason,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Why the chat owner's own key was passed over although BYOK is allowed for the provider and the
+	// owner has one: USER_KEY_INVALID (a worker reported it UNAUTHORIZED and the owner has not put a
+	// new key since), so the answer carries another credential (the central key, with byok_policy
+	// optional). Empty otherwise.
+	UserKeySkippedReason string `protobuf:"bytes,4,opt,name=user_key_skipped_reason,json=userKeySkippedReason,proto3" json:"user_key_skipped_reason,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *Decision) Reset() {
@@ -406,11 +412,173 @@ func (x *Decision) GetFallbackReason() string {
 	return ""
 }
 
+func (x *Decision) GetUserKeySkippedReason() string {
+	if x != nil {
+		return x.UserKeySkippedReason
+	}
+	return ""
+}
+
+type ReportCredentialOutcomeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The credential.key_id a resolution returned: a central key or a user's own key (UUID, required).
+	KeyId   string            `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	Outcome CredentialOutcome `protobuf:"varint,2,opt,name=outcome,proto3,enum=resolver.v1.CredentialOutcome" json:"outcome,omitempty"`
+	// How long the provider asked to wait (its Retry-After), for RATE_LIMITED and QUOTA_EXHAUSTED.
+	// Unset or zero: 30 s for RATE_LIMITED, 1 hour for QUOTA_EXHAUSTED; longer waits are cut to
+	// 10 minutes and 24 hours. Negative is INVALID_ARGUMENT; ignored for the other outcomes.
+	RetryAfter *durationpb.Duration `protobuf:"bytes,3,opt,name=retry_after,json=retryAfter,proto3" json:"retry_after,omitempty"`
+	// The chat the call was for (UUID), recorded in the audit trail; may be empty.
+	ChatId        string `protobuf:"bytes,4,opt,name=chat_id,json=chatId,proto3" json:"chat_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportCredentialOutcomeRequest) Reset() {
+	*x = ReportCredentialOutcomeRequest{}
+	mi := &file_resolver_v1_resolver_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportCredentialOutcomeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportCredentialOutcomeRequest) ProtoMessage() {}
+
+func (x *ReportCredentialOutcomeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_resolver_v1_resolver_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportCredentialOutcomeRequest.ProtoReflect.Descriptor instead.
+func (*ReportCredentialOutcomeRequest) Descriptor() ([]byte, []int) {
+	return file_resolver_v1_resolver_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ReportCredentialOutcomeRequest) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *ReportCredentialOutcomeRequest) GetOutcome() CredentialOutcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return CredentialOutcome_CREDENTIAL_OUTCOME_UNSPECIFIED
+}
+
+func (x *ReportCredentialOutcomeRequest) GetRetryAfter() *durationpb.Duration {
+	if x != nil {
+		return x.RetryAfter
+	}
+	return nil
+}
+
+func (x *ReportCredentialOutcomeRequest) GetChatId() string {
+	if x != nil {
+		return x.ChatId
+	}
+	return ""
+}
+
+type ReportCredentialOutcomeResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	KeyId string                 `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// CREDENTIAL_SOURCE_CENTRAL or CREDENTIAL_SOURCE_USER: which kind of key the id names.
+	Source CredentialSource `protobuf:"varint,2,opt,name=source,proto3,enum=resolver.v1.CredentialSource" json:"source,omitempty"`
+	// The key's provider.
+	ProviderId string `protobuf:"bytes,3,opt,name=provider_id,json=providerId,proto3" json:"provider_id,omitempty"`
+	// The key's health after the report.
+	Health *KeyHealth `protobuf:"bytes,4,opt,name=health,proto3" json:"health,omitempty"`
+	// False when the report changed nothing resolutions see (a cooldown already lasting longer, OK
+	// for a key that was not cooling down, a report on a user's key other than UNAUTHORIZED); it is
+	// recorded either way.
+	Changed       bool `protobuf:"varint,5,opt,name=changed,proto3" json:"changed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportCredentialOutcomeResponse) Reset() {
+	*x = ReportCredentialOutcomeResponse{}
+	mi := &file_resolver_v1_resolver_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportCredentialOutcomeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportCredentialOutcomeResponse) ProtoMessage() {}
+
+func (x *ReportCredentialOutcomeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_resolver_v1_resolver_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportCredentialOutcomeResponse.ProtoReflect.Descriptor instead.
+func (*ReportCredentialOutcomeResponse) Descriptor() ([]byte, []int) {
+	return file_resolver_v1_resolver_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ReportCredentialOutcomeResponse) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *ReportCredentialOutcomeResponse) GetSource() CredentialSource {
+	if x != nil {
+		return x.Source
+	}
+	return CredentialSource_CREDENTIAL_SOURCE_UNSPECIFIED
+}
+
+func (x *ReportCredentialOutcomeResponse) GetProviderId() string {
+	if x != nil {
+		return x.ProviderId
+	}
+	return ""
+}
+
+func (x *ReportCredentialOutcomeResponse) GetHealth() *KeyHealth {
+	if x != nil {
+		return x.Health
+	}
+	return nil
+}
+
+func (x *ReportCredentialOutcomeResponse) GetChanged() bool {
+	if x != nil {
+		return x.Changed
+	}
+	return false
+}
+
 var File_resolver_v1_resolver_proto protoreflect.FileDescriptor
 
 const file_resolver_v1_resolver_proto_rawDesc = "" +
 	"\n" +
-	"\x1aresolver/v1/resolver.proto\x12\vresolver.v1\x1a\x1bresolver/v1/resources.proto\"\x86\x01\n" +
+	"\x1aresolver/v1/resolver.proto\x12\vresolver.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bresolver/v1/resources.proto\"\x86\x01\n" +
 	"\x13ResolveModelRequest\x12\x17\n" +
 	"\achat_id\x18\x01 \x01(\tR\x06chatId\x12&\n" +
 	"\x0fmodel_config_id\x18\x02 \x01(\tR\rmodelConfigId\x12.\n" +
@@ -427,11 +595,25 @@ const file_resolver_v1_resolver_proto_rawDesc = "" +
 	"\x06source\x18\x01 \x01(\x0e2\x1d.resolver.v1.CredentialSourceR\x06source\x12\x15\n" +
 	"\x06key_id\x18\x02 \x01(\tR\x05keyId\x12\x1c\n" +
 	"\aapi_key\x18\x03 \x01(\tB\x03\x80\x01\x01R\x06apiKey\x12 \n" +
-	"\vfingerprint\x18\x04 \x01(\tR\vfingerprint\"\x8a\x01\n" +
+	"\vfingerprint\x18\x04 \x01(\tR\vfingerprint\"\xc1\x01\n" +
 	"\bDecision\x129\n" +
 	"\x19requested_model_config_id\x18\x01 \x01(\tR\x16requestedModelConfigId\x12\x1a\n" +
 	"\bfallback\x18\x02 \x01(\bR\bfallback\x12'\n" +
-	"\x0ffallback_reason\x18\x03 \x01(\tR\x0efallbackReason*\x94\x01\n" +
+	"\x0ffallback_reason\x18\x03 \x01(\tR\x0efallbackReason\x125\n" +
+	"\x17user_key_skipped_reason\x18\x04 \x01(\tR\x14userKeySkippedReason\"\xc6\x01\n" +
+	"\x1eReportCredentialOutcomeRequest\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x128\n" +
+	"\aoutcome\x18\x02 \x01(\x0e2\x1e.resolver.v1.CredentialOutcomeR\aoutcome\x12:\n" +
+	"\vretry_after\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\n" +
+	"retryAfter\x12\x17\n" +
+	"\achat_id\x18\x04 \x01(\tR\x06chatId\"\xda\x01\n" +
+	"\x1fReportCredentialOutcomeResponse\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x125\n" +
+	"\x06source\x18\x02 \x01(\x0e2\x1d.resolver.v1.CredentialSourceR\x06source\x12\x1f\n" +
+	"\vprovider_id\x18\x03 \x01(\tR\n" +
+	"providerId\x12.\n" +
+	"\x06health\x18\x04 \x01(\v2\x16.resolver.v1.KeyHealthR\x06health\x12\x18\n" +
+	"\achanged\x18\x05 \x01(\bR\achanged*\x94\x01\n" +
 	"\aPurpose\x12\x17\n" +
 	"\x13PURPOSE_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fPURPOSE_CHAT\x10\x01\x12\x14\n" +
@@ -443,9 +625,10 @@ const file_resolver_v1_resolver_proto_rawDesc = "" +
 	"\x1dCREDENTIAL_SOURCE_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19CREDENTIAL_SOURCE_CENTRAL\x10\x01\x12\x1a\n" +
 	"\x16CREDENTIAL_SOURCE_USER\x10\x02\x12\x1d\n" +
-	"\x19CREDENTIAL_SOURCE_AMBIENT\x10\x032f\n" +
+	"\x19CREDENTIAL_SOURCE_AMBIENT\x10\x032\xdc\x01\n" +
 	"\x0fResolverService\x12S\n" +
-	"\fResolveModel\x12 .resolver.v1.ResolveModelRequest\x1a!.resolver.v1.ResolveModelResponseB=Z;github.com/resolverd/resolverd/proto/resolver/v1;resolverv1b\x06proto3"
+	"\fResolveModel\x12 .resolver.v1.ResolveModelRequest\x1a!.resolver.v1.ResolveModelResponse\x12t\n" +
+	"\x17ReportCredentialOutcome\x12+.resolver.v1.ReportCredentialOutcomeRequest\x1a,.resolver.v1.ReportCredentialOutcomeResponseB=Z;github.com/resolverd/resolverd/proto/resolver/v1;resolverv1b\x06proto3"
 
 var (
 	file_resolver_v1_resolver_proto_rawDescOnce sync.Once
@@ -460,31 +643,42 @@ func file_resolver_v1_resolver_proto_rawDescGZIP() []byte {
 }
 
 var file_resolver_v1_resolver_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_resolver_v1_resolver_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_resolver_v1_resolver_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_resolver_v1_resolver_proto_goTypes = []any{
-	(Purpose)(0),                 // 0: resolver.v1.Purpose
-	(CredentialSource)(0),        // 1: resolver.v1.CredentialSource
-	(*ResolveModelRequest)(nil),  // 2: resolver.v1.ResolveModelRequest
-	(*ResolveModelResponse)(nil), // 3: resolver.v1.ResolveModelResponse
-	(*Credential)(nil),           // 4: resolver.v1.Credential
-	(*Decision)(nil),             // 5: resolver.v1.Decision
-	(*ModelConfig)(nil),          // 6: resolver.v1.ModelConfig
-	(*Provider)(nil),             // 7: resolver.v1.Provider
+	(Purpose)(0),                            // 0: resolver.v1.Purpose
+	(CredentialSource)(0),                   // 1: resolver.v1.CredentialSource
+	(*ResolveModelRequest)(nil),             // 2: resolver.v1.ResolveModelRequest
+	(*ResolveModelResponse)(nil),            // 3: resolver.v1.ResolveModelResponse
+	(*Credential)(nil),                      // 4: resolver.v1.Credential
+	(*Decision)(nil),                        // 5: resolver.v1.Decision
+	(*ReportCredentialOutcomeRequest)(nil),  // 6: resolver.v1.ReportCredentialOutcomeRequest
+	(*ReportCredentialOutcomeResponse)(nil), // 7: resolver.v1.ReportCredentialOutcomeResponse
+	(*ModelConfig)(nil),                     // 8: resolver.v1.ModelConfig
+	(*Provider)(nil),                        // 9: resolver.v1.Provider
+	(CredentialOutcome)(0),                  // 10: resolver.v1.CredentialOutcome
+	(*durationpb.Duration)(nil),             // 11: google.protobuf.Duration
+	(*KeyHealth)(nil),                       // 12: resolver.v1.KeyHealth
 }
 var file_resolver_v1_resolver_proto_depIdxs = []int32{
-	0, // 0: resolver.v1.ResolveModelRequest.purpose:type_name -> resolver.v1.Purpose
-	6, // 1: resolver.v1.ResolveModelResponse.model_config:type_name -> resolver.v1.ModelConfig
-	7, // 2: resolver.v1.ResolveModelResponse.provider:type_name -> resolver.v1.Provider
-	4, // 3: resolver.v1.ResolveModelResponse.credential:type_name -> resolver.v1.Credential
-	5, // 4: resolver.v1.ResolveModelResponse.decision:type_name -> resolver.v1.Decision
-	1, // 5: resolver.v1.Credential.source:type_name -> resolver.v1.CredentialSource
-	2, // 6: resolver.v1.ResolverService.ResolveModel:input_type -> resolver.v1.ResolveModelRequest
-	3, // 7: resolver.v1.ResolverService.ResolveModel:output_type -> resolver.v1.ResolveModelResponse
-	7, // [7:8] is the sub-list for method output_type
-	6, // [6:7] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	0,  // 0: resolver.v1.ResolveModelRequest.purpose:type_name -> resolver.v1.Purpose
+	8,  // 1: resolver.v1.ResolveModelResponse.model_config:type_name -> resolver.v1.ModelConfig
+	9,  // 2: resolver.v1.ResolveModelResponse.provider:type_name -> resolver.v1.Provider
+	4,  // 3: resolver.v1.ResolveModelResponse.credential:type_name -> resolver.v1.Credential
+	5,  // 4: resolver.v1.ResolveModelResponse.decision:type_name -> resolver.v1.Decision
+	1,  // 5: resolver.v1.Credential.source:type_name -> resolver.v1.CredentialSource
+	10, // 6: resolver.v1.ReportCredentialOutcomeRequest.outcome:type_name -> resolver.v1.CredentialOutcome
+	11, // 7: resolver.v1.ReportCredentialOutcomeRequest.retry_after:type_name -> google.protobuf.Duration
+	1,  // 8: resolver.v1.ReportCredentialOutcomeResponse.source:type_name -> resolver.v1.CredentialSource
+	12, // 9: resolver.v1.ReportCredentialOutcomeResponse.health:type_name -> resolver.v1.KeyHealth
+	2,  // 10: resolver.v1.ResolverService.ResolveModel:input_type -> resolver.v1.ResolveModelRequest
+	6,  // 11: resolver.v1.ResolverService.ReportCredentialOutcome:input_type -> resolver.v1.ReportCredentialOutcomeRequest
+	3,  // 12: resolver.v1.ResolverService.ResolveModel:output_type -> resolver.v1.ResolveModelResponse
+	7,  // 13: resolver.v1.ResolverService.ReportCredentialOutcome:output_type -> resolver.v1.ReportCredentialOutcomeResponse
+	12, // [12:14] is the sub-list for method output_type
+	10, // [10:12] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_resolver_v1_resolver_proto_init() }
@@ -499,7 +693,7 @@ func file_resolver_v1_resolver_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_resolver_v1_resolver_proto_rawDesc), len(file_resolver_v1_resolver_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   4,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,7 +19,8 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ResolverService_ResolveModel_FullMethodName = "/resolver.v1.ResolverService/ResolveModel"
+	ResolverService_ResolveModel_FullMethodName            = "/resolver.v1.ResolverService/ResolveModel"
+	ResolverService_ReportCredentialOutcome_FullMethodName = "/resolver.v1.ResolverService/ReportCredentialOutcome"
 )
 
 // ResolverServiceClient is the client API for ResolverService service.
@@ -37,6 +38,12 @@ type ResolverServiceClient interface {
 	// ai_provider_key:read when it reads central keys and user_ai_provider_key:read when it reads the
 	// chat owner's keys (whenever BYOK is allowed for the provider).
 	ResolveModel(ctx context.Context, in *ResolveModelRequest, opts ...grpc.CallOption) (*ResolveModelResponse, error)
+	// ReportCredentialOutcome tells resolverd what happened when the worker called the provider with
+	// a key a resolution gave it, so that every replica stops serving a key that is rate limited,
+	// out of quota or refused, within a second (docs/CONTRACT.md §17). It needs credential:report.
+	// A key id no key row has is NOT_FOUND; one caller's reports are limited to 20 per second
+	// (bursts of 40; RATE_LIMITED beyond). A report changes only the key it names.
+	ReportCredentialOutcome(ctx context.Context, in *ReportCredentialOutcomeRequest, opts ...grpc.CallOption) (*ReportCredentialOutcomeResponse, error)
 }
 
 type resolverServiceClient struct {
@@ -51,6 +58,16 @@ func (c *resolverServiceClient) ResolveModel(ctx context.Context, in *ResolveMod
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ResolveModelResponse)
 	err := c.cc.Invoke(ctx, ResolverService_ResolveModel_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *resolverServiceClient) ReportCredentialOutcome(ctx context.Context, in *ReportCredentialOutcomeRequest, opts ...grpc.CallOption) (*ReportCredentialOutcomeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReportCredentialOutcomeResponse)
+	err := c.cc.Invoke(ctx, ResolverService_ReportCredentialOutcome_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -72,6 +89,12 @@ type ResolverServiceServer interface {
 	// ai_provider_key:read when it reads central keys and user_ai_provider_key:read when it reads the
 	// chat owner's keys (whenever BYOK is allowed for the provider).
 	ResolveModel(context.Context, *ResolveModelRequest) (*ResolveModelResponse, error)
+	// ReportCredentialOutcome tells resolverd what happened when the worker called the provider with
+	// a key a resolution gave it, so that every replica stops serving a key that is rate limited,
+	// out of quota or refused, within a second (docs/CONTRACT.md §17). It needs credential:report.
+	// A key id no key row has is NOT_FOUND; one caller's reports are limited to 20 per second
+	// (bursts of 40; RATE_LIMITED beyond). A report changes only the key it names.
+	ReportCredentialOutcome(context.Context, *ReportCredentialOutcomeRequest) (*ReportCredentialOutcomeResponse, error)
 	mustEmbedUnimplementedResolverServiceServer()
 }
 
@@ -84,6 +107,9 @@ type UnimplementedResolverServiceServer struct{}
 
 func (UnimplementedResolverServiceServer) ResolveModel(context.Context, *ResolveModelRequest) (*ResolveModelResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ResolveModel not implemented")
+}
+func (UnimplementedResolverServiceServer) ReportCredentialOutcome(context.Context, *ReportCredentialOutcomeRequest) (*ReportCredentialOutcomeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReportCredentialOutcome not implemented")
 }
 func (UnimplementedResolverServiceServer) mustEmbedUnimplementedResolverServiceServer() {}
 func (UnimplementedResolverServiceServer) testEmbeddedByValue()                         {}
@@ -124,6 +150,24 @@ func _ResolverService_ResolveModel_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ResolverService_ReportCredentialOutcome_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReportCredentialOutcomeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ResolverServiceServer).ReportCredentialOutcome(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ResolverService_ReportCredentialOutcome_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ResolverServiceServer).ReportCredentialOutcome(ctx, req.(*ReportCredentialOutcomeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ResolverService_ServiceDesc is the grpc.ServiceDesc for ResolverService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -134,6 +178,10 @@ var ResolverService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ResolveModel",
 			Handler:    _ResolverService_ResolveModel_Handler,
+		},
+		{
+			MethodName: "ReportCredentialOutcome",
+			Handler:    _ResolverService_ReportCredentialOutcome_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -76,20 +76,199 @@ func (ByokPolicy) EnumDescriptor() ([]byte, []int) {
 	return file_resolver_v1_resources_proto_rawDescGZIP(), []int{0}
 }
 
+// CentralKeyPolicy says which of a provider's available central keys (enabled, neither cooling down
+// nor suspended) a resolution answers with (docs/CONTRACT.md §2.2).
+type CentralKeyPolicy int32
+
+const (
+	// Treated as CENTRAL_KEY_POLICY_OLDEST.
+	CentralKeyPolicy_CENTRAL_KEY_POLICY_UNSPECIFIED CentralKeyPolicy = 0
+	// The oldest available key, by (created_at, id). The default.
+	CentralKeyPolicy_CENTRAL_KEY_POLICY_OLDEST CentralKeyPolicy = 1
+	// Successive resolutions spread evenly over the available keys (each replica takes them in turn).
+	CentralKeyPolicy_CENTRAL_KEY_POLICY_ROUND_ROBIN CentralKeyPolicy = 2
+)
+
+// Enum value maps for CentralKeyPolicy.
+var (
+	CentralKeyPolicy_name = map[int32]string{
+		0: "CENTRAL_KEY_POLICY_UNSPECIFIED",
+		1: "CENTRAL_KEY_POLICY_OLDEST",
+		2: "CENTRAL_KEY_POLICY_ROUND_ROBIN",
+	}
+	CentralKeyPolicy_value = map[string]int32{
+		"CENTRAL_KEY_POLICY_UNSPECIFIED": 0,
+		"CENTRAL_KEY_POLICY_OLDEST":      1,
+		"CENTRAL_KEY_POLICY_ROUND_ROBIN": 2,
+	}
+)
+
+func (x CentralKeyPolicy) Enum() *CentralKeyPolicy {
+	p := new(CentralKeyPolicy)
+	*p = x
+	return p
+}
+
+func (x CentralKeyPolicy) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CentralKeyPolicy) Descriptor() protoreflect.EnumDescriptor {
+	return file_resolver_v1_resources_proto_enumTypes[1].Descriptor()
+}
+
+func (CentralKeyPolicy) Type() protoreflect.EnumType {
+	return &file_resolver_v1_resources_proto_enumTypes[1]
+}
+
+func (x CentralKeyPolicy) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CentralKeyPolicy.Descriptor instead.
+func (CentralKeyPolicy) EnumDescriptor() ([]byte, []int) {
+	return file_resolver_v1_resources_proto_rawDescGZIP(), []int{1}
+}
+
+// CredentialOutcome is what happened when a worker called a provider with a key a resolution gave
+// it (ResolverService/ReportCredentialOutcome, docs/CONTRACT.md §17).
+type CredentialOutcome int32
+
+const (
+	// Invalid in a report.
+	CredentialOutcome_CREDENTIAL_OUTCOME_UNSPECIFIED CredentialOutcome = 0
+	// The provider refused the call for the key's rate (HTTP 429): a central key cools down until
+	// retry_after (default 30 s, at most 10 minutes).
+	CredentialOutcome_CREDENTIAL_OUTCOME_RATE_LIMITED CredentialOutcome = 1
+	// The key's quota or credit is spent (HTTP 402, or a 429 saying so): a central key cools down for
+	// retry_after (default 1 hour, at most 24 hours).
+	CredentialOutcome_CREDENTIAL_OUTCOME_QUOTA_EXHAUSTED CredentialOutcome = 2
+	// The provider refused the key itself (HTTP 401/403): a central key is suspended until an admin
+	// enables it again (SetProviderKeyEnabled) or rotates (RotateProviderKey); a user's key is marked
+	// invalid until the user puts a new one (PutUserProviderKey).
+	CredentialOutcome_CREDENTIAL_OUTCOME_UNAUTHORIZED CredentialOutcome = 3
+	// The call succeeded (HTTP 2xx): a central key's cooldown ends early; a suspension stays.
+	CredentialOutcome_CREDENTIAL_OUTCOME_OK CredentialOutcome = 4
+)
+
+// Enum value maps for CredentialOutcome.
+var (
+	CredentialOutcome_name = map[int32]string{
+		0: "CREDENTIAL_OUTCOME_UNSPECIFIED",
+		1: "CREDENTIAL_OUTCOME_RATE_LIMITED",
+		2: "CREDENTIAL_OUTCOME_QUOTA_EXHAUSTED",
+		3: "CREDENTIAL_OUTCOME_UNAUTHORIZED",
+		4: "CREDENTIAL_OUTCOME_OK",
+	}
+	CredentialOutcome_value = map[string]int32{
+		"CREDENTIAL_OUTCOME_UNSPECIFIED":     0,
+		"CREDENTIAL_OUTCOME_RATE_LIMITED":    1,
+		"CREDENTIAL_OUTCOME_QUOTA_EXHAUSTED": 2,
+		"CREDENTIAL_OUTCOME_UNAUTHORIZED":    3,
+		"CREDENTIAL_OUTCOME_OK":              4,
+	}
+)
+
+func (x CredentialOutcome) Enum() *CredentialOutcome {
+	p := new(CredentialOutcome)
+	*p = x
+	return p
+}
+
+func (x CredentialOutcome) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CredentialOutcome) Descriptor() protoreflect.EnumDescriptor {
+	return file_resolver_v1_resources_proto_enumTypes[2].Descriptor()
+}
+
+func (CredentialOutcome) Type() protoreflect.EnumType {
+	return &file_resolver_v1_resources_proto_enumTypes[2]
+}
+
+func (x CredentialOutcome) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CredentialOutcome.Descriptor instead.
+func (CredentialOutcome) EnumDescriptor() ([]byte, []int) {
+	return file_resolver_v1_resources_proto_rawDescGZIP(), []int{2}
+}
+
+// KeyState is a key's health as resolutions see it now.
+type KeyState int32
+
+const (
+	KeyState_KEY_STATE_UNSPECIFIED KeyState = 0
+	// Neither cooling down nor suspended: served when enabled.
+	KeyState_KEY_STATE_AVAILABLE KeyState = 1
+	// A central key cooling down until cooling_until: skipped until then.
+	KeyState_KEY_STATE_COOLING_DOWN KeyState = 2
+	// A central key suspended (skipped until an admin enables it again or rotates), or a user's key
+	// marked invalid (skipped until the user puts a new one).
+	KeyState_KEY_STATE_SUSPENDED KeyState = 3
+)
+
+// Enum value maps for KeyState.
+var (
+	KeyState_name = map[int32]string{
+		0: "KEY_STATE_UNSPECIFIED",
+		1: "KEY_STATE_AVAILABLE",
+		2: "KEY_STATE_COOLING_DOWN",
+		3: "KEY_STATE_SUSPENDED",
+	}
+	KeyState_value = map[string]int32{
+		"KEY_STATE_UNSPECIFIED":  0,
+		"KEY_STATE_AVAILABLE":    1,
+		"KEY_STATE_COOLING_DOWN": 2,
+		"KEY_STATE_SUSPENDED":    3,
+	}
+)
+
+func (x KeyState) Enum() *KeyState {
+	p := new(KeyState)
+	*p = x
+	return p
+}
+
+func (x KeyState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (KeyState) Descriptor() protoreflect.EnumDescriptor {
+	return file_resolver_v1_resources_proto_enumTypes[3].Descriptor()
+}
+
+func (KeyState) Type() protoreflect.EnumType {
+	return &file_resolver_v1_resources_proto_enumTypes[3]
+}
+
+func (x KeyState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use KeyState.Descriptor instead.
+func (KeyState) EnumDescriptor() ([]byte, []int) {
+	return file_resolver_v1_resources_proto_rawDescGZIP(), []int{3}
+}
+
 type Provider struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// One of anthropic, azure, bedrock, google, openai, openai-compat, openrouter, vercel.
-	Type          string                 `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
-	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
-	DisplayName   string                 `protobuf:"bytes,4,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
-	BaseUrl       string                 `protobuf:"bytes,5,opt,name=base_url,json=baseUrl,proto3" json:"base_url,omitempty"`
-	Enabled       bool                   `protobuf:"varint,6,opt,name=enabled,proto3" json:"enabled,omitempty"`
-	ByokPolicy    ByokPolicy             `protobuf:"varint,7,opt,name=byok_policy,json=byokPolicy,proto3,enum=resolver.v1.ByokPolicy" json:"byok_policy,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Type        string                 `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	Name        string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	DisplayName string                 `protobuf:"bytes,4,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	BaseUrl     string                 `protobuf:"bytes,5,opt,name=base_url,json=baseUrl,proto3" json:"base_url,omitempty"`
+	Enabled     bool                   `protobuf:"varint,6,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	ByokPolicy  ByokPolicy             `protobuf:"varint,7,opt,name=byok_policy,json=byokPolicy,proto3,enum=resolver.v1.ByokPolicy" json:"byok_policy,omitempty"`
+	CreatedAt   *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	UpdatedAt   *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// Which of its central keys a resolution answers with; never UNSPECIFIED in a response.
+	CentralKeyPolicy CentralKeyPolicy `protobuf:"varint,10,opt,name=central_key_policy,json=centralKeyPolicy,proto3,enum=resolver.v1.CentralKeyPolicy" json:"central_key_policy,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Provider) Reset() {
@@ -183,6 +362,13 @@ func (x *Provider) GetUpdatedAt() *timestamppb.Timestamp {
 		return x.UpdatedAt
 	}
 	return nil
+}
+
+func (x *Provider) GetCentralKeyPolicy() CentralKeyPolicy {
+	if x != nil {
+		return x.CentralKeyPolicy
+	}
+	return CentralKeyPolicy_CENTRAL_KEY_POLICY_UNSPECIFIED
 }
 
 type ModelConfig struct {
@@ -311,13 +497,15 @@ func (x *ModelConfig) GetUpdatedAt() *timestamppb.Timestamp {
 
 // ProviderKey is a central key. The secret is write-only: only its fingerprint is returned.
 type ProviderKey struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	ProviderId    string                 `protobuf:"bytes,2,opt,name=provider_id,json=providerId,proto3" json:"provider_id,omitempty"`
-	Enabled       bool                   `protobuf:"varint,3,opt,name=enabled,proto3" json:"enabled,omitempty"`
-	Fingerprint   string                 `protobuf:"bytes,4,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Id          string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	ProviderId  string                 `protobuf:"bytes,2,opt,name=provider_id,json=providerId,proto3" json:"provider_id,omitempty"`
+	Enabled     bool                   `protobuf:"varint,3,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	Fingerprint string                 `protobuf:"bytes,4,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
+	CreatedAt   *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	UpdatedAt   *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// What workers reported about the key (ResolverService/ReportCredentialOutcome).
+	Health        *KeyHealth `protobuf:"bytes,7,opt,name=health,proto3" json:"health,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -394,6 +582,103 @@ func (x *ProviderKey) GetUpdatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *ProviderKey) GetHealth() *KeyHealth {
+	if x != nil {
+		return x.Health
+	}
+	return nil
+}
+
+// KeyHealth is what workers reported about a key, and what resolverd made of it
+// (docs/CONTRACT.md §17). A key nobody reported on is AVAILABLE with every other field unset.
+type KeyHealth struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	State KeyState               `protobuf:"varint,1,opt,name=state,proto3,enum=resolver.v1.KeyState" json:"state,omitempty"`
+	// When the cooldown ends; set only while the key is cooling down.
+	CoolingUntil *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=cooling_until,json=coolingUntil,proto3" json:"cooling_until,omitempty"`
+	// When the key was suspended (a user's key: marked invalid); unset when it is not.
+	SuspendedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=suspended_at,json=suspendedAt,proto3" json:"suspended_at,omitempty"`
+	// Why: the outcome that suspended it (CREDENTIAL_OUTCOME_UNAUTHORIZED); empty when not suspended.
+	SuspendedReason string `protobuf:"bytes,4,opt,name=suspended_reason,json=suspendedReason,proto3" json:"suspended_reason,omitempty"`
+	// The last report about the key and when it came; unset when there was none.
+	LastReportOutcome CredentialOutcome      `protobuf:"varint,5,opt,name=last_report_outcome,json=lastReportOutcome,proto3,enum=resolver.v1.CredentialOutcome" json:"last_report_outcome,omitempty"`
+	LastReportAt      *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=last_report_at,json=lastReportAt,proto3" json:"last_report_at,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *KeyHealth) Reset() {
+	*x = KeyHealth{}
+	mi := &file_resolver_v1_resources_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyHealth) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyHealth) ProtoMessage() {}
+
+func (x *KeyHealth) ProtoReflect() protoreflect.Message {
+	mi := &file_resolver_v1_resources_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyHealth.ProtoReflect.Descriptor instead.
+func (*KeyHealth) Descriptor() ([]byte, []int) {
+	return file_resolver_v1_resources_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *KeyHealth) GetState() KeyState {
+	if x != nil {
+		return x.State
+	}
+	return KeyState_KEY_STATE_UNSPECIFIED
+}
+
+func (x *KeyHealth) GetCoolingUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CoolingUntil
+	}
+	return nil
+}
+
+func (x *KeyHealth) GetSuspendedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SuspendedAt
+	}
+	return nil
+}
+
+func (x *KeyHealth) GetSuspendedReason() string {
+	if x != nil {
+		return x.SuspendedReason
+	}
+	return ""
+}
+
+func (x *KeyHealth) GetLastReportOutcome() CredentialOutcome {
+	if x != nil {
+		return x.LastReportOutcome
+	}
+	return CredentialOutcome_CREDENTIAL_OUTCOME_UNSPECIFIED
+}
+
+func (x *KeyHealth) GetLastReportAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastReportAt
+	}
+	return nil
+}
+
 type User struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -406,7 +691,7 @@ type User struct {
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_resolver_v1_resources_proto_msgTypes[3]
+	mi := &file_resolver_v1_resources_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -418,7 +703,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_resources_proto_msgTypes[3]
+	mi := &file_resolver_v1_resources_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -431,7 +716,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_resources_proto_rawDescGZIP(), []int{3}
+	return file_resolver_v1_resources_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *User) GetId() string {
@@ -464,20 +749,23 @@ func (x *User) GetUpdatedAt() *timestamppb.Timestamp {
 
 // UserProviderKey is a user's own key (BYOK). The secret is write-only: only its fingerprint is returned.
 type UserProviderKey struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	UserId        string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	AiProviderId  string                 `protobuf:"bytes,3,opt,name=ai_provider_id,json=aiProviderId,proto3" json:"ai_provider_id,omitempty"`
-	Fingerprint   string                 `protobuf:"bytes,4,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Id           string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	UserId       string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	AiProviderId string                 `protobuf:"bytes,3,opt,name=ai_provider_id,json=aiProviderId,proto3" json:"ai_provider_id,omitempty"`
+	Fingerprint  string                 `protobuf:"bytes,4,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
+	CreatedAt    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	UpdatedAt    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// What workers reported about the key: SUSPENDED means marked invalid (a worker reported it
+	// UNAUTHORIZED) until the user puts a new key. A user's key never cools down.
+	Health        *KeyHealth `protobuf:"bytes,7,opt,name=health,proto3" json:"health,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UserProviderKey) Reset() {
 	*x = UserProviderKey{}
-	mi := &file_resolver_v1_resources_proto_msgTypes[4]
+	mi := &file_resolver_v1_resources_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -489,7 +777,7 @@ func (x *UserProviderKey) String() string {
 func (*UserProviderKey) ProtoMessage() {}
 
 func (x *UserProviderKey) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_resources_proto_msgTypes[4]
+	mi := &file_resolver_v1_resources_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -502,7 +790,7 @@ func (x *UserProviderKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserProviderKey.ProtoReflect.Descriptor instead.
 func (*UserProviderKey) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_resources_proto_rawDescGZIP(), []int{4}
+	return file_resolver_v1_resources_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *UserProviderKey) GetId() string {
@@ -547,6 +835,13 @@ func (x *UserProviderKey) GetUpdatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *UserProviderKey) GetHealth() *KeyHealth {
+	if x != nil {
+		return x.Health
+	}
+	return nil
+}
+
 type Chat struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Id      string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -561,7 +856,7 @@ type Chat struct {
 
 func (x *Chat) Reset() {
 	*x = Chat{}
-	mi := &file_resolver_v1_resources_proto_msgTypes[5]
+	mi := &file_resolver_v1_resources_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -573,7 +868,7 @@ func (x *Chat) String() string {
 func (*Chat) ProtoMessage() {}
 
 func (x *Chat) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_resources_proto_msgTypes[5]
+	mi := &file_resolver_v1_resources_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -586,7 +881,7 @@ func (x *Chat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Chat.ProtoReflect.Descriptor instead.
 func (*Chat) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_resources_proto_rawDescGZIP(), []int{5}
+	return file_resolver_v1_resources_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Chat) GetId() string {
@@ -638,7 +933,7 @@ type Token struct {
 
 func (x *Token) Reset() {
 	*x = Token{}
-	mi := &file_resolver_v1_resources_proto_msgTypes[6]
+	mi := &file_resolver_v1_resources_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -650,7 +945,7 @@ func (x *Token) String() string {
 func (*Token) ProtoMessage() {}
 
 func (x *Token) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_resources_proto_msgTypes[6]
+	mi := &file_resolver_v1_resources_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -663,7 +958,7 @@ func (x *Token) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Token.ProtoReflect.Descriptor instead.
 func (*Token) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_resources_proto_rawDescGZIP(), []int{6}
+	return file_resolver_v1_resources_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Token) GetId() string {
@@ -723,7 +1018,7 @@ type WorkloadIdentity struct {
 
 func (x *WorkloadIdentity) Reset() {
 	*x = WorkloadIdentity{}
-	mi := &file_resolver_v1_resources_proto_msgTypes[7]
+	mi := &file_resolver_v1_resources_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -735,7 +1030,7 @@ func (x *WorkloadIdentity) String() string {
 func (*WorkloadIdentity) ProtoMessage() {}
 
 func (x *WorkloadIdentity) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_resources_proto_msgTypes[7]
+	mi := &file_resolver_v1_resources_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -748,7 +1043,7 @@ func (x *WorkloadIdentity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkloadIdentity.ProtoReflect.Descriptor instead.
 func (*WorkloadIdentity) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_resources_proto_rawDescGZIP(), []int{7}
+	return file_resolver_v1_resources_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *WorkloadIdentity) GetSubject() string {
@@ -818,7 +1113,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_resolver_v1_resources_proto_msgTypes[8]
+	mi := &file_resolver_v1_resources_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -830,7 +1125,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_resources_proto_msgTypes[8]
+	mi := &file_resolver_v1_resources_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -843,7 +1138,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_resources_proto_rawDescGZIP(), []int{8}
+	return file_resolver_v1_resources_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *AuditEvent) GetId() string {
@@ -924,7 +1219,7 @@ type AuditFieldChange struct {
 
 func (x *AuditFieldChange) Reset() {
 	*x = AuditFieldChange{}
-	mi := &file_resolver_v1_resources_proto_msgTypes[9]
+	mi := &file_resolver_v1_resources_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -936,7 +1231,7 @@ func (x *AuditFieldChange) String() string {
 func (*AuditFieldChange) ProtoMessage() {}
 
 func (x *AuditFieldChange) ProtoReflect() protoreflect.Message {
-	mi := &file_resolver_v1_resources_proto_msgTypes[9]
+	mi := &file_resolver_v1_resources_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -949,7 +1244,7 @@ func (x *AuditFieldChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditFieldChange.ProtoReflect.Descriptor instead.
 func (*AuditFieldChange) Descriptor() ([]byte, []int) {
-	return file_resolver_v1_resources_proto_rawDescGZIP(), []int{9}
+	return file_resolver_v1_resources_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *AuditFieldChange) GetField() string {
@@ -977,7 +1272,7 @@ var File_resolver_v1_resources_proto protoreflect.FileDescriptor
 
 const file_resolver_v1_resources_proto_rawDesc = "" +
 	"\n" +
-	"\x1bresolver/v1/resources.proto\x12\vresolver.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xca\x02\n" +
+	"\x1bresolver/v1/resources.proto\x12\vresolver.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x97\x03\n" +
 	"\bProvider\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x12\n" +
@@ -990,7 +1285,9 @@ const file_resolver_v1_resources_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xb8\x03\n" +
+	"updated_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12K\n" +
+	"\x12central_key_policy\x18\n" +
+	" \x01(\x0e2\x1d.resolver.v1.CentralKeyPolicyR\x10centralKeyPolicy\"\xb8\x03\n" +
 	"\vModelConfig\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12$\n" +
 	"\x0eai_provider_id\x18\x02 \x01(\tR\faiProviderId\x12\x14\n" +
@@ -1006,7 +1303,7 @@ const file_resolver_v1_resources_proto_rawDesc = "" +
 	"created_at\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xf0\x01\n" +
+	"updated_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xa0\x02\n" +
 	"\vProviderKey\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vprovider_id\x18\x02 \x01(\tR\n" +
@@ -1016,14 +1313,22 @@ const file_resolver_v1_resources_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xa8\x01\n" +
+	"updated_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12.\n" +
+	"\x06health\x18\a \x01(\v2\x16.resolver.v1.KeyHealthR\x06health\"\xf5\x02\n" +
+	"\tKeyHealth\x12+\n" +
+	"\x05state\x18\x01 \x01(\x0e2\x15.resolver.v1.KeyStateR\x05state\x12?\n" +
+	"\rcooling_until\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\fcoolingUntil\x12=\n" +
+	"\fsuspended_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\vsuspendedAt\x12)\n" +
+	"\x10suspended_reason\x18\x04 \x01(\tR\x0fsuspendedReason\x12N\n" +
+	"\x13last_report_outcome\x18\x05 \x01(\x0e2\x1e.resolver.v1.CredentialOutcomeR\x11lastReportOutcome\x12@\n" +
+	"\x0elast_report_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\flastReportAt\"\xa8\x01\n" +
 	"\x04User\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x129\n" +
 	"\n" +
 	"created_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xf8\x01\n" +
+	"updated_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xa8\x02\n" +
 	"\x0fUserProviderKey\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12$\n" +
@@ -1032,7 +1337,8 @@ const file_resolver_v1_resources_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xcf\x01\n" +
+	"updated_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12.\n" +
+	"\x06health\x18\a \x01(\v2\x16.resolver.v1.KeyHealthR\x06health\"\xcf\x01\n" +
 	"\x04Chat\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\bowner_id\x18\x02 \x01(\tR\aownerId\x12&\n" +
@@ -1085,7 +1391,22 @@ const file_resolver_v1_resources_proto_rawDesc = "" +
 	"\x17BYOK_POLICY_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14BYOK_POLICY_DISABLED\x10\x01\x12\x18\n" +
 	"\x14BYOK_POLICY_OPTIONAL\x10\x02\x12\x18\n" +
-	"\x14BYOK_POLICY_REQUIRED\x10\x03B=Z;github.com/resolverd/resolverd/proto/resolver/v1;resolverv1b\x06proto3"
+	"\x14BYOK_POLICY_REQUIRED\x10\x03*y\n" +
+	"\x10CentralKeyPolicy\x12\"\n" +
+	"\x1eCENTRAL_KEY_POLICY_UNSPECIFIED\x10\x00\x12\x1d\n" +
+	"\x19CENTRAL_KEY_POLICY_OLDEST\x10\x01\x12\"\n" +
+	"\x1eCENTRAL_KEY_POLICY_ROUND_ROBIN\x10\x02*\xc4\x01\n" +
+	"\x11CredentialOutcome\x12\"\n" +
+	"\x1eCREDENTIAL_OUTCOME_UNSPECIFIED\x10\x00\x12#\n" +
+	"\x1fCREDENTIAL_OUTCOME_RATE_LIMITED\x10\x01\x12&\n" +
+	"\"CREDENTIAL_OUTCOME_QUOTA_EXHAUSTED\x10\x02\x12#\n" +
+	"\x1fCREDENTIAL_OUTCOME_UNAUTHORIZED\x10\x03\x12\x19\n" +
+	"\x15CREDENTIAL_OUTCOME_OK\x10\x04*s\n" +
+	"\bKeyState\x12\x19\n" +
+	"\x15KEY_STATE_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13KEY_STATE_AVAILABLE\x10\x01\x12\x1a\n" +
+	"\x16KEY_STATE_COOLING_DOWN\x10\x02\x12\x17\n" +
+	"\x13KEY_STATE_SUSPENDED\x10\x03B=Z;github.com/resolverd/resolverd/proto/resolver/v1;resolverv1b\x06proto3"
 
 var (
 	file_resolver_v1_resources_proto_rawDescOnce sync.Once
@@ -1099,52 +1420,64 @@ func file_resolver_v1_resources_proto_rawDescGZIP() []byte {
 	return file_resolver_v1_resources_proto_rawDescData
 }
 
-var file_resolver_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_resolver_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_resolver_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_resolver_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_resolver_v1_resources_proto_goTypes = []any{
 	(ByokPolicy)(0),               // 0: resolver.v1.ByokPolicy
-	(*Provider)(nil),              // 1: resolver.v1.Provider
-	(*ModelConfig)(nil),           // 2: resolver.v1.ModelConfig
-	(*ProviderKey)(nil),           // 3: resolver.v1.ProviderKey
-	(*User)(nil),                  // 4: resolver.v1.User
-	(*UserProviderKey)(nil),       // 5: resolver.v1.UserProviderKey
-	(*Chat)(nil),                  // 6: resolver.v1.Chat
-	(*Token)(nil),                 // 7: resolver.v1.Token
-	(*WorkloadIdentity)(nil),      // 8: resolver.v1.WorkloadIdentity
-	(*AuditEvent)(nil),            // 9: resolver.v1.AuditEvent
-	(*AuditFieldChange)(nil),      // 10: resolver.v1.AuditFieldChange
-	nil,                           // 11: resolver.v1.AuditEvent.DetailsEntry
-	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),       // 13: google.protobuf.Struct
+	(CentralKeyPolicy)(0),         // 1: resolver.v1.CentralKeyPolicy
+	(CredentialOutcome)(0),        // 2: resolver.v1.CredentialOutcome
+	(KeyState)(0),                 // 3: resolver.v1.KeyState
+	(*Provider)(nil),              // 4: resolver.v1.Provider
+	(*ModelConfig)(nil),           // 5: resolver.v1.ModelConfig
+	(*ProviderKey)(nil),           // 6: resolver.v1.ProviderKey
+	(*KeyHealth)(nil),             // 7: resolver.v1.KeyHealth
+	(*User)(nil),                  // 8: resolver.v1.User
+	(*UserProviderKey)(nil),       // 9: resolver.v1.UserProviderKey
+	(*Chat)(nil),                  // 10: resolver.v1.Chat
+	(*Token)(nil),                 // 11: resolver.v1.Token
+	(*WorkloadIdentity)(nil),      // 12: resolver.v1.WorkloadIdentity
+	(*AuditEvent)(nil),            // 13: resolver.v1.AuditEvent
+	(*AuditFieldChange)(nil),      // 14: resolver.v1.AuditFieldChange
+	nil,                           // 15: resolver.v1.AuditEvent.DetailsEntry
+	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),       // 17: google.protobuf.Struct
 }
 var file_resolver_v1_resources_proto_depIdxs = []int32{
 	0,  // 0: resolver.v1.Provider.byok_policy:type_name -> resolver.v1.ByokPolicy
-	12, // 1: resolver.v1.Provider.created_at:type_name -> google.protobuf.Timestamp
-	12, // 2: resolver.v1.Provider.updated_at:type_name -> google.protobuf.Timestamp
-	13, // 3: resolver.v1.ModelConfig.options:type_name -> google.protobuf.Struct
-	12, // 4: resolver.v1.ModelConfig.created_at:type_name -> google.protobuf.Timestamp
-	12, // 5: resolver.v1.ModelConfig.updated_at:type_name -> google.protobuf.Timestamp
-	12, // 6: resolver.v1.ProviderKey.created_at:type_name -> google.protobuf.Timestamp
-	12, // 7: resolver.v1.ProviderKey.updated_at:type_name -> google.protobuf.Timestamp
-	12, // 8: resolver.v1.User.created_at:type_name -> google.protobuf.Timestamp
-	12, // 9: resolver.v1.User.updated_at:type_name -> google.protobuf.Timestamp
-	12, // 10: resolver.v1.UserProviderKey.created_at:type_name -> google.protobuf.Timestamp
-	12, // 11: resolver.v1.UserProviderKey.updated_at:type_name -> google.protobuf.Timestamp
-	12, // 12: resolver.v1.Chat.created_at:type_name -> google.protobuf.Timestamp
-	12, // 13: resolver.v1.Chat.updated_at:type_name -> google.protobuf.Timestamp
-	12, // 14: resolver.v1.Token.expires_at:type_name -> google.protobuf.Timestamp
-	12, // 15: resolver.v1.Token.revoked_at:type_name -> google.protobuf.Timestamp
-	12, // 16: resolver.v1.Token.created_at:type_name -> google.protobuf.Timestamp
-	12, // 17: resolver.v1.WorkloadIdentity.created_at:type_name -> google.protobuf.Timestamp
-	12, // 18: resolver.v1.WorkloadIdentity.updated_at:type_name -> google.protobuf.Timestamp
-	12, // 19: resolver.v1.AuditEvent.created_at:type_name -> google.protobuf.Timestamp
-	11, // 20: resolver.v1.AuditEvent.details:type_name -> resolver.v1.AuditEvent.DetailsEntry
-	10, // 21: resolver.v1.AuditEvent.changes:type_name -> resolver.v1.AuditFieldChange
-	22, // [22:22] is the sub-list for method output_type
-	22, // [22:22] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	16, // 1: resolver.v1.Provider.created_at:type_name -> google.protobuf.Timestamp
+	16, // 2: resolver.v1.Provider.updated_at:type_name -> google.protobuf.Timestamp
+	1,  // 3: resolver.v1.Provider.central_key_policy:type_name -> resolver.v1.CentralKeyPolicy
+	17, // 4: resolver.v1.ModelConfig.options:type_name -> google.protobuf.Struct
+	16, // 5: resolver.v1.ModelConfig.created_at:type_name -> google.protobuf.Timestamp
+	16, // 6: resolver.v1.ModelConfig.updated_at:type_name -> google.protobuf.Timestamp
+	16, // 7: resolver.v1.ProviderKey.created_at:type_name -> google.protobuf.Timestamp
+	16, // 8: resolver.v1.ProviderKey.updated_at:type_name -> google.protobuf.Timestamp
+	7,  // 9: resolver.v1.ProviderKey.health:type_name -> resolver.v1.KeyHealth
+	3,  // 10: resolver.v1.KeyHealth.state:type_name -> resolver.v1.KeyState
+	16, // 11: resolver.v1.KeyHealth.cooling_until:type_name -> google.protobuf.Timestamp
+	16, // 12: resolver.v1.KeyHealth.suspended_at:type_name -> google.protobuf.Timestamp
+	2,  // 13: resolver.v1.KeyHealth.last_report_outcome:type_name -> resolver.v1.CredentialOutcome
+	16, // 14: resolver.v1.KeyHealth.last_report_at:type_name -> google.protobuf.Timestamp
+	16, // 15: resolver.v1.User.created_at:type_name -> google.protobuf.Timestamp
+	16, // 16: resolver.v1.User.updated_at:type_name -> google.protobuf.Timestamp
+	16, // 17: resolver.v1.UserProviderKey.created_at:type_name -> google.protobuf.Timestamp
+	16, // 18: resolver.v1.UserProviderKey.updated_at:type_name -> google.protobuf.Timestamp
+	7,  // 19: resolver.v1.UserProviderKey.health:type_name -> resolver.v1.KeyHealth
+	16, // 20: resolver.v1.Chat.created_at:type_name -> google.protobuf.Timestamp
+	16, // 21: resolver.v1.Chat.updated_at:type_name -> google.protobuf.Timestamp
+	16, // 22: resolver.v1.Token.expires_at:type_name -> google.protobuf.Timestamp
+	16, // 23: resolver.v1.Token.revoked_at:type_name -> google.protobuf.Timestamp
+	16, // 24: resolver.v1.Token.created_at:type_name -> google.protobuf.Timestamp
+	16, // 25: resolver.v1.WorkloadIdentity.created_at:type_name -> google.protobuf.Timestamp
+	16, // 26: resolver.v1.WorkloadIdentity.updated_at:type_name -> google.protobuf.Timestamp
+	16, // 27: resolver.v1.AuditEvent.created_at:type_name -> google.protobuf.Timestamp
+	15, // 28: resolver.v1.AuditEvent.details:type_name -> resolver.v1.AuditEvent.DetailsEntry
+	14, // 29: resolver.v1.AuditEvent.changes:type_name -> resolver.v1.AuditFieldChange
+	30, // [30:30] is the sub-list for method output_type
+	30, // [30:30] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_resolver_v1_resources_proto_init() }
@@ -1152,14 +1485,14 @@ func file_resolver_v1_resources_proto_init() {
 	if File_resolver_v1_resources_proto != nil {
 		return
 	}
-	file_resolver_v1_resources_proto_msgTypes[9].OneofWrappers = []any{}
+	file_resolver_v1_resources_proto_msgTypes[10].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_resolver_v1_resources_proto_rawDesc), len(file_resolver_v1_resources_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   11,
+			NumEnums:      4,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

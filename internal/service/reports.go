@@ -1,0 +1,168 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"golang.org/x/time/rate"
+
+	"github.com/resolverd/resolverd/internal/cache"
+	"github.com/resolverd/resolverd/internal/db"
+	"github.com/resolverd/resolverd/internal/errs"
+	"github.com/resolverd/resolverd/internal/rbac"
+	"github.com/resolverd/resolverd/internal/resolve"
+	"github.com/resolverd/resolverd/internal/transport"
+	resolverv1 "github.com/resolverd/resolverd/proto/resolver/v1"
+)
+
+// The rate of ReportCredentialOutcome calls one caller (a token, or a workload identity's subject)
+// may make on one replica (docs/CONTRACT.md §17), on top of serve's --rate-limit: a fleet sharing
+// a token reports a provider's refusals, not every call it makes, and a report that changes nothing
+// costs a row lock and an audit record all the same.
+const (
+	ReportsPerSecond = 20
+	ReportBurst      = 40
+)
+
+// reportLimits holds each caller's budget of reports.
+type reportLimits struct {
+	limiters *cache.LRU[uuid.UUID, *rate.Limiter]
+}
+
+func newReportLimits() *reportLimits {
+	return &reportLimits{limiters: cache.New[uuid.UUID, *rate.Limiter](10_000, time.Hour)}
+}
+
+// reportersOfSubjects is the namespace of the limiters of workload identities (keyed by a UUID
+// derived from the subject, beside the token ids).
+var reportersOfSubjects = uuid.MustParse("4b0b7f46-0f3c-4a55-8d8e-2f51c0b9a6d1")
+
+// allow takes one report from the caller's budget, or says how long until there is one
+// (RATE_LIMITED, as the token limiter of docs/CONTRACT.md §9 answers).
+func (l *reportLimits) allow(p rbac.Principal) error {
+	key, who := p.TokenID, []string{"token_id", p.TokenID.String()}
+	if p.Subject != "" {
+		key, who = uuid.NewSHA1(reportersOfSubjects, []byte(p.Subject)), []string{"subject", p.Subject}
+	}
+	lim, ok := l.limiters.Get(key)
+	if !ok {
+		lim = rate.NewLimiter(ReportsPerSecond, ReportBurst)
+		l.limiters.Put(key, lim)
+	}
+	if lim.Allow() {
+		return nil
+	}
+	wait := time.Second / ReportsPerSecond
+	e := errs.New(errs.RateLimited, fmt.Sprintf("the caller is over its rate of %d credential reports per second; retry after %s", ReportsPerSecond, wait), who...)
+	e.RetryAfter = wait
+	return e
+}
+
+// report is a validated ReportCredentialOutcome request; the fields it could not read are zero.
+type report struct {
+	keyID, chatID uuid.UUID
+	outcome       resolve.Outcome
+	retryAfter    time.Duration
+	retryGiven    bool
+}
+
+func reportOf(req *resolverv1.ReportCredentialOutcomeRequest) (report, error) {
+	var v violations
+	r := report{
+		keyID:      v.id("key_id", req.GetKeyId()),
+		outcome:    v.outcome("outcome", req.GetOutcome()),
+		retryAfter: v.retryAfter("retry_after", req.GetRetryAfter()),
+		chatID:     v.optionalID("chat_id", req.GetChatId()),
+		retryGiven: req.GetRetryAfter() != nil,
+	}
+	return r, v.err()
+}
+
+// ReportCredentialOutcome applies a worker's report on one key (docs/CONTRACT.md §17): over the
+// caller's report rate it is refused (and not recorded); otherwise it is validated, applied to the
+// key row through the scope-checked store (credential:report), and recorded in the audit trail
+// whatever its outcome.
+func (s *Resolver) ReportCredentialOutcome(ctx context.Context, req *resolverv1.ReportCredentialOutcomeRequest) (*resolverv1.ReportCredentialOutcomeResponse, error) {
+	if p, ok := rbac.FromContext(ctx); ok {
+		if err := s.reports.allow(p); err != nil {
+			s.obs.Limited()
+			return nil, transport.ToStatus(ctx, s.log, err)
+		}
+	}
+	r, err := reportOf(req)
+	var rep db.KeyReport
+	if err == nil {
+		rep, err = s.store.ReportCredentialOutcome(ctx, r.keyID, r.outcome, r.retryAfter)
+	}
+	// No report is applied without its record.
+	if aerr := s.audit.Record(reportEvent(ctx, r, rep, err)); aerr != nil {
+		return nil, transport.ToStatus(ctx, s.log, aerr)
+	}
+	if err != nil {
+		return nil, transport.ToStatus(ctx, s.log, err)
+	}
+	s.obs.Reported(string(r.outcome))
+	source := resolverv1.CredentialSource_CREDENTIAL_SOURCE_CENTRAL
+	if rep.Source == resolve.SourceUser {
+		source = resolverv1.CredentialSource_CREDENTIAL_SOURCE_USER
+	}
+	return &resolverv1.ReportCredentialOutcomeResponse{
+		KeyId: rep.KeyID.String(), Source: source, ProviderId: rep.ProviderID.String(),
+		Health: healthProto(rep.Health, rep.At), Changed: rep.Changed,
+	}, nil
+}
+
+// reportEvent is the audit record of one report: who reported what about which key, and what
+// resolverd made of it.
+func reportEvent(ctx context.Context, r report, rep db.KeyReport, err error) db.AuditEvent {
+	d := map[string]string{"request_id": transport.RequestID(ctx)}
+	put := func(k, v string) {
+		if v != "" {
+			d[k] = v
+		}
+	}
+	if r.keyID != uuid.Nil {
+		d["key_id"] = r.keyID.String()
+	}
+	put("reported_outcome", string(r.outcome))
+	if r.retryGiven {
+		d["retry_after"] = strconv.FormatFloat(r.retryAfter.Seconds(), 'f', -1, 64) + "s"
+	}
+	e := db.AuditEvent{OccurredAt: time.Now(), Action: "ReportCredentialOutcome", ChatID: r.chatID, Outcome: outcomeOf(err), Details: d}
+	if p, ok := rbac.FromContext(ctx); ok {
+		e.TokenID, e.Subject = p.TokenID, p.Subject
+	}
+	if err != nil {
+		for k, v := range errMetadata(err) {
+			if _, taken := d[k]; !taken {
+				d[k] = v
+			}
+		}
+		return e
+	}
+	d["credential_source"] = rep.Source.String()
+	d["provider_id"] = rep.ProviderID.String()
+	if rep.UserID != uuid.Nil {
+		d["user_id"] = rep.UserID.String()
+	}
+	h := healthProto(rep.Health, rep.At)
+	d["state"] = h.GetState().String()
+	d["changed"] = strconv.FormatBool(rep.Changed)
+	if h.GetCoolingUntil() != nil {
+		d["cooling_until"] = rep.Health.CoolingUntil.UTC().Format(time.RFC3339Nano)
+	}
+	return e
+}
+
+// errMetadata is the ErrorInfo metadata err carries, if any.
+func errMetadata(err error) map[string]string {
+	var e *errs.Error
+	if errors.As(err, &e) {
+		return e.Metadata
+	}
+	return nil
+}
