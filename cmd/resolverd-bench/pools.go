@@ -33,11 +33,13 @@ type poolSet struct {
 }
 
 // seedPools adds a round-robin provider with three keys and warmChats chats on it, and an
-// oldest-key provider with two keys and one chat for the report trials.
+// oldest-key provider with two keys and one chat for the report trials. The round-robin provider
+// is BYOK-optional like the warm set's (its owners have no key of their own), so a resolution does
+// the same work in both phases but for the choice among the keys.
 func seedPools(ctx context.Context, s *db.Store, pool *pgxpool.Pool) (*poolSet, error) {
 	ps := &poolSet{}
 	rr, err := s.CreateProvider(ctx, resolve.Provider{ID: uuid.New(), Type: "anthropic", Name: "bench-rr", Enabled: true,
-		BYOKPolicy: resolve.BYOKDisabled, CentralKeyPolicy: resolve.PolicyRoundRobin})
+		BYOKPolicy: resolve.BYOKOptional, CentralKeyPolicy: resolve.PolicyRoundRobin})
 	if err != nil {
 		return nil, err
 	}
