@@ -22,6 +22,7 @@ type report struct {
 	rssIdle, rssWarm, rssFull float64
 	fillRPS                   float64
 	plans                     []string
+	audit                     *auditFigures
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.3f ms", float64(d)/float64(time.Millisecond)) }
@@ -76,4 +77,5 @@ func (r *report) print(w io.Writer) {
 	}
 	reportSealingCost(w)
 	reportChainCost(w)
+	reportAudit(w, r.audit)
 }

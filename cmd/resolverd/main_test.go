@@ -102,6 +102,8 @@ func TestBadFlagsAreOneLine(t *testing.T) {
 		{"keys", "rotate", "--database-url", "postgres://x@127.0.0.1:1/db", "--format", "3"},
 		{"audit", "verify", "--since"},
 		{"resolve", "--chat"},
+		{"serve", "--database-url", "postgres://x@127.0.0.1:1/db", "--encryption-keys", keyring.Generate(), "--audit-resolutions", "some"},
+		{"serve", "--database-url", "postgres://x@127.0.0.1:1/db", "--encryption-keys", keyring.Generate(), "--audit-summary-window", "0s"},
 	} {
 		code, out, errOut := cli(context.Background(), nil, args...)
 		if code == 0 || out != "" || strings.Count(errOut, "\n") != 1 || !strings.HasSuffix(errOut, "\n") {

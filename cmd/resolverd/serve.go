@@ -11,6 +11,7 @@ import (
 	"net/http/pprof"
 	"time"
 
+	"github.com/resolverd/resolverd/internal/audit"
 	"github.com/resolverd/resolverd/internal/cachedstore"
 	"github.com/resolverd/resolverd/internal/db"
 	"github.com/resolverd/resolverd/internal/egress"
@@ -43,7 +44,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	rateLimit := f.float("rate-limit", 0, "requests per second each token may make, 0 for no limit")
 	rateBurst := f.int("rate-burst", 0, "bursts above --rate-limit a token may make (default twice the rate)")
 	callTimeout := f.duration("call-timeout", 3*time.Second, "the longest a call may wait on PostgreSQL before failing with DATABASE_UNAVAILABLE")
-	retention := f.duration("audit-retention", 90*24*time.Hour, "how long audit events are kept; 0 keeps them forever")
+	retention := f.duration("audit-retention", 90*24*time.Hour, "how long audit events are kept (whole days are dropped once all of it is older); 0 keeps them forever")
+	auditResolutions := f.string("audit-resolutions", "each", "each: one audit record per resolution; summary: the identical successful resolutions of --audit-summary-window become one record with their count")
+	summaryWindow := f.duration("audit-summary-window", 10*time.Second, "how long --audit-resolutions=summary gathers identical resolutions into one record (a crash loses up to this much)")
 	cacheMax := f.int("cache-max-entries", 100_000, "bound on each large cache (chats, model configs, user keys); providers, central keys and tokens get a tenth")
 	cacheTTL := f.duration("cache-ttl", 60*time.Second, "the longest a cached entry is served without being read again (changes are pushed sooner)")
 	logLevel := f.string("log-level", "info", "debug, info, warn or error (debug logs every call)")
@@ -79,10 +82,15 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return errors.New("--rate-limit and --rate-burst must not be negative")
 	case *callTimeout <= 0:
 		return errors.New("--call-timeout must be positive")
+	case *auditResolutions != "each" && *auditResolutions != "summary":
+		return fmt.Errorf("--audit-resolutions %q: use each or summary", *auditResolutions)
+	case *summaryWindow <= 0:
+		return errors.New("--audit-summary-window must be positive")
 	}
 	cfg := server.Config{AllowBYOK: *allowBYOK, Reflection: *reflect, AuditRetention: *retention,
 		Cache:       cachedstore.Options{MaxEntries: *cacheMax, TTL: *cacheTTL},
-		CallTimeout: *callTimeout, RateLimit: transport.RateLimit{PerSecond: *rateLimit, Burst: *rateBurst}}
+		CallTimeout: *callTimeout, RateLimit: transport.RateLimit{PerSecond: *rateLimit, Burst: *rateBurst},
+		Audit: audit.Options{Summarise: *auditResolutions == "summary", SummaryWindow: *summaryWindow}}
 	cfg.AllowedProviderHosts = hosts
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 	switch {

@@ -7,8 +7,12 @@
 //
 // Loss window: records still in the buffer when the process dies without a shutdown (SIGKILL, a
 // crash, the machine going down) are lost — at most FlushInterval's worth of resolutions when the
-// database is healthy, at most Capacity records when it is not. A graceful shutdown (SIGTERM)
-// flushes the buffer before exit.
+// database is healthy (SummaryWindow's in summary mode), at most Capacity records when it is not.
+// A graceful shutdown (SIGTERM) flushes the buffer before exit.
+//
+// In summary mode (Options.Summarise) the successful resolutions of a SummaryWindow that are
+// identical but for their time and request id are written as one record with their count
+// (summary.go); every other record is written one by one, as in the default mode.
 package audit
 
 import (
@@ -39,6 +43,11 @@ type Options struct {
 	FlushInterval time.Duration
 	// RetryBackoff is the first wait after a failed write, doubling up to 5s (default 100ms).
 	RetryBackoff time.Duration
+	// Summarise turns summary mode on (serve --audit-resolutions=summary).
+	Summarise bool
+	// SummaryWindow is how long summary mode gathers identical resolutions into one record
+	// (default 10s). A window is written sooner when it holds Capacity records.
+	SummaryWindow time.Duration
 }
 
 func (o *Options) defaults() {
@@ -53,6 +62,9 @@ func (o *Options) defaults() {
 	}
 	if o.RetryBackoff <= 0 {
 		o.RetryBackoff = 100 * time.Millisecond
+	}
+	if o.SummaryWindow <= 0 {
+		o.SummaryWindow = 10 * time.Second
 	}
 }
 
@@ -116,6 +128,9 @@ func recordAttrs(e db.AuditEvent) slog.Value {
 				slog.String("fingerprint", r.Fingerprint), slog.Bool("fallback", r.Fallback), slog.String("fallback_reason", r.FallbackReason))
 		}
 	}
+	if e.Summary() {
+		attrs = append(attrs, slog.Int("count", e.Count), slog.Time("first_at", e.FirstAt), slog.Time("last_at", e.LastAt))
+	}
 	for k, v := range e.Details {
 		attrs = append(attrs, slog.String("details."+k, v))
 	}
@@ -148,27 +163,65 @@ func (w *Writer) loop() {
 	batch := make([]db.AuditEvent, 0, w.opts.BatchSize)
 	tick := time.NewTicker(w.opts.FlushInterval)
 	defer tick.Stop()
+	var (
+		sum    *summaries
+		window <-chan time.Time
+	)
+	if w.opts.Summarise {
+		sum = newSummaries()
+		t := time.NewTicker(w.opts.SummaryWindow)
+		defer t.Stop()
+		window = t.C
+	}
 	for {
 		select {
 		case e := <-w.ch:
+			if sum != nil && summarisable(&e) {
+				if sum.add(e) < w.opts.Capacity {
+					continue
+				}
+				if rest := w.writeAll(sum.take(), w.stop); len(rest) > 0 {
+					w.drain(append(batch, rest...), sum)
+					return
+				}
+				continue
+			}
 			batch = append(batch, e)
 			if len(batch) < w.opts.BatchSize {
 				continue
 			}
+		case <-window:
+			if rest := w.writeAll(sum.take(), w.stop); len(rest) > 0 {
+				w.drain(append(batch, rest...), sum)
+				return
+			}
+			continue
 		case <-tick.C:
 			if len(batch) == 0 {
 				continue
 			}
 		case <-w.stop:
-			w.drain(batch)
+			w.drain(batch, sum)
 			return
 		}
 		if n := w.write(batch, w.stop); n < len(batch) {
-			w.drain(batch[n:])
+			w.drain(batch[n:], sum)
 			return
 		}
 		batch = batch[:0]
 	}
+}
+
+// writeAll writes records in batches, and returns those it could not write because stop closed.
+func (w *Writer) writeAll(records []db.AuditEvent, stop <-chan struct{}) []db.AuditEvent {
+	for len(records) > 0 {
+		n := min(len(records), w.opts.BatchSize)
+		if k := w.write(records[:n], stop); k < n {
+			return records[k:]
+		}
+		records = records[n:]
+	}
+	return nil
 }
 
 // write stores batch, retrying with backoff, and returns how many of its records, from the start,
@@ -211,24 +264,32 @@ func (w *Writer) write(batch []db.AuditEvent, stop <-chan struct{}) int {
 	}
 }
 
-// drain writes batch and everything still buffered, in batches, until Close's context ends: the
-// process is shutting down.
-func (w *Writer) drain(batch []db.AuditEvent) {
+// drain writes batch, the window's summaries and everything still buffered, in batches, until
+// Close's context ends: the process is shutting down.
+func (w *Writer) drain(batch []db.AuditEvent, sum *summaries) {
 	for {
 	fill:
 		for len(batch) < w.opts.BatchSize {
 			select {
 			case e := <-w.ch:
+				if sum != nil && summarisable(&e) {
+					sum.add(e)
+					continue
+				}
 				batch = append(batch, e)
 			default:
 				break fill
 			}
 		}
 		if len(batch) == 0 {
-			return
+			if sum.len() == 0 {
+				return
+			}
+			batch = sum.take()
 		}
-		if n := w.write(batch, w.closing.Done()); n < len(batch) {
-			lost := len(batch) - n + len(w.ch)
+		rest := w.writeAll(batch, w.closing.Done())
+		if len(rest) > 0 {
+			lost := len(rest) + len(w.ch) + sum.len()
 			w.log.Error("audit: shutting down with records that could not be written", "lost", lost)
 			if w.dropped != nil {
 				w.dropped(lost)

@@ -28,6 +28,18 @@ type AuditEvent struct {
 	Changes    []FieldChange
 	Resolution *ResolutionDetails
 	Subject    string // the workload identity that called; "" for a token or the command line
+	// Count is the number of identical resolutions the record stands for (0 is read as 1): more
+	// than one for a summary (serve --audit-resolutions=summary), which also has the times of the
+	// first and the last of them (zero otherwise).
+	Count           int
+	FirstAt, LastAt time.Time
+}
+
+// Summary says whether e stands for several resolutions — or claims to: a stored row whose summary
+// columns are not those of one resolution (count 1, no first_at or last_at) is read as a summary,
+// so that its MAC covers them.
+func (e *AuditEvent) Summary() bool {
+	return (e.Count != 0 && e.Count != 1) || !e.FirstAt.IsZero() || !e.LastAt.IsZero()
 }
 
 // ResolutionDetails is what a resolution's audit record keeps beyond the columns.
@@ -68,20 +80,30 @@ type AuditFilter struct {
 	Limit    int
 }
 
-// ListAuditEvents returns events newest first.
+// ListAuditEvents returns events newest first. The statement names only the filters that are set,
+// so that each partition's plan is the index of that filter read backwards (docs/CONTRACT.md §7.4).
 func (s *Store) ListAuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, error) {
-	var before *int64
+	q := `SELECT ` + auditSelect + ` FROM audit_events WHERE true`
+	var args []any
+	where := func(cond string, v any) {
+		args = append(args, v)
+		q += fmt.Sprintf(" AND %s $%d", cond, len(args))
+	}
 	if f.BeforeID > 0 {
-		before = &f.BeforeID
+		where("id <", f.BeforeID)
 	}
-	var action *string
+	if f.ChatID != uuid.Nil {
+		where("chat_id =", f.ChatID)
+	}
+	if f.TokenID != uuid.Nil {
+		where("token_id =", f.TokenID)
+	}
 	if f.Action != "" {
-		action = &f.Action
+		where("action =", f.Action)
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+auditSelect+` FROM audit_events
-WHERE ($1::bigint IS NULL OR id < $1) AND ($2::uuid IS NULL OR chat_id = $2) AND ($3::uuid IS NULL OR token_id = $3)
-  AND ($4::text IS NULL OR action = $4)
-ORDER BY id DESC LIMIT $5`, before, nullUUID(f.ChatID), nullUUID(f.TokenID), action, f.Limit)
+	args = append(args, f.Limit)
+	q += fmt.Sprintf(" ORDER BY id DESC LIMIT $%d", len(args))
+	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list audit events: %w", classify(err))
 	}
@@ -92,13 +114,16 @@ ORDER BY id DESC LIMIT $5`, before, nullUUID(f.ChatID), nullUUID(f.TokenID), act
 	return out, nil
 }
 
-// DeleteAuditEventsBefore removes events older than cutoff, at most limit of them, and says how
-// many it removed; callers repeat until it returns fewer than limit, so no transaction grows large.
-// Within a chain occurred_at never decreases, and ties go by position, so every batch removes a
-// prefix of each chain: what remains still verifies (docs/CONTRACT.md §7.4).
+// DeleteAuditEventsBefore removes events older than cutoff row by row, at most limit of them, and
+// says how many it removed; callers repeat until it returns fewer than limit, so no transaction
+// grows large. Retention drops whole days instead (DropAuditPartitionsBefore) and uses this only
+// for the partition that holds the trail written before partitioning (audit_events_legacy), until
+// it can be dropped whole. Within a chain occurred_at never decreases, and ties go by position, so
+// every batch removes a prefix of each chain: what remains still verifies (docs/CONTRACT.md §7.4).
 func (s *Store) DeleteAuditEventsBefore(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM audit_events WHERE id IN
-(SELECT id FROM audit_events WHERE occurred_at < $1 ORDER BY occurred_at, chain_seq LIMIT $2)`, cutoff, limit)
+	tag, err := s.pool.Exec(ctx, `DELETE FROM audit_events a USING
+(SELECT id, occurred_at FROM audit_events WHERE occurred_at < $1 ORDER BY occurred_at, chain_seq LIMIT $2) old
+WHERE a.id = old.id AND a.occurred_at = old.occurred_at`, cutoff, limit)
 	if err != nil {
 		return 0, fmt.Errorf("delete audit events before %s: %w", cutoff.Format(time.RFC3339), classify(err))
 	}
@@ -158,7 +183,7 @@ func (s *Store) change(ctx context.Context, action string, fn func(tx pgx.Tx) (c
 // auditSelect is every column of an audit event, in the order scanStoredEvent reads them.
 const auditSelect = `id, occurred_at, action, token_id, chat_id, outcome, purpose, request_id,
   requested_model_config_id, model_config_id, provider_id, credential_source, key_id, fingerprint, fallback,
-  fallback_reason, details, subject, chain_id, chain_seq, mac, prev_mac, mac_key_id`
+  fallback_reason, details, subject, count, first_at, last_at, chain_id, chain_seq, mac, prev_mac, mac_key_id`
 
 // storedEvent is a row as stored: the event with its resolution in a struct (as it was written),
 // and its place in a chain.
@@ -180,12 +205,21 @@ func scanStoredEvent(row pgx.Row) (storedEvent, error) {
 		fallback                               *bool
 		details                                []byte
 		subject                                *string
+		count                                  int32
+		first, last                            *time.Time
 	)
 	e := &s.AuditEvent
 	if err := row.Scan(&e.ID, &e.OccurredAt, &e.Action, &token, &chat, &e.Outcome, &purpose, &requestID,
 		&requested, &config, &prov, &source, &keyID, &fp, &fallback, &reason, &details, &subject,
-		&s.chainID, &s.chainSeq, &s.mac, &s.prev, &s.macKeyID); err != nil {
+		&count, &first, &last, &s.chainID, &s.chainSeq, &s.mac, &s.prev, &s.macKeyID); err != nil {
 		return s, err
+	}
+	e.Count = int(count)
+	if first != nil {
+		e.FirstAt = *first
+	}
+	if last != nil {
+		e.LastAt = *last
 	}
 	deref := func(p *string) string {
 		if p == nil {

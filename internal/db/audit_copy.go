@@ -21,11 +21,12 @@ import (
 // The columns are few and their binary forms simple: uuid (16 bytes), text (UTF-8 bytes),
 // boolean (1 byte), timestamptz (microseconds since 2000-01-01 UTC), jsonb (version 1, then text).
 
-// auditColumns are the content columns (what a chain's MAC covers, in this order), then the chain
-// columns.
+// auditColumns are the content columns (what a chain's MAC covers, in this order), the summary
+// columns (covered too, for a summary only: see appendAuditContent), then the chain columns.
 var auditColumns = []string{"occurred_at", "action", "token_id", "chat_id", "outcome",
 	"purpose", "request_id", "requested_model_config_id", "model_config_id", "provider_id", "credential_source",
 	"key_id", "fingerprint", "fallback", "fallback_reason", "details", "subject",
+	"count", "first_at", "last_at",
 	"chain_id", "chain_seq", "mac", "prev_mac", "mac_key_id"}
 
 var auditCopySQL = "COPY audit_events (" + strings.Join(auditColumns, ", ") + ") FROM STDIN (FORMAT binary)"
@@ -43,8 +44,14 @@ func appendAuditCopy(b []byte, events []AuditEvent, chain *auditchain.Chain) []b
 	for i := range events {
 		e := &events[i]
 		b = binary.BigEndian.AppendUint16(b, uint16(len(auditColumns)))
+		if e.Count == 0 {
+			e.Count = 1
+		}
 		if chain == nil {
 			b = appendAuditContent(b, e)
+			if !e.Summary() {
+				b = appendOneResolution(b)
+			}
 			b = appendNulls(b, 5)
 			continue
 		}
@@ -52,6 +59,9 @@ func appendAuditCopy(b []byte, events []AuditEvent, chain *auditchain.Chain) []b
 		at := len(b)
 		b = appendAuditContent(b, e)
 		l := chain.Next(b[at:])
+		if !e.Summary() {
+			b = appendOneResolution(b)
+		}
 		b = appendUUID(b, l.Chain)
 		b = binary.BigEndian.AppendUint32(b, 8)
 		b = binary.BigEndian.AppendUint64(b, uint64(l.Seq))
@@ -67,9 +77,11 @@ func appendAuditCopy(b []byte, events []AuditEvent, chain *auditchain.Chain) []b
 }
 
 // appendAuditContent appends the content columns of e, each as COPY's binary format has it
-// (length, then value; -1 for NULL). These bytes are also what a chain's MAC covers: the verifier
-// reads a row back (scanStoredEvent) and rebuilds them here, so every choice of NULL and empty
-// below must be one scanStoredEvent can tell apart.
+// (length, then value; -1 for NULL), and, for a summary, its count, first_at and last_at. These
+// bytes are also what a chain's MAC covers: the verifier reads a row back (scanStoredEvent) and
+// rebuilds them here, so every choice of NULL and empty below must be one scanStoredEvent can tell
+// apart. A record of one resolution leaves the summary columns out (its writer appends count 1
+// and two NULLs after the MAC), so the records written before they existed still verify.
 func appendAuditContent(b []byte, e *AuditEvent) []byte {
 	b = appendTimestamptz(b, e.OccurredAt)
 	b = appendText(b, e.Action)
@@ -104,7 +116,22 @@ func appendAuditContent(b []byte, e *AuditEvent) []byte {
 	} else {
 		b = appendNulls(b, 1)
 	}
-	return appendNullText(b, e.Subject)
+	b = appendNullText(b, e.Subject)
+	if !e.Summary() {
+		return b
+	}
+	b = binary.BigEndian.AppendUint32(b, 4)
+	b = binary.BigEndian.AppendUint32(b, uint32(e.Count))
+	b = appendNullTimestamptz(b, e.FirstAt)
+	return appendNullTimestamptz(b, e.LastAt)
+}
+
+// appendOneResolution appends the summary columns of a record of one resolution: count 1, no
+// first_at or last_at.
+func appendOneResolution(b []byte) []byte {
+	b = binary.BigEndian.AppendUint32(b, 4)
+	b = binary.BigEndian.AppendUint32(b, 1)
+	return appendNulls(b, 2)
 }
 
 func appendNulls(b []byte, n int) []byte {
@@ -148,6 +175,14 @@ func appendBool(b []byte, v bool) []byte {
 		return append(b, 1)
 	}
 	return append(b, 0)
+}
+
+// appendNullTimestamptz writes t, or NULL for the zero time.
+func appendNullTimestamptz(b []byte, t time.Time) []byte {
+	if t.IsZero() {
+		return appendNulls(b, 1)
+	}
+	return appendTimestamptz(b, t)
 }
 
 func appendTimestamptz(b []byte, t time.Time) []byte {

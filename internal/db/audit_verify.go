@@ -73,11 +73,14 @@ WHERE $1::timestamptz IS NULL OR occurred_at >= $1 ORDER BY id`, from)
 }
 
 // EstimateAuditEvents is PostgreSQL's estimate of the audit trail's size (for progress), or -1
-// when it has none yet.
+// when it has none yet: the sum over its partitions (a partitioned table has no estimate of its
+// own), or the table's own before version 16.
 func EstimateAuditEvents(ctx context.Context, pool *pgxpool.Pool) int64 {
-	var n float64
-	if err := pool.QueryRow(ctx, `SELECT reltuples FROM pg_class WHERE oid = 'audit_events'::regclass`).Scan(&n); err != nil || n < 0 {
+	var n *float64
+	if err := pool.QueryRow(ctx, `SELECT sum(reltuples) FILTER (WHERE reltuples >= 0) FROM pg_class
+WHERE (oid = 'audit_events'::regclass AND relkind = 'r')
+   OR oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = 'audit_events'::regclass)`).Scan(&n); err != nil || n == nil {
 		return -1
 	}
-	return int64(n)
+	return int64(*n)
 }

@@ -121,6 +121,31 @@ func (m *Migrator) UpTo(ctx context.Context, version int64) ([]*MigrationResult,
 // (00010); going below it needs them re-sealed the older way first.
 const BoundSecretsVersion = 10
 
+// PartitionedAuditVersion is the migration that partitions the audit trail and adds summarised
+// resolution records (00016); going below it needs every summary gone first.
+const PartitionedAuditVersion = 16
+
+// checkNoSummaries refuses a down below PartitionedAuditVersion while the trail holds summaries,
+// which the table below it cannot hold (the down step would refuse too, after the steps above it).
+func (m *Migrator) checkNoSummaries(ctx context.Context, version int64) error {
+	current, err := m.provider.GetDBVersion(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate down to %d: %w", version, classify(err))
+	}
+	if current < PartitionedAuditVersion {
+		return nil
+	}
+	var n int64
+	if err := m.pool.QueryRow(ctx, `SELECT count(*) FROM audit_events WHERE count <> 1`).Scan(&n); err != nil {
+		return fmt.Errorf("migrate down to %d: count the summarised audit records: %w", version, classify(err))
+	}
+	if n > 0 {
+		return fmt.Errorf("migrate down to %d: cannot go below version %d: %d audit record(s) summarise several resolutions (serve --audit-resolutions=summary), which older releases cannot hold; they leave with --audit-retention; nothing was changed",
+			version, PartitionedAuditVersion, n)
+	}
+	return nil
+}
+
 // DownTo reverts migrations until version is the newest applied one. What a down step would refuse
 // is checked first, so a refused down changes nothing (each step is its own transaction: without
 // the check, the steps above the refusing one would already be undone).
@@ -140,6 +165,11 @@ func (m *Migrator) DownTo(ctx context.Context, version int64) ([]*MigrationResul
 				return nil, fmt.Errorf("migrate down to %d: cannot go below version %d: %d key(s) are sealed bound to their row (format 2), which older releases cannot open; stop every replica, run `resolverd keys rotate --format 1`, then migrate down again; nothing was changed",
 					version, BoundSecretsVersion, bound)
 			}
+		}
+	}
+	if version < PartitionedAuditVersion {
+		if err := m.checkNoSummaries(ctx, version); err != nil {
+			return nil, err
 		}
 	}
 	res, err := m.provider.DownTo(ctx, version)

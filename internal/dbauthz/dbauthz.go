@@ -61,6 +61,8 @@ type Querier interface {
 	ActiveToken(ctx context.Context, hash []byte) (db.Token, bool, error)
 	InsertAuditEvents(ctx context.Context, events []db.AuditEvent) error
 	DeleteAuditEventsBefore(ctx context.Context, cutoff time.Time, limit int) (int64, error)
+	EnsureAuditPartitions(ctx context.Context, now time.Time, ahead int) ([]string, error)
+	DropAuditPartitionsBefore(ctx context.Context, cutoff time.Time) (db.AuditExpiry, error)
 	FingerprintKey(ctx context.Context) ([]byte, error)
 	UnavailableCentralKeys(ctx context.Context) (map[string]int, error)
 

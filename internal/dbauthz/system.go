@@ -66,6 +66,23 @@ func (s *Store) DeleteAuditEventsBefore(ctx context.Context, cutoff time.Time, l
 	return s.q.DeleteAuditEventsBefore(ctx, cutoff, limit)
 }
 
+// EnsureAuditPartitions creates the audit trail's partitions ahead, for the audit writer: room
+// for what it appends.
+func (s *Store) EnsureAuditPartitions(ctx context.Context, now time.Time, ahead int) ([]string, error) {
+	if err := rbac.Require(ctx, rbac.AuditAppend); err != nil {
+		return nil, err
+	}
+	return s.q.EnsureAuditPartitions(ctx, now, ahead)
+}
+
+// DropAuditPartitionsBefore drops the audit trail's expired days, for retention.
+func (s *Store) DropAuditPartitionsBefore(ctx context.Context, cutoff time.Time) (db.AuditExpiry, error) {
+	if err := rbac.Require(ctx, rbac.AuditExpire); err != nil {
+		return db.AuditExpiry{}, err
+	}
+	return s.q.DropAuditPartitionsBefore(ctx, cutoff)
+}
+
 // FingerprintKey reads the key of credential fingerprints, once at start.
 func (s *Store) FingerprintKey(ctx context.Context) ([]byte, error) {
 	if err := rbac.Require(ctx, rbac.FingerprintKeyRead); err != nil {

@@ -49,7 +49,8 @@ type Config struct {
 	AllowedProviderHosts *egress.AllowList
 	// HealthInterval is how often the database and schema are checked for the health service.
 	HealthInterval time.Duration
-	// AuditRetention is how long audit events are kept; 0 keeps them forever.
+	// AuditRetention is how long audit events are kept (whole days: a day's partition is dropped
+	// once all of it is older); 0 keeps them forever.
 	AuditRetention time.Duration
 	// Audit sizes the resolution audit writer.
 	Audit audit.Options
@@ -351,17 +352,24 @@ const LivenessService = "resolverd.liveness"
 // services are the names health reports on; "" is the whole server.
 var services = []string{"", resolverv1.ResolverService_ServiceDesc.ServiceName, resolverv1.AdminService_ServiceDesc.ServiceName}
 
-// retentionEvery is how often old audit events are removed.
-const retentionEvery = time.Hour
+// auditMaintenanceEvery is how often the audit trail's partitions are made ahead and its expired
+// days dropped; auditMaintenanceRetry, after a round that failed (such as a lock it could not get
+// within its timeout, while a long audit verify read the trail).
+const (
+	auditMaintenanceEvery = time.Hour
+	auditMaintenanceRetry = time.Minute
+)
 
 func (s *Server) monitor(ctx context.Context) {
 	t := time.NewTicker(s.every)
 	defer t.Stop()
-	nextRetention := time.Now()
+	nextMaintenance := time.Now()
 	for {
-		if s.retention > 0 && !time.Now().Before(nextRetention) {
-			s.expireAudit(ctx)
-			nextRetention = time.Now().Add(retentionEvery)
+		if !time.Now().Before(nextMaintenance) {
+			nextMaintenance = time.Now().Add(auditMaintenanceEvery)
+			if !s.maintainAudit(ctx) {
+				nextMaintenance = time.Now().Add(auditMaintenanceRetry)
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -404,16 +412,50 @@ func (s *Server) countUnavailableKeys(ctx context.Context) {
 	s.metrics.KeysUnavailable(counts)
 }
 
-// expireAudit removes audit events older than the retention, a bounded batch at a time.
-func (s *Server) expireAudit(ctx context.Context) {
+// maintainAudit keeps the audit trail's daily partitions a week ahead and, with a retention, drops
+// the expired days (docs/CONTRACT.md §7.4). Every replica does it; they take turns. It reports
+// whether all of it succeeded. A record is never refused for a missing partition: the default one
+// takes it, and the next round gives its day a partition.
+func (s *Server) maintainAudit(ctx context.Context) bool {
+	created, err := s.store.EnsureAuditPartitions(dbauthz.AsSystemRestricted(ctx, dbauthz.SystemAuditWriter), time.Now(), db.AuditPartitionsAhead)
+	if len(created) > 0 {
+		s.log.Info("audit: created partitions", "partitions", created)
+	}
+	ok := err == nil
+	if err != nil && ctx.Err() == nil {
+		s.log.Warn("audit: creating partitions failed; will retry", "error", err)
+	}
+	if s.retention > 0 {
+		ok = s.expireAudit(ctx) && ok
+	}
+	return ok
+}
+
+// expireAudit drops the days older than the retention whole. Only the trail written before
+// partitioning, while its partition still holds younger records, loses its old rows a bounded
+// batch at a time.
+func (s *Server) expireAudit(ctx context.Context) bool {
 	cutoff := time.Now().Add(-s.retention)
 	ctx = dbauthz.AsSystemRestricted(ctx, dbauthz.SystemAuditRetention)
+	exp, err := s.store.DropAuditPartitionsBefore(ctx, cutoff)
+	if len(exp.Dropped) > 0 {
+		s.log.Info("audit retention: dropped expired days", "partitions", exp.Dropped, "older_than", cutoff.Format(time.RFC3339))
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("audit retention: dropping expired days failed; will retry", "error", err)
+		}
+		return false
+	}
+	if !exp.Legacy {
+		return true
+	}
 	var total int64
 	for ctx.Err() == nil {
 		n, err := s.store.DeleteAuditEventsBefore(ctx, cutoff, 10_000)
 		if err != nil {
 			s.log.Warn("audit retention: deleting old events failed; will retry", "error", err)
-			return
+			return false
 		}
 		total += n
 		if n < 10_000 {
@@ -421,8 +463,9 @@ func (s *Server) expireAudit(ctx context.Context) {
 		}
 	}
 	if total > 0 {
-		s.log.Info("audit retention: deleted old events", "deleted", total, "older_than", cutoff.Format(time.RFC3339))
+		s.log.Info("audit retention: deleted old events written before partitioning", "deleted", total, "older_than", cutoff.Format(time.RFC3339))
 	}
+	return ctx.Err() == nil
 }
 
 // checkHealth sets SERVING only when the database answers and its schema is current.

@@ -62,7 +62,10 @@ func auditEventProto(e db.AuditEvent) *resolverv1.AuditEvent {
 	out := &resolverv1.AuditEvent{
 		Id: strconv.FormatInt(e.ID, 10), CreatedAt: timestamppb.New(e.OccurredAt), Action: e.Action,
 		TokenId: idString(e.TokenID), ChatId: idString(e.ChatID), Details: e.Details, Outcome: e.Outcome,
-		Subject: e.Subject,
+		Subject: e.Subject, Count: 1, FirstAt: timestamppb.New(e.OccurredAt), LastAt: timestamppb.New(e.OccurredAt),
+	}
+	if e.Summary() {
+		out.Count, out.FirstAt, out.LastAt = int64(e.Count), timestamppb.New(e.FirstAt), timestamppb.New(e.LastAt)
 	}
 	for _, c := range e.Changes {
 		fc := &resolverv1.AuditFieldChange{Field: c.Field}

@@ -135,29 +135,42 @@ func TestAuditTrailRecordsResolutionsAndChanges(t *testing.T) {
 	testenv.WantReason(t, err, codes.PermissionDenied, "MISSING_SCOPE")
 }
 
+// TestAuditRetentionRemovesOldEvents: docs/CONTRACT.md §7.4 — retention drops whole days: a day
+// whose every moment is older than --audit-retention goes (records that waited in the default
+// partition get their day's partition first), the day the cutoff falls in stays whole.
 func TestAuditRetentionRemovesOldEvents(t *testing.T) {
 	url := pgtest.NewDatabase(t)
 	pool := pgtest.Connect(t, url)
 	ctx := context.Background()
+	// Written as psql would, before the server starts: days without a partition, so the default
+	// partition takes them.
 	if _, err := pool.Exec(ctx, `INSERT INTO audit_events (occurred_at, action, outcome) VALUES
-		(now() - interval '2 hours', 'ResolveModel', 'OK'), (now() - interval '10 minutes', 'ResolveModel', 'OK')`); err != nil {
+		(now() - interval '3 days', 'ResolveModel', 'OK'),
+		(date_trunc('day', now() - interval '1 day', 'UTC'), 'ResolveModel', 'OK'),
+		(now() - interval '10 minutes', 'ResolveModel', 'OK')`); err != nil {
 		t.Fatal(err)
 	}
-	w := &testenv.World{T: t, Env: testenv.New(t, testenv.Options{DatabaseURL: url, AuditRetention: time.Hour})}
+	w := &testenv.World{T: t, Env: testenv.New(t, testenv.Options{DatabaseURL: url, AuditRetention: 24 * time.Hour})}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		var old, recent int
-		_ = pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE occurred_at < now() - interval '1 hour'), count(*) FILTER (WHERE occurred_at >= now() - interval '1 hour') FROM audit_events`).Scan(&old, &recent)
+		var old, kept int
+		_ = pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE occurred_at < now() - interval '2 days'),
+			count(*) FILTER (WHERE occurred_at >= now() - interval '2 days') FROM audit_events WHERE action = 'ResolveModel'`).Scan(&old, &kept)
 		if old == 0 {
-			if recent < 1 {
-				t.Fatalf("retention removed recent events too (%d left)", recent)
+			// The start of yesterday is older than the retention, but its day is not over yet.
+			if kept != 2 {
+				t.Fatalf("retention removed events of a day not wholly expired (%d left, want 2)", kept)
 			}
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d events older than the retention are still there", old)
+			t.Fatalf("%d events of an expired day are still there", old)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	var inDefault int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM audit_events_default`).Scan(&inDefault); err != nil || inDefault != 0 {
+		t.Fatalf("%d events left in the default partition (%v)", inDefault, err)
 	}
 	// The server that did it still serves.
 	if _, err := w.Admin.ListAuditEvents(w.AsAdmin(), &resolverv1.ListAuditEventsRequest{}); err != nil {

@@ -1106,7 +1106,14 @@ type AuditEvent struct {
 	// For admin changes: every field the change set, with its value before and after (only after
 	// for a create, only before for a delete). A secret appears only by fingerprint, as the field
 	// `api_key_fingerprint`.
-	Changes       []*AuditFieldChange `protobuf:"bytes,8,rep,name=changes,proto3" json:"changes,omitempty"`
+	Changes []*AuditFieldChange `protobuf:"bytes,8,rep,name=changes,proto3" json:"changes,omitempty"`
+	// How many calls the record stands for: 1, or more for a summary of identical successful
+	// resolutions (`serve --audit-resolutions=summary`), which has no `request_id` in details.
+	Count int64 `protobuf:"varint,10,opt,name=count,proto3" json:"count,omitempty"`
+	// The times of the first and of the last call the record stands for: both `created_at` for a
+	// record of one call.
+	FirstAt       *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=first_at,json=firstAt,proto3" json:"first_at,omitempty"`
+	LastAt        *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=last_at,json=lastAt,proto3" json:"last_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1200,6 +1207,27 @@ func (x *AuditEvent) GetSubject() string {
 func (x *AuditEvent) GetChanges() []*AuditFieldChange {
 	if x != nil {
 		return x.Changes
+	}
+	return nil
+}
+
+func (x *AuditEvent) GetCount() int64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *AuditEvent) GetFirstAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FirstAt
+	}
+	return nil
+}
+
+func (x *AuditEvent) GetLastAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastAt
 	}
 	return nil
 }
@@ -1364,7 +1392,7 @@ const file_resolver_v1_resources_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\x8c\x03\n" +
+	"updated_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\x8e\x04\n" +
 	"\n" +
 	"AuditEvent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x129\n" +
@@ -1376,7 +1404,11 @@ const file_resolver_v1_resources_proto_rawDesc = "" +
 	"\adetails\x18\x06 \x03(\v2$.resolver.v1.AuditEvent.DetailsEntryR\adetails\x12\x18\n" +
 	"\aoutcome\x18\a \x01(\tR\aoutcome\x12\x18\n" +
 	"\asubject\x18\t \x01(\tR\asubject\x127\n" +
-	"\achanges\x18\b \x03(\v2\x1d.resolver.v1.AuditFieldChangeR\achanges\x1a:\n" +
+	"\achanges\x18\b \x03(\v2\x1d.resolver.v1.AuditFieldChangeR\achanges\x12\x14\n" +
+	"\x05count\x18\n" +
+	" \x01(\x03R\x05count\x125\n" +
+	"\bfirst_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\afirstAt\x123\n" +
+	"\alast_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x06lastAt\x1a:\n" +
 	"\fDetailsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"u\n" +
@@ -1473,11 +1505,13 @@ var file_resolver_v1_resources_proto_depIdxs = []int32{
 	16, // 27: resolver.v1.AuditEvent.created_at:type_name -> google.protobuf.Timestamp
 	15, // 28: resolver.v1.AuditEvent.details:type_name -> resolver.v1.AuditEvent.DetailsEntry
 	14, // 29: resolver.v1.AuditEvent.changes:type_name -> resolver.v1.AuditFieldChange
-	30, // [30:30] is the sub-list for method output_type
-	30, // [30:30] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	16, // 30: resolver.v1.AuditEvent.first_at:type_name -> google.protobuf.Timestamp
+	16, // 31: resolver.v1.AuditEvent.last_at:type_name -> google.protobuf.Timestamp
+	32, // [32:32] is the sub-list for method output_type
+	32, // [32:32] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_resolver_v1_resources_proto_init() }
