@@ -125,51 +125,41 @@ const BoundSecretsVersion = 10
 // resolution records (00016); going below it needs every summary gone first.
 const PartitionedAuditVersion = 16
 
-// checkNoSummaries refuses a down below PartitionedAuditVersion while the trail holds summaries,
-// which the table below it cannot hold (the down step would refuse too, after the steps above it).
-func (m *Migrator) checkNoSummaries(ctx context.Context, version int64) error {
-	current, err := m.provider.GetDBVersion(ctx)
-	if err != nil {
-		return fmt.Errorf("migrate down to %d: %w", version, classify(err))
-	}
-	if current < PartitionedAuditVersion {
-		return nil
-	}
-	var n int64
-	if err := m.pool.QueryRow(ctx, `SELECT count(*) FROM audit_events WHERE count <> 1`).Scan(&n); err != nil {
-		return fmt.Errorf("migrate down to %d: count the summarised audit records: %w", version, classify(err))
-	}
-	if n > 0 {
-		return fmt.Errorf("migrate down to %d: cannot go below version %d: %d audit record(s) summarise several resolutions (serve --audit-resolutions=summary), which older releases cannot hold; they leave with --audit-retention; nothing was changed",
-			version, PartitionedAuditVersion, n)
-	}
-	return nil
+// downRefusals are the conditions under which a migration's down step refuses (each repeats, in
+// SQL, the check of its file's Down section), by version: a count query and the refusal's words.
+var downRefusals = []struct {
+	version int64
+	count   string
+	refuse  string
+}{
+	{PartitionedAuditVersion, `SELECT count(*) FROM audit_events WHERE count <> 1`,
+		"%d audit record(s) summarise several resolutions (serve --audit-resolutions=summary), which older releases cannot hold; they leave with --audit-retention"},
+	{14, `SELECT (SELECT count(*) FROM ai_provider_keys k WHERE k.api_key_key_id IN (SELECT id FROM data_encryption_keys))
+     + (SELECT count(*) FROM user_ai_provider_keys k WHERE k.api_key_key_id IN (SELECT id FROM data_encryption_keys))`,
+		"%d secret(s) are sealed by data-encryption keys that only this table holds; move them to --encryption-keys first (`resolverd keys rotate --encryption-keys NEW --from-kms-key-uri URI`), then migrate down again"},
+	{BoundSecretsVersion, `SELECT (SELECT count(*) FROM ai_provider_keys WHERE api_key LIKE 'v2:%')
+     + (SELECT count(*) FROM user_ai_provider_keys WHERE api_key LIKE 'v2:%')`,
+		"%d key(s) are sealed bound to their row (format 2), which older releases cannot open; stop every replica, run `resolverd keys rotate --format 1`, then migrate down again"},
 }
 
-// DownTo reverts migrations until version is the newest applied one. What a down step would refuse
-// is checked first, so a refused down changes nothing (each step is its own transaction: without
-// the check, the steps above the refusing one would already be undone).
+// DownTo reverts migrations until version is the newest applied one. What a down step on the way
+// would refuse is checked first, so a refused down changes nothing (each step is its own
+// transaction: without the check, the steps above the refusing one would already be undone).
 func (m *Migrator) DownTo(ctx context.Context, version int64) ([]*MigrationResult, error) {
-	if version < BoundSecretsVersion {
-		current, err := m.provider.GetDBVersion(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("migrate down to %d: %w", version, classify(err))
-		}
-		if current >= BoundSecretsVersion {
-			var bound int64
-			if err := m.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM ai_provider_keys WHERE api_key LIKE 'v2:%')
-     + (SELECT count(*) FROM user_ai_provider_keys WHERE api_key LIKE 'v2:%')`).Scan(&bound); err != nil {
-				return nil, fmt.Errorf("migrate down to %d: count the secrets bound to their row: %w", version, classify(err))
-			}
-			if bound > 0 {
-				return nil, fmt.Errorf("migrate down to %d: cannot go below version %d: %d key(s) are sealed bound to their row (format 2), which older releases cannot open; stop every replica, run `resolverd keys rotate --format 1`, then migrate down again; nothing was changed",
-					version, BoundSecretsVersion, bound)
-			}
-		}
+	current, err := m.provider.GetDBVersion(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("migrate down to %d: %w", version, classify(err))
 	}
-	if version < PartitionedAuditVersion {
-		if err := m.checkNoSummaries(ctx, version); err != nil {
-			return nil, err
+	for _, r := range downRefusals {
+		if version >= r.version || current < r.version {
+			continue
+		}
+		var n int64
+		if err := m.pool.QueryRow(ctx, r.count).Scan(&n); err != nil {
+			return nil, fmt.Errorf("migrate down to %d: check what version %d's down step refuses: %w", version, r.version, classify(err))
+		}
+		if n > 0 {
+			return nil, fmt.Errorf("migrate down to %d: cannot go below version %d: "+r.refuse+"; nothing was changed", version, r.version, n)
 		}
 	}
 	res, err := m.provider.DownTo(ctx, version)
