@@ -126,22 +126,43 @@ func TestRevokingOneTokenKeepsTheOthersCached(t *testing.T) {
 			return nil
 		}
 	}
-	for _, tok := range []string{a, b, c, a, b, c} { // the second round is served from memory
-		if err := list(tok); err != nil {
-			t.Fatal(err)
+	// Every token in memory: the tokens' own creations are applied first (a lookup racing a change
+	// of api_tokens does not store its answer), then each is asked for until a call needs no lookup.
+	w.Sync(t)
+	for _, tok := range []string{a, b, c} {
+		for try := 0; ; try++ {
+			before := w.Server.CacheStats().TokenLookups
+			if err := list(tok); err != nil {
+				t.Fatal(err)
+			}
+			if w.Server.CacheStats().TokenLookups == before {
+				break
+			}
+			if try == 20 {
+				t.Fatal("a token is still looked up after 20 calls: it is never kept in memory")
+			}
 		}
 	}
-	bStaysCached := func(after string) {
+	bStaysCached := func(after string, flushes uint64) {
 		t.Helper()
 		w.Sync(t) // the revocation's notification, too, has been applied
 		before := w.Server.CacheStats().TokenLookups
 		if err := list(b); err != nil {
 			t.Fatalf("b after %s: %v", after, err)
 		}
-		if n := w.Server.CacheStats().TokenLookups - before; n != 0 {
+		st := w.Server.CacheStats()
+		if st.Reconnects != flushes || !st.Live {
+			// The listener missed a canary (a loaded machine), so every entry was dropped and the
+			// listener connected again: this run cannot tell whether the revocation dropped b too.
+			// (A change the cache could not place also flushes, but without a reconnect: that
+			// still fails below.)
+			t.Skipf("the change listener reconnected (%d reconnects, %d before) during the check after %s", st.Reconnects, flushes, after)
+		}
+		if n := st.TokenLookups - before; n != 0 {
 			t.Fatalf("b was looked up again after %s (%d lookups): its entry was dropped", after, n)
 		}
 	}
+	flushes := func() uint64 { return w.Server.CacheStats().Reconnects }
 
 	resp, err := w.Admin.ListTokens(w.AsAdmin(), &resolverv1.ListTokensRequest{PageSize: 100})
 	if err != nil {
@@ -151,19 +172,21 @@ func TestRevokingOneTokenKeepsTheOthersCached(t *testing.T) {
 	for _, tk := range resp.GetTokens() {
 		ids[tk.GetName()] = tk.GetId()
 	}
+	f := flushes()
 	if _, err := w.Admin.RevokeToken(w.AsAdmin(), &resolverv1.RevokeTokenRequest{Id: ids["revoke-a"]}); err != nil {
 		t.Fatal(err)
 	}
 	took := eventually(t, time.Second, "a refused after RevokeToken", refused(a))
 	t.Logf("a refused %s after RevokeToken", took)
-	bStaysCached("RevokeToken of a")
+	bStaysCached("RevokeToken of a", f)
 
+	f = flushes()
 	if _, err := w.Pool.Exec(ctx, `UPDATE api_tokens SET revoked_at = now() WHERE id = $1`, ids["revoke-c"]); err != nil {
 		t.Fatal(err)
 	}
 	took = eventually(t, time.Second, "c refused after psql revoked it", refused(c))
 	t.Logf("c refused %s after psql revoked it", took)
-	bStaysCached("psql revoked c")
+	bStaysCached("psql revoked c", f)
 }
 
 // latencies summarises call durations for the test log.
