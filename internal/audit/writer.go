@@ -63,6 +63,7 @@ type Writer struct {
 	opts Options
 
 	ch      chan db.AuditEvent
+	full    chan struct{} // a batch's worth is waiting in ch (capacity 1)
 	stop    chan struct{}
 	done    chan struct{}
 	mu      sync.RWMutex // guards closed against Record racing Close
@@ -77,7 +78,7 @@ type Writer struct {
 func NewWriter(sink Sink, log *slog.Logger, opts Options) *Writer {
 	opts.defaults()
 	return &Writer{sink: sink, log: log, opts: opts, ch: make(chan db.AuditEvent, opts.Capacity),
-		stop: make(chan struct{}), done: make(chan struct{})}
+		full: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 }
 
 // ErrFull is Record's refusal when records cannot be written fast enough (or at all).
@@ -93,10 +94,18 @@ func (w *Writer) Record(e db.AuditEvent) error {
 	}
 	select {
 	case w.ch <- e:
-		return nil
 	default:
 		return ErrFull
 	}
+	// The loop sleeps until a batch's worth is waiting or FlushInterval passes. It used to take
+	// records one by one as they came, and waking it cost a goroutine switch per resolution.
+	if len(w.ch) >= w.opts.BatchSize {
+		select {
+		case w.full <- struct{}{}:
+		default: // already told
+		}
+	}
+	return nil
 }
 
 // Rejected is the number of records PostgreSQL refused for their content (see write): logged,
@@ -149,26 +158,41 @@ func (w *Writer) loop() {
 	tick := time.NewTicker(w.opts.FlushInterval)
 	defer tick.Stop()
 	for {
+		// A full batch is written as soon as it is there; the rest at the next tick.
+		partial := false
+		select {
+		case <-w.full:
+		case <-tick.C:
+			partial = true
+		case <-w.stop:
+			w.drain(batch[:0])
+			return
+		}
+		for partial || len(w.ch) >= w.opts.BatchSize {
+			batch = w.take(batch[:0])
+			if len(batch) == 0 {
+				break
+			}
+			if n := w.write(batch, w.stop); n < len(batch) {
+				w.drain(batch[n:])
+				return
+			}
+			partial = partial && len(batch) == w.opts.BatchSize
+		}
+	}
+}
+
+// take appends to batch what is waiting, up to a batch's size, without waiting.
+func (w *Writer) take(batch []db.AuditEvent) []db.AuditEvent {
+	for len(batch) < w.opts.BatchSize {
 		select {
 		case e := <-w.ch:
 			batch = append(batch, e)
-			if len(batch) < w.opts.BatchSize {
-				continue
-			}
-		case <-tick.C:
-			if len(batch) == 0 {
-				continue
-			}
-		case <-w.stop:
-			w.drain(batch)
-			return
+		default:
+			return batch
 		}
-		if n := w.write(batch, w.stop); n < len(batch) {
-			w.drain(batch[n:])
-			return
-		}
-		batch = batch[:0]
 	}
+	return batch
 }
 
 // write stores batch, retrying with backoff, and returns how many of its records, from the start,
@@ -215,15 +239,7 @@ func (w *Writer) write(batch []db.AuditEvent, stop <-chan struct{}) int {
 // process is shutting down.
 func (w *Writer) drain(batch []db.AuditEvent) {
 	for {
-	fill:
-		for len(batch) < w.opts.BatchSize {
-			select {
-			case e := <-w.ch:
-				batch = append(batch, e)
-			default:
-				break fill
-			}
-		}
+		batch = w.take(batch)
 		if len(batch) == 0 {
 			return
 		}
