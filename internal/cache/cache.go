@@ -67,19 +67,28 @@ func (c *LRU[K, V]) shard(k K) *shard[K, V] {
 
 // Get returns the live value of k.
 func (c *LRU[K, V]) Get(k K) (V, bool) {
+	v, _, ok := c.GetExpiring(k)
+	return v, ok
+}
+
+// GetExpiring returns the live value of k and when it expires, on the clock of Now.
+func (c *LRU[K, V]) GetExpiring(k K) (V, int64, bool) {
 	s := c.shard(k)
 	s.mu.RLock()
 	e, ok := s.items[k]
 	s.mu.RUnlock()
 	if !ok || now() >= e.expires {
 		var zero V
-		return zero, false
+		return zero, 0, false
 	}
 	if !e.used.Load() {
 		e.used.Store(true)
 	}
-	return e.val, true
+	return e.val, e.expires, true
 }
+
+// Now is the time on the clock of the expiries GetExpiring returns (monotonic nanoseconds).
+func Now() int64 { return now() }
 
 // Put stores v under k, evicting an entry not used since the clock hand last passed when full.
 func (c *LRU[K, V]) Put(k K, v V) {
