@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -183,9 +182,10 @@ func (s *Store) copyAuditEvents(ctx context.Context, events []AuditEvent) error 
 	return err
 }
 
-// copyBuffers holds COPY encoding buffers (*[]byte) between batches; CopyFrom has read a buffer
-// whole when it returns without an error.
-var copyBuffers sync.Pool
+// copyBuffers holds COPY encoding buffers between batches (a channel, not a sync.Pool, which the
+// garbage collector empties more often than batches come); CopyFrom has read a buffer whole when
+// it returns without an error.
+var copyBuffers = make(chan []byte, 4)
 
 // maxPooledCopyBuffer bounds the buffers kept: a batch of the writer's default 500 records takes
 // about 200 KiB.
@@ -196,19 +196,22 @@ const maxPooledCopyBuffer = 1 << 20
 func copyAudit(ctx context.Context, conn *pgconn.PgConn, chain *auditchain.Chain, events []AuditEvent) error {
 	// The encoding buffer is reused from batch to batch: a fresh one was about 400 bytes per
 	// record for the garbage collector (go test -bench ResolveModelWarm -memprofile).
-	bp, _ := copyBuffers.Get().(*[]byte)
-	if bp == nil {
-		bp = new([]byte)
+	var buf []byte
+	select {
+	case buf = <-copyBuffers:
+	default:
 	}
-	buf := appendAuditCopy(slices.Grow((*bp)[:0], 64+len(events)*400), events, chain)
+	buf = appendAuditCopy(slices.Grow(buf[:0], 64+len(events)*400), events, chain)
 	tag, err := conn.CopyFrom(ctx, bytes.NewReader(buf), auditCopySQL)
 	if err != nil {
 		// Some of CopyFrom's failures return before its reader has stopped reading buf.
 		return err
 	}
 	if cap(buf) <= maxPooledCopyBuffer {
-		*bp = buf
-		copyBuffers.Put(bp)
+		select {
+		case copyBuffers <- buf:
+		default:
+		}
 	}
 	if n := tag.RowsAffected(); n != int64(len(events)) {
 		return fmt.Errorf("COPY took %d of %d rows", n, len(events))
