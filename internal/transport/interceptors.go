@@ -172,7 +172,7 @@ func Interceptors(o ChainOptions) ([]grpc.UnaryServerInterceptor, []grpc.StreamS
 	}
 	if o.CallTimeout > 0 {
 		unary = append(unary, func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-			if PublicServices[serviceOf(info.FullMethod)] {
+			if public(info.FullMethod) {
 				return h(ctx, req)
 			}
 			tctx := withCallDeadline(ctx, o.CallTimeout)

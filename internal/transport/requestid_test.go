@@ -67,3 +67,22 @@ func BenchmarkRequestID(b *testing.B) {
 		}
 	}
 }
+
+// TestPublicServicesAreGRPCs: public's shortcut (a method outside "/grpc." is not public) holds
+// for every public service, and public agrees with PublicServices.
+func TestPublicServicesAreGRPCs(t *testing.T) {
+	for svc := range PublicServices {
+		if !strings.HasPrefix(svc, "grpc.") {
+			t.Errorf("public service %s is not one of gRPC's own: public() would miss it", svc)
+		}
+		if !public("/" + svc + "/Check") {
+			t.Errorf("public(/%s/Check) = false", svc)
+		}
+	}
+	for _, m := range []string{"/resolver.v1.ResolverService/ResolveModel", "/resolver.v1.AdminService/ListProviders",
+		"/grpc.health.v1.Other/Check", "/grpc.", ""} {
+		if public(m) {
+			t.Errorf("public(%q) = true", m)
+		}
+	}
+}
