@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -59,4 +60,21 @@ func (a cpuTicks) perCall(b cpuTicks, calls int) cpuTicks {
 	}
 	n := time.Duration(calls)
 	return cpuTicks{server: (b.server - a.server) / n, client: (b.client - a.client) / n, postgres: (b.postgres - a.postgres) / n}
+}
+
+// cpuRatios is, for each round, the serving replica's CPU per warm resolution over its CPU per
+// health check, with the two figures it divides: the share of a resolution that is resolverd's own
+// work (authentication, the decision, rendering, the audit record and the garbage they make)
+// beside the gRPC and HTTP/2 work both calls share.
+func cpuRatios(health, resolve []cpuTicks) string {
+	var out []string
+	for i := range min(len(health), len(resolve)) {
+		if health[i].server <= 0 {
+			out = append(out, "n/a")
+			continue
+		}
+		out = append(out, fmt.Sprintf("%.2f (%.1f/%.1f µs)", float64(resolve[i].server)/float64(health[i].server),
+			float64(resolve[i].server)/1e3, float64(health[i].server)/1e3))
+	}
+	return strings.Join(out, ", ")
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -114,10 +115,17 @@ func measure(ctx context.Context, o options, url string, set *seedSet, servers [
 	}
 	r.rssWarm, _ = rssMiB(pid)
 	if o.profile != "" {
-		if err := profile(ctx, servers[0].debug, o, conns, resolveChat(set.warmChats)); err != nil {
+		// The health checks' profile beside it shows what the two calls share (gRPC, HTTP/2, the
+		// interceptors), so that the difference is what a resolution adds.
+		healthProfile := strings.TrimSuffix(o.profile, ".prof") + ".health.prof"
+		if err := profile(ctx, servers[0].debug, o, o.profile, conns, resolveChat(set.warmChats)); err != nil {
 			return err
 		}
-		logf("wrote a CPU profile of the serving replica to %s (go tool pprof %s %s)", o.profile, bin, o.profile)
+		if err := profile(ctx, servers[0].debug, o, healthProfile, conns, health); err != nil {
+			return err
+		}
+		logf("wrote CPU profiles of the serving replica to %s (ResolveModel) and %s (Health/Check): go tool pprof %s %s",
+			o.profile, healthProfile, bin, o.profile)
 	}
 
 	// Database transactions per warm resolution (the audit trail's batches included).
@@ -254,8 +262,8 @@ func plans(ctx context.Context, pg *pgx.Conn, set *seedSet, r *report) error {
 	return err
 }
 
-// profile records the serving replica's CPU while it answers ResolveModel at full concurrency.
-func profile(ctx context.Context, debug string, o options, conns []*grpc.ClientConn, call func(context.Context, *grpc.ClientConn, int) error) error {
+// profile records the serving replica's CPU into path while call runs at full concurrency.
+func profile(ctx context.Context, debug string, o options, path string, conns []*grpc.ClientConn, call func(context.Context, *grpc.ClientConn, int) error) error {
 	done := make(chan error, 1)
 	go func() {
 		resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", debug, int(o.duration.Seconds())))
@@ -264,7 +272,7 @@ func profile(ctx context.Context, debug string, o options, conns []*grpc.ClientC
 			return
 		}
 		defer resp.Body.Close()
-		f, err := os.Create(o.profile)
+		f, err := os.Create(path)
 		if err != nil {
 			done <- err
 			return
@@ -273,6 +281,9 @@ func profile(ctx context.Context, debug string, o options, conns []*grpc.ClientC
 		_, err = io.Copy(f, resp.Body)
 		done <- err
 	}()
-	drive(ctx, conns, o.concurrency, o.duration+time.Second, 0, call)
+	if s := drive(ctx, conns, o.concurrency, o.duration+time.Second, 0, call); s.errors > 0 {
+		// Failed calls cost differently: a profile with many of them misleads.
+		fmt.Fprintf(os.Stderr, "bench: %d of %d calls failed while profiling, first: %v\n", s.errors, s.calls, s.firstErr)
+	}
 	return <-done
 }

@@ -56,6 +56,7 @@ func (r *report) print(w io.Writer) {
 	fmt.Fprintf(w, "%-50s %-39s %s\n", "ResolveModel / Health throughput, c=32", strings.Join(thr, ", "), ">= 0.8")
 	fmt.Fprintf(w, "%-50s %-39s %s\n", "ResolveModel p50 - Health p50, c=1", strings.Join(p50, ", "), "<= +0.100 ms")
 	fmt.Fprintf(w, "%-50s %-39s %s\n", "ResolveModel p99 / Health p99, c=32", strings.Join(p99, ", "), "<= 1.5")
+	fmt.Fprintf(w, "%-50s %-39s %s\n", "server CPU: warm ResolveModel / Health, c=32", cpuRatios(r.cpuHealth, r.cpuResolve), "< 1.3")
 	fmt.Fprintf(w, "%-50s %-39s %s\n", "database transactions per warm resolution",
 		fmt.Sprintf("%.4f (%d tx / %d resolutions)", float64(r.txCount)/float64(r.txResolutions), r.txCount, r.txResolutions), "<= 0.05")
 	if n := len(r.propagation); n > 0 {

@@ -209,11 +209,27 @@ func FuzzFromAuthorization(f *testing.F) {
 		"Bearer rsv_" + body[:20] + "\n" + body[21:], "Bearer " + nonCanonical, "Bearer rsv_" + strings.Repeat("A", 43),
 		"Bearer rsv_" + strings.Repeat("_", 43), "Bearer rsv_" + strings.Repeat("=", 43), "Bearer rsv_" + body[:41] + "é",
 		"Bearer RSV_" + body, "Bearer rsv_rsv_" + body[4:], "Bearer " + strings.Repeat("rsv_", 1000),
+		// Bare tokens, for the comparison of Valid with strict base64url decoding.
+		nonCanonical, "rsv_" + body[:20] + "\n" + body[21:], "rsv_" + body[:42] + "=", "rsv_" + body[:41] + "+/",
 	} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, value string) {
 		tok, err := apitoken.FromAuthorization(value)
+		// HashAuthorization, the authenticator's path, accepts exactly the same values and hashes
+		// the same token.
+		hash, herr := apitoken.HashAuthorization(value)
+		if (herr == nil) != (err == nil) || (err == nil && !bytes.Equal(hash[:], apitoken.Hash(tok.Reveal()))) {
+			t.Fatalf("HashAuthorization(%q) = %x, %v; FromAuthorization: %v", value, hash, herr, err)
+		}
+		// Valid is strict base64url decoding of exactly 32 bytes after the prefix.
+		if body, ok := strings.CutPrefix(strings.TrimSpace(value), apitoken.Prefix); ok {
+			raw, derr := base64.RawURLEncoding.Strict().DecodeString(body)
+			strict := derr == nil && len(raw) == 32 && !strings.ContainsAny(body, "\r\n")
+			if got := apitoken.Valid(strings.TrimSpace(value)); got != strict {
+				t.Fatalf("Valid(%q) = %v, strict base64url decoding of 32 bytes says %v", value, got, strict)
+			}
+		}
 		if err != nil {
 			if !errors.Is(err, apitoken.ErrMalformed) {
 				t.Fatalf("FromAuthorization(%q) = %v, want ErrMalformed", value, err)

@@ -34,11 +34,19 @@ type shard[K comparable, V any] struct {
 type entry[K comparable, V any] struct {
 	key     K
 	val     V
-	expires int64 // unix nanoseconds
+	expires int64 // monotonic nanoseconds (now)
 	slot    int   // its place in the ring
 	used    atomic.Bool
 	dead    bool // removed from items; its ring slot is reused
 }
+
+// epoch starts the clock of expiries.
+var epoch = time.Now()
+
+// now is the monotonic time since epoch: every read of the warm path checks an expiry, and the
+// monotonic clock alone costs half of time.Now (which reads the wall clock too), and does not jump
+// when the wall clock is set.
+func now() int64 { return int64(time.Since(epoch)) }
 
 // New returns a cache holding at most max entries (spread over shards), each for at most ttl.
 func New[K comparable, V any](max int, ttl time.Duration) *LRU[K, V] {
@@ -59,19 +67,28 @@ func (c *LRU[K, V]) shard(k K) *shard[K, V] {
 
 // Get returns the live value of k.
 func (c *LRU[K, V]) Get(k K) (V, bool) {
+	v, _, ok := c.GetExpiring(k)
+	return v, ok
+}
+
+// GetExpiring returns the live value of k and when it expires, on the clock of Now.
+func (c *LRU[K, V]) GetExpiring(k K) (V, int64, bool) {
 	s := c.shard(k)
 	s.mu.RLock()
 	e, ok := s.items[k]
 	s.mu.RUnlock()
-	if !ok || time.Now().UnixNano() >= e.expires {
+	if !ok || now() >= e.expires {
 		var zero V
-		return zero, false
+		return zero, 0, false
 	}
 	if !e.used.Load() {
 		e.used.Store(true)
 	}
-	return e.val, true
+	return e.val, e.expires, true
 }
+
+// Now is the time on the clock of the expiries GetExpiring returns (monotonic nanoseconds).
+func Now() int64 { return now() }
 
 // Put stores v under k, evicting an entry not used since the clock hand last passed when full.
 func (c *LRU[K, V]) Put(k K, v V) {
@@ -80,7 +97,7 @@ func (c *LRU[K, V]) Put(k K, v V) {
 	defer s.mu.Unlock()
 	// Up to a quarter off the TTL, at random: entries stored together (a warm-up, a flush) do not
 	// all expire and reload in the same instant.
-	exp := time.Now().Add(c.ttl - time.Duration(rand.Int64N(int64(c.ttl)/4+1))).UnixNano()
+	exp := now() + int64(c.ttl-time.Duration(rand.Int64N(int64(c.ttl)/4+1)))
 	e := &entry[K, V]{key: k, val: v, expires: exp}
 	if old, ok := s.items[k]; ok {
 		// A new value takes the old one's place: readers holding the old entry finish with it, new

@@ -124,3 +124,16 @@ func TestReplacingKeepsTheRingSmall(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkGet: a hit, what every warm read pays (one per table a resolution reads).
+func BenchmarkGet(b *testing.B) {
+	c := New[[16]byte, int](1000, time.Minute)
+	k := [16]byte{1, 2, 3}
+	c.Put(k, 1)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := c.Get(k); !ok {
+			b.Fatal("miss")
+		}
+	}
+}

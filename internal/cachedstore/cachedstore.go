@@ -65,10 +65,29 @@ type poolEntry struct{ keys []*resolve.Key }
 // drops the configs of that provider.
 type configEntry struct{ cfg *resolve.ModelConfig }
 
-// defaultEntry is the id of the live default config (uuid.Nil: there is none) and when it expires.
+// defaultEntry is the id of the live default config (uuid.Nil: there is none) and when it expires
+// (cache.Now's clock).
 type defaultEntry struct {
 	id      uuid.UUID
-	expires time.Time
+	expires int64
+}
+
+// chatEntry is a cached chat and the last snapshot served for it from memory.
+type chatEntry struct {
+	chat resolve.Chat
+	memo atomic.Pointer[snapshotMemo]
+}
+
+// snapshotMemo is a snapshot built from memory, served again instead of being built anew (its map
+// was the largest allocation of a warm resolution, and its parts several cache reads) while it is
+// exactly what building it would give: the same requested config, no invalidation since it was
+// built (gen: every change and flush bumps it, after dropping what it names), and none of its
+// parts expired. Snapshots are read-only to the rules, so one is shared by concurrent calls.
+type snapshotMemo struct {
+	snap      resolve.Snapshot // in the memo itself: one memory access less on the warm path
+	requested uuid.UUID
+	gen       uint64
+	expires   int64 // the earliest expiry of its parts (cache.Now's clock)
 }
 
 // Store is the caching store.
@@ -76,7 +95,7 @@ type Store struct {
 	*db.Store // every method not redefined here goes straight to the database
 
 	ttl      time.Duration
-	chats    *cache.LRU[uuid.UUID, resolve.Chat]
+	chats    *cache.LRU[uuid.UUID, *chatEntry]
 	configs  *cache.LRU[uuid.UUID, configEntry]
 	central  *cache.LRU[uuid.UUID, poolEntry]
 	userKeys *cache.LRU[userProvider, keyEntry]
@@ -108,7 +127,7 @@ func New(s *db.Store, o Options) *Store {
 	return &Store{
 		Store:    s,
 		ttl:      o.TTL,
-		chats:    cache.New[uuid.UUID, resolve.Chat](o.MaxEntries, o.TTL),
+		chats:    cache.New[uuid.UUID, *chatEntry](o.MaxEntries, o.TTL),
 		configs:  cache.New[uuid.UUID, configEntry](o.MaxEntries, o.TTL),
 		central:  cache.New[uuid.UUID, poolEntry](small, o.TTL),
 		userKeys: cache.New[userProvider, keyEntry](o.MaxEntries, o.TTL),
@@ -163,6 +182,7 @@ func (s *Store) flushLocked() {
 	s.tok.clear()
 	s.identities.Clear()
 	s.dflt.Store(nil)
+	s.gen.Bump() // again, now that all is dropped: see snapshotMemo
 }
 
 // invalidate drops what c names. A change it cannot place drops everything.
@@ -174,6 +194,9 @@ func (s *Store) invalidate(c db.Change) {
 		return
 	}
 	s.gen.Bump()
+	// Again once what c names is dropped: a snapshot built between the two bumps may hold what
+	// was being dropped, and must not be served again (snapshotMemo).
+	defer s.gen.Bump()
 	s.invalidations.Add(1)
 	id, _ := uuid.Parse(c.ID)
 	provider, providerErr := uuid.Parse(c.ProviderID)
@@ -237,15 +260,26 @@ func (s *Store) ResolutionSnapshot(ctx context.Context, chatID, requestedConfigI
 }
 
 func (s *Store) snapshotFromMemory(chatID, requested uuid.UUID) (*resolve.Snapshot, bool) {
-	chat, ok := s.chats.Get(chatID)
+	ce, expires, ok := s.chats.GetExpiring(chatID)
 	if !ok {
 		return nil, false
 	}
+	// Read before the parts: a memo is served only while no change or flush came since (one in
+	// progress bumps it again when done).
+	gen := s.gen.Current()
+	now := cache.Now()
+	if m := ce.memo.Load(); m != nil && m.requested == requested && m.gen == gen && now < m.expires {
+		return &m.snap, true
+	}
 	d := s.dflt.Load()
-	if d == nil || !time.Now().Before(d.expires) {
+	if d == nil || now >= d.expires {
 		return nil, false
 	}
-	snap := &resolve.Snapshot{Chat: chat, DefaultID: d.id, Configs: make(map[uuid.UUID]*resolve.ModelConfig, 3)}
+	expires = min(expires, d.expires)
+	chat := ce.chat
+	m := &snapshotMemo{requested: requested, gen: gen,
+		snap: resolve.Snapshot{Chat: chat, DefaultID: d.id, Configs: make(map[uuid.UUID]*resolve.ModelConfig, 3)}}
+	snap := &m.snap
 	for _, id := range [3]uuid.UUID{requested, chat.ModelConfigID, d.id} {
 		if id == uuid.Nil {
 			continue
@@ -253,21 +287,24 @@ func (s *Store) snapshotFromMemory(chatID, requested uuid.UUID) (*resolve.Snapsh
 		if _, done := snap.Configs[id]; done {
 			continue
 		}
-		ce, ok := s.configs.Get(id)
+		cfg, exp, ok := s.configs.GetExpiring(id)
 		if !ok {
 			return nil, false
 		}
-		if ce.cfg != nil { // nil: known not to exist
-			snap.Configs[id] = ce.cfg
+		expires = min(expires, exp)
+		if cfg.cfg != nil { // nil: known not to exist
+			snap.Configs[id] = cfg.cfg
 		}
 	}
+	m.expires = expires
+	ce.memo.Store(m)
 	return snap, true
 }
 
 // keep stores what a load read, including "does not exist" for configs and keys it looked for.
 func (s *Store) keep(l *db.Loaded, requested uuid.UUID, pre db.Prefetch) {
 	snap := l.Snapshot
-	s.chats.Put(snap.Chat.ID, snap.Chat)
+	s.chats.Put(snap.Chat.ID, &chatEntry{chat: snap.Chat})
 	for _, id := range []uuid.UUID{requested, snap.Chat.ModelConfigID} {
 		if id != uuid.Nil && snap.Configs[id] == nil {
 			s.configs.Put(id, configEntry{})
@@ -276,7 +313,7 @@ func (s *Store) keep(l *db.Loaded, requested uuid.UUID, pre db.Prefetch) {
 	for id, c := range snap.Configs {
 		s.configs.Put(id, configEntry{cfg: c})
 	}
-	s.dflt.Store(&defaultEntry{id: snap.DefaultID, expires: time.Now().Add(s.ttl)})
+	s.dflt.Store(&defaultEntry{id: snap.DefaultID, expires: cache.Now() + int64(s.ttl)})
 	if pre.CentralKeys {
 		for p, k := range l.CentralKeys {
 			s.central.Put(p, poolEntry{keys: k})

@@ -133,7 +133,8 @@ func call(s *dbauthz.Store, name string, ctx context.Context, args ...any) (err 
 func as(scopes ...rbac.Scope) context.Context {
 	for _, s := range scopes {
 		if s.IsSystem() {
-			return dbauthz.AsSystemRestricted(context.Background(), rbac.System("test", scopes...))
+			actor := rbac.System("test", scopes...)
+			return dbauthz.AsSystemRestricted(context.Background(), &actor)
 		}
 	}
 	return rbac.WithPrincipal(context.Background(), rbac.Principal{TokenID: uuid.New(), Name: "test", Scopes: scopes})
@@ -536,7 +537,7 @@ func TestTokensNeverActAsTheSystem(t *testing.T) {
 			wantMissingScope(t, err, r.scopes[0])
 		}
 	}
-	actors := map[string]rbac.Principal{
+	actors := map[string]*rbac.Principal{
 		"ActiveToken": dbauthz.SystemAuthenticator, "InsertAuditEvents": dbauthz.SystemAuditWriter,
 		"DeleteAuditEventsBefore": dbauthz.SystemAuditRetention, "FingerprintKey": dbauthz.SystemStartup,
 		"WorkloadIdentity": dbauthz.SystemIdentityAuthenticator, "UnavailableCentralKeys": dbauthz.SystemKeyHealth,

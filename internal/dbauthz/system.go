@@ -11,35 +11,48 @@ import (
 // The system actors: resolverd's own components that read or write with no caller's token behind
 // them. Each holds only the scopes its work needs; system scopes cannot be put on a token, and `*`
 // does not include them (see rbac.System).
+//
+// Each is built once and shared by every context that acts as it (the authenticator acts as
+// SystemAuthenticator on every call): nothing may change one.
 var (
 	// SystemAuthenticator looks bearer tokens up by hash, before the caller is known.
-	SystemAuthenticator = rbac.System("authenticator", rbac.TokenAuthenticate)
+	SystemAuthenticator = system("authenticator", rbac.TokenAuthenticate)
 	// SystemIdentityAuthenticator looks workload identities' bindings up by subject, once the
 	// caller's JWT or client certificate is verified and before its scopes are known.
-	SystemIdentityAuthenticator = rbac.System("identity-authenticator", rbac.IdentityAuthenticate)
+	SystemIdentityAuthenticator = system("identity-authenticator", rbac.IdentityAuthenticate)
 	// SystemAuditWriter writes records in batches (internal/audit): resolutions, failed admin calls.
-	SystemAuditWriter = rbac.System("audit-writer", rbac.AuditAppend)
+	SystemAuditWriter = system("audit-writer", rbac.AuditAppend)
 	// SystemAuditRetention removes audit events older than --audit-retention.
-	SystemAuditRetention = rbac.System("audit-retention", rbac.AuditExpire)
+	SystemAuditRetention = system("audit-retention", rbac.AuditExpire)
 	// SystemStartup reads the fingerprint key once when a server is built.
-	SystemStartup = rbac.System("startup", rbac.FingerprintKeyRead)
+	SystemStartup = system("startup", rbac.FingerprintKeyRead)
 	// SystemKeyHealth counts each provider's central keys that are cooling down or suspended, for
 	// the resolverd_keys_unavailable gauge.
-	SystemKeyHealth = rbac.System("key-health", rbac.KeyHealthRead)
+	SystemKeyHealth = system("key-health", rbac.KeyHealthRead)
 	// SystemDevSeed seeds `resolverd dev`'s demo and writes its tokens: an operator's work on a
 	// private database, so every ordinary scope, and token lookups to keep the token files.
-	SystemDevSeed = rbac.System("dev-seed", rbac.All, rbac.TokenAuthenticate)
+	SystemDevSeed = system("dev-seed", rbac.All, rbac.TokenAuthenticate)
 )
+
+func system(name string, scopes ...rbac.Scope) *rbac.Principal {
+	p := rbac.System(name, scopes...)
+	return &p
+}
 
 // AsSystemRestricted returns ctx acting as actor, one of the System* principals above (in the
 // spirit of Coder's dbauthz.AsSystemRestricted). It is the only way code reaches the store without
 // a caller's token: `grep -rn AsSystemRestricted` lists every such read and write. The store still
-// checks the actor's scopes, so each component can do only its own work.
-func AsSystemRestricted(ctx context.Context, actor rbac.Principal) context.Context {
-	if actor.System == "" {
-		panic("dbauthz.AsSystemRestricted: " + actor.Name + " is not a system actor")
+// checks the actor's scopes, so each component can do only its own work. The context carries the
+// actor itself, not a copy, so acting as the system costs a call one context and nothing else.
+func AsSystemRestricted(ctx context.Context, actor *rbac.Principal) context.Context {
+	if actor == nil || actor.System == "" {
+		name := "nil"
+		if actor != nil {
+			name = actor.Name
+		}
+		panic("dbauthz.AsSystemRestricted: " + name + " is not a system actor")
 	}
-	return rbac.WithPrincipal(ctx, actor)
+	return rbac.WithShared(ctx, actor)
 }
 
 // ActiveToken looks a token up by hash (api_tokens), for the authenticator.

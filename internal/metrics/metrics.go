@@ -7,6 +7,7 @@ package metrics
 import (
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
@@ -30,6 +31,9 @@ type Metrics struct {
 	unauth      *prometheus.CounterVec
 	reports     *prometheus.CounterVec
 	unavailable *unavailableKeys
+
+	resolvedSeries atomic.Pointer[map[resolutionLabels]prometheus.Counter]
+	seriesMu       sync.Mutex // serialises writers of resolvedSeries
 }
 
 // New builds a registry with the Go runtime and process collectors.
@@ -72,6 +76,7 @@ func New() *Metrics {
 	for _, o := range []string{"RATE_LIMITED", "QUOTA_EXHAUSTED", "UNAUTHORIZED", "OK"} {
 		m.reports.WithLabelValues(o)
 	}
+	m.resolvedSeries.Store(&map[resolutionLabels]prometheus.Counter{})
 	// Both tables show from the start, so an alert on any increase needs no absent-series rule.
 	for _, table := range []string{"ai_provider_keys", "user_ai_provider_keys"} {
 		m.unreadable.WithLabelValues(table)
@@ -115,10 +120,37 @@ func (m *Metrics) SecretUnreadable(table string) { m.unreadable.WithLabelValues(
 
 // Resolved counts one ResolveModel call.
 func (m *Metrics) Resolved(purpose, source, outcome string, fallback bool, fallbackReason string) {
-	m.resolutions.WithLabelValues(purpose, source, outcome).Inc()
+	m.resolvedCounter(resolutionLabels{purpose, source, outcome}).Inc()
 	if fallback {
 		m.fallbacks.WithLabelValues(fallbackReason).Inc()
 	}
+}
+
+// resolutionLabels is one series of resolverd_resolutions_total.
+type resolutionLabels struct{ purpose, source, outcome string }
+
+// resolvedCounter is the series of l. WithLabelValues hashes and checks the label values on every
+// call; the series are few (purposes × sources × outcomes), so each is looked up there once and
+// kept here.
+func (m *Metrics) resolvedCounter(l resolutionLabels) prometheus.Counter {
+	if c, ok := (*m.resolvedSeries.Load())[l]; ok {
+		return c
+	}
+	m.seriesMu.Lock()
+	defer m.seriesMu.Unlock()
+	old := *m.resolvedSeries.Load()
+	if c, ok := old[l]; ok {
+		return c
+	}
+	// Copied on write: readers take no lock, and a new series is rare.
+	next := make(map[resolutionLabels]prometheus.Counter, len(old)+1)
+	for k, v := range old {
+		next[k] = v
+	}
+	c := m.resolutions.WithLabelValues(l.purpose, l.source, l.outcome)
+	next[l] = c
+	m.resolvedSeries.Store(&next)
+	return c
 }
 
 // Panicked counts a recovered panic.

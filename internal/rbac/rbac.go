@@ -136,24 +136,43 @@ func System(name string, scopes ...Scope) Principal {
 	return Principal{Name: "system:" + name, System: name, Scopes: scopes}
 }
 
+// principalKey carries a *Principal: a pointer fits an interface without a copy on the heap, so a
+// principal built once (a cached token's, a system actor) costs a call nothing but its context.
 type principalKey struct{}
 
-// WithPrincipal returns ctx carrying p.
+// WithPrincipal returns ctx carrying a copy of p.
 func WithPrincipal(ctx context.Context, p Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, &p)
+}
+
+// WithShared returns ctx carrying p itself, not a copy: for a principal built once and shared by
+// every call it authenticates. Nothing may change p, or its Scopes, once it is shared; FromContext
+// hands out copies of it.
+func WithShared(ctx context.Context, p *Principal) context.Context {
+	if p == nil {
+		panic("rbac.WithShared: nil principal")
+	}
 	return context.WithValue(ctx, principalKey{}, p)
 }
 
 // FromContext returns the caller, if one was authenticated.
 func FromContext(ctx context.Context) (Principal, bool) {
-	p, ok := ctx.Value(principalKey{}).(Principal)
-	return p, ok
+	if p := caller(ctx); p != nil {
+		return *p, true
+	}
+	return Principal{}, false
+}
+
+func caller(ctx context.Context) *Principal {
+	p, _ := ctx.Value(principalKey{}).(*Principal)
+	return p
 }
 
 // Require fails with MISSING_SCOPE (metadata "scope") unless the caller holds every scope given, and
 // with UNAUTHENTICATED when the context carries no caller at all.
 func Require(ctx context.Context, scopes ...Scope) error {
-	p, ok := FromContext(ctx)
-	if !ok {
+	p := caller(ctx)
+	if p == nil {
 		return errs.New(errs.Unauthenticated, "no authenticated caller")
 	}
 	for _, s := range scopes {

@@ -130,6 +130,29 @@ func TestPrincipalContext(t *testing.T) {
 	if !ok || got.TokenID != p.TokenID || got.Name != p.Name || !slices.Equal(got.Scopes, p.Scopes) {
 		t.Errorf("FromContext = %+v, %v; want %+v", got, ok, p)
 	}
+	// WithPrincipal keeps a copy: changing p afterwards changes no context.
+	ctx := rbac.WithPrincipal(context.Background(), p)
+	p.Name = "changed"
+	if got, _ := rbac.FromContext(ctx); got.Name != "worker" {
+		t.Errorf("the context's principal followed a change to the caller's copy: %+v", got)
+	}
+	// WithShared carries the principal itself; FromContext hands out copies, so a handler changing
+	// its copy changes nothing for the calls that share it.
+	shared := &rbac.Principal{TokenID: uuid.New(), Name: "shared", Scopes: []rbac.Scope{rbac.ChatRead}}
+	a, b := rbac.WithShared(context.Background(), shared), rbac.WithShared(context.Background(), shared)
+	mine, _ := rbac.FromContext(a)
+	mine.Name = "mine"
+	if other, ok := rbac.FromContext(b); !ok || other.Name != "shared" || other.TokenID != shared.TokenID || rbac.Require(b, rbac.ChatRead) != nil {
+		t.Errorf("FromContext of a shared principal = %+v, %v", other, ok)
+	}
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("WithShared(nil) did not panic")
+			}
+		}()
+		rbac.WithShared(context.Background(), nil)
+	}()
 }
 
 func TestRequire(t *testing.T) {

@@ -21,6 +21,17 @@ import (
 type renders struct {
 	configs   *cache.LRU[uuid.UUID, renderedConfig]
 	providers *cache.LRU[uuid.UUID, renderedProvider]
+	// pairs keeps, by config id, the two fields of an answer for the config and its provider as
+	// one slice, so that an answer attaches it as it is (see answer).
+	pairs *cache.LRU[uuid.UUID, renderedPair]
+}
+
+// renderedPair is model_config and provider of ResolveModelResponse, wire-encoded one after the
+// other, and the rows they were built from.
+type renderedPair struct {
+	config   *renderedConfig
+	provider *renderedProvider
+	raw      []byte // shared read-only by every answer that carries it
 }
 
 // Each rendering also keeps its wire form as a field of ResolveModelResponse (tag and length
@@ -51,6 +62,7 @@ func newRenders() *renders {
 	return &renders{
 		configs:   cache.New[uuid.UUID, renderedConfig](10_000, time.Hour),
 		providers: cache.New[uuid.UUID, renderedProvider](10_000, time.Hour),
+		pairs:     cache.New[uuid.UUID, renderedPair](10_000, time.Hour),
 	}
 }
 
@@ -82,15 +94,40 @@ func (r *renders) provider(p *resolve.Provider) renderedProvider {
 	return e
 }
 
+// pair returns the kept wire form of cfg and p, building what changed.
+func (r *renders) pair(cfg *resolve.ModelConfig, p *resolve.Provider) renderedPair {
+	if e, ok := r.pairs.Get(cfg.ID); ok && e.provider.src == *p && sameConfig(&e.config.src, cfg) {
+		return e
+	}
+	c, pr := r.config(cfg), r.provider(p)
+	raw := make([]byte, 0, len(c.wire)+len(pr.wire))
+	e := renderedPair{config: &c, provider: &pr, raw: append(append(raw, c.wire...), pr.wire...)}
+	r.pairs.Put(cfg.ID, e)
+	return e
+}
+
 // answer builds a ResolveModelResponse whose model_config (field 1) and provider (field 2) are
 // the kept wire forms, attached as the message's unknown fields: protobuf writes them out as they
 // are, and a client reads them as the ordinary fields. The in-process message has them only in
-// that form, so nothing but marshalling may read it.
-func (r *renders) answer(cfg *resolve.ModelConfig, p *resolve.Provider, cred *resolverv1.Credential, d *resolverv1.Decision) *resolverv1.ResolveModelResponse {
-	c, pr := r.config(cfg), r.provider(p)
-	raw := make([]byte, 0, len(c.wire)+len(pr.wire))
-	raw = append(append(raw, c.wire...), pr.wire...)
-	resp := &resolverv1.ResolveModelResponse{Credential: cred, Decision: d}
-	resp.ProtoReflect().SetUnknown(protoreflect.RawFields(raw))
-	return resp
+// that form, so nothing but marshalling may read it. out holds the credential already (see
+// newAnswer); the three messages of an answer are one allocation.
+func (r *renders) answer(out *answerMessages, cfg *resolve.ModelConfig, p *resolve.Provider, res *resolve.Result) *resolverv1.ResolveModelResponse {
+	pair := r.pair(cfg, p)
+	out.decision.Fallback, out.decision.FallbackReason = res.Fallback, string(res.FallbackReason)
+	out.decision.UserKeySkippedReason = string(res.Credential.UserKeySkipped)
+	if res.RequestedConfigID == cfg.ID {
+		out.decision.RequestedModelConfigId = pair.config.msg.GetId() // the same text, already made
+	} else {
+		out.decision.RequestedModelConfigId = idString(res.RequestedConfigID)
+	}
+	out.response.Credential, out.response.Decision = &out.credential, &out.decision
+	out.response.ProtoReflect().SetUnknown(protoreflect.RawFields(pair.raw))
+	return &out.response
+}
+
+// answerMessages are the messages of one answer, allocated together.
+type answerMessages struct {
+	response   resolverv1.ResolveModelResponse
+	credential resolverv1.Credential
+	decision   resolverv1.Decision
 }

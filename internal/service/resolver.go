@@ -70,9 +70,13 @@ func (s *Resolver) ResolveModel(ctx context.Context, req *resolverv1.ResolveMode
 	if err == nil {
 		res, err = resolve.Resolve(ctx, s.store, s.opts, r)
 	}
-	var cred *resolverv1.Credential
+	var (
+		out  *answerMessages
+		cred *resolverv1.Credential
+	)
 	if err == nil {
-		cred = credentialProto(res.Credential, s.fpKey)
+		out = new(answerMessages)
+		cred = fillCredential(&out.credential, res.Credential, s.fpKey)
 	}
 	// No answer leaves without its record.
 	ev := resolutionEvent(ctx, r, res, cred, err)
@@ -88,12 +92,7 @@ func (s *Resolver) ResolveModel(ctx context.Context, req *resolverv1.ResolveMode
 	if err != nil {
 		return nil, transport.ToStatus(ctx, s.log, err)
 	}
-	return s.renders.answer(res.Config, res.Provider, cred, &resolverv1.Decision{
-		RequestedModelConfigId: idString(res.RequestedConfigID),
-		Fallback:               res.Fallback,
-		FallbackReason:         string(res.FallbackReason),
-		UserKeySkippedReason:   string(res.Credential.UserKeySkipped),
-	}), nil
+	return s.renders.answer(out, res.Config, res.Provider, res), nil
 }
 
 // RecordRefusal records a ResolveModel call the authenticator refused once it knew the caller — a
@@ -176,7 +175,11 @@ func outcomeOf(err error) string {
 }
 
 func credentialProto(c resolve.Credential, fpKey []byte) *resolverv1.Credential {
-	out := &resolverv1.Credential{}
+	return fillCredential(&resolverv1.Credential{}, c, fpKey)
+}
+
+// fillCredential sets out, a zero Credential, to c and returns it.
+func fillCredential(out *resolverv1.Credential, c resolve.Credential, fpKey []byte) *resolverv1.Credential {
 	switch c.Source {
 	case resolve.SourceCentral:
 		out.Source = resolverv1.CredentialSource_CREDENTIAL_SOURCE_CENTRAL

@@ -2,9 +2,12 @@ package transport
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -93,6 +96,7 @@ type Authenticator struct {
 	limiters   *cache.LRU[uuid.UUID, *rate.Limiter]
 	obs        Observer
 	refused    RefusalFunc
+	principals [principalSlots]atomic.Pointer[tokenPrincipal]
 }
 
 // RefusalFunc hears of every call the authenticator refuses, with the context it had reached (it
@@ -123,13 +127,13 @@ func NewAuthenticator(tokens TokenLookup, log *slog.Logger, limit RateLimit, obs
 
 // allow takes one request from the caller's budget (its token's, or its workload identity's), or
 // says how long until there is one.
-func (a *Authenticator) allow(p rbac.Principal) error {
+func (a *Authenticator) allow(p *rbac.Principal) error {
 	if a.limit.PerSecond <= 0 {
 		return nil
 	}
-	key, who := p.TokenID, []string{"token_id", p.TokenID.String()}
+	key := p.TokenID
 	if p.Subject != "" {
-		key, who = uuid.NewSHA1(identityLimits, []byte(p.Subject)), []string{"subject", p.Subject}
+		key = uuid.NewSHA1(identityLimits, []byte(p.Subject))
 	}
 	l, ok := a.limiters.Get(key)
 	if !ok {
@@ -141,6 +145,10 @@ func (a *Authenticator) allow(p rbac.Principal) error {
 	}
 	a.obs.Limited()
 	wait := time.Duration(float64(time.Second) / a.limit.PerSecond)
+	who := []string{"token_id", p.TokenID.String()}
+	if p.Subject != "" {
+		who = []string{"subject", p.Subject}
+	}
 	e := errs.New(errs.RateLimited, fmt.Sprintf("the caller is over its rate of %g requests per second; retry after %s", a.limit.PerSecond, wait.Round(time.Millisecond)),
 		who...)
 	e.RetryAfter = wait
@@ -169,7 +177,7 @@ func (a *Authenticator) Stream(srv any, ss grpc.ServerStream, info *grpc.StreamS
 }
 
 func (a *Authenticator) authorize(ctx context.Context, method string) (context.Context, error) {
-	if PublicServices[serviceOf(method)] {
+	if public(method) {
 		return ctx, nil
 	}
 	p, err := a.authenticate(ctx)
@@ -180,7 +188,7 @@ func (a *Authenticator) authorize(ctx context.Context, method string) (context.C
 	if !ok {
 		return ctx, errs.New(errs.MissingScope, fmt.Sprintf("method %s has no scope rule and cannot be called", method), "method", method)
 	}
-	ctx = rbac.WithPrincipal(ctx, p)
+	ctx = rbac.WithShared(ctx, p)
 	if err := a.allow(p); err != nil {
 		return ctx, err
 	}
@@ -190,43 +198,79 @@ func (a *Authenticator) authorize(ctx context.Context, method string) (context.C
 	return ctx, nil
 }
 
-func (a *Authenticator) authenticate(ctx context.Context) (rbac.Principal, error) {
+func (a *Authenticator) authenticate(ctx context.Context) (*rbac.Principal, error) {
 	values := metadata.ValueFromIncomingContext(ctx, "authorization")
 	if len(values) == 0 {
 		if p, ok, err := a.fromPeer(ctx); ok {
-			return p, err
+			return &p, err
 		}
-		return rbac.Principal{}, errs.New(errs.Unauthenticated, `missing "authorization: Bearer <token>" metadata`)
+		return nil, errs.New(errs.Unauthenticated, `missing "authorization: Bearer <token>" metadata`)
 	}
 	if len(values) > 1 {
-		return rbac.Principal{}, errs.New(errs.Unauthenticated, "more than one authorization value")
+		return nil, errs.New(errs.Unauthenticated, "more than one authorization value")
 	}
-	tok, err := apitoken.FromAuthorization(values[0])
+	hash, err := apitoken.HashAuthorization(values[0])
 	if err != nil {
 		if p, ok, err := a.fromJWT(ctx, values[0]); ok {
-			return p, err
+			return &p, err
 		}
-		return rbac.Principal{}, errs.New(errs.Unauthenticated, err.Error())
+		return nil, errs.New(errs.Unauthenticated, err.Error())
 	}
-	t, ok, err := a.tokens.ActiveToken(dbauthz.AsSystemRestricted(ctx, dbauthz.SystemAuthenticator), apitoken.Hash(tok.Reveal()))
+	t, ok, err := a.tokens.ActiveToken(dbauthz.AsSystemRestricted(ctx, dbauthz.SystemAuthenticator), hash[:])
 	if err != nil {
-		return rbac.Principal{}, fmt.Errorf("authenticate: %w", err)
+		return nil, fmt.Errorf("authenticate: %w", err)
 	}
 	if !ok {
-		return rbac.Principal{}, errs.New(errs.Unauthenticated, "the token is unknown, expired or revoked")
+		return nil, errs.New(errs.Unauthenticated, "the token is unknown, expired or revoked")
 	}
-	// Built from the row read for this call (itself served from the token cache, which changes
-	// invalidate), so a change to a token's scopes, name or expiry applies at once.
+	return a.principal(t), nil
+}
+
+// principalSlots is how many tokens' principals are kept (by token id, one per slot): a
+// deployment's worker tokens are few, and a token whose slot another took is built again.
+const principalSlots = 64
+
+// tokenPrincipal is the caller a token row makes, and the row it was made from.
+type tokenPrincipal struct {
+	row db.Token
+	p   *rbac.Principal
+}
+
+// principal is the caller t makes. It is built once per token and shared by the calls that token
+// authenticates (rbac.WithShared), while the row read for the call — itself served from the token
+// cache, which every change to the token invalidates — is the same field for field; a change to
+// a token's scopes, name or expiry makes a new one at once.
+func (a *Authenticator) principal(t db.Token) *rbac.Principal {
+	slot := &a.principals[binary.LittleEndian.Uint64(t.ID[8:])%principalSlots]
+	if e := slot.Load(); e != nil && sameTokenRow(&e.row, &t) {
+		return e.p
+	}
 	scopes := make([]rbac.Scope, len(t.Scopes))
 	for i, s := range t.Scopes {
 		scopes[i] = rbac.Scope(s)
 	}
-	return rbac.Principal{TokenID: t.ID, Name: t.Name, Scopes: scopes, ExpiresAt: t.ExpiresAt}, nil
+	p := &rbac.Principal{TokenID: t.ID, Name: t.Name, Scopes: scopes, ExpiresAt: t.ExpiresAt}
+	slot.Store(&tokenPrincipal{row: t, p: p})
+	return p
+}
+
+// sameTokenRow reports whether a and b make the same principal.
+func sameTokenRow(a, b *db.Token) bool {
+	if a.ID != b.ID || a.Name != b.Name || !slices.Equal(a.Scopes, b.Scopes) || (a.ExpiresAt == nil) != (b.ExpiresAt == nil) {
+		return false
+	}
+	return a.ExpiresAt == nil || a.ExpiresAt.Equal(*b.ExpiresAt)
 }
 
 // identityLimits is the namespace of the rate limiters of workload identities (keyed by a UUID
 // derived from the subject, beside the token ids).
 var identityLimits = uuid.MustParse("6f1d6c8e-4b1f-4c55-9a51-0d6c2b1e7a30")
+
+// public reports whether fullMethod is of one of PublicServices. They are all gRPC's own
+// ("grpc.", a test keeps it so), so resolverd's methods are told apart without a lookup.
+func public(fullMethod string) bool {
+	return strings.HasPrefix(fullMethod, "/grpc.") && PublicServices[serviceOf(fullMethod)]
+}
 
 // serviceOf returns "pkg.Service" of "/pkg.Service/Method".
 func serviceOf(fullMethod string) string {

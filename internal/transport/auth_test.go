@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"reflect"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"google.golang.org/grpc"
@@ -134,4 +137,58 @@ func TestAuthzAuthenticatorPaths(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestAuthzTokenChangeAppliesToTheNextCall: the authenticator keeps each token's principal between
+// calls, but a call always gets the principal of the row read for it: new scopes, a new name or a
+// new expiry apply to the very next call, and a principal handed to one call is never changed
+// under it.
+func TestAuthzTokenChangeAppliesToTheNextCall(t *testing.T) {
+	tok, hash := apitoken.New()
+	id := uuid.New()
+	soon := time.Now().Add(time.Hour)
+	rows := azLookup{string(hash): {ID: id, Name: "worker", Scopes: []string{"chat:read"}}}
+	a := transport.NewAuthenticator(rows, slog.New(slog.DiscardHandler), transport.RateLimit{}, nil)
+	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs("authorization", "Bearer "+tok.Reveal()))
+	caller := func() rbac.Principal {
+		t.Helper()
+		var p rbac.Principal
+		_, err := a.Unary(ctx, nil, &grpc.UnaryServerInfo{FullMethod: resolverv1.AdminService_GetChat_FullMethodName},
+			func(ctx context.Context, _ any) (any, error) {
+				p, _ = rbac.FromContext(ctx)
+				return nil, nil
+			})
+		if err != nil {
+			t.Fatalf("GetChat: %v", err)
+		}
+		return p
+	}
+	first := caller()
+	if again := caller(); !reflect.DeepEqual(first, again) || first.TokenID != id || first.Name != "worker" {
+		t.Fatalf("the same row made %+v, then %+v", first, again)
+	}
+	for _, row := range []db.Token{
+		{ID: id, Name: "worker", Scopes: []string{"chat:read", "model_config:read"}},
+		{ID: id, Name: "renamed", Scopes: []string{"chat:read", "model_config:read"}},
+		{ID: id, Name: "renamed", Scopes: []string{"chat:read", "model_config:read"}, ExpiresAt: &soon},
+		{ID: id, Name: "renamed", Scopes: []string{"chat:read"}, ExpiresAt: &soon},
+	} {
+		rows[string(hash)] = row
+		p := caller()
+		scopes := make([]string, len(p.Scopes))
+		for i, s := range p.Scopes {
+			scopes[i] = string(s)
+		}
+		if p.Name != row.Name || !slices.Equal(scopes, row.Scopes) || (p.ExpiresAt == nil) != (row.ExpiresAt == nil) {
+			t.Fatalf("after the row became %+v the call's principal is %+v", row, p)
+		}
+	}
+	if len(first.Scopes) != 1 || first.Scopes[0] != rbac.ChatRead || first.Name != "worker" || first.ExpiresAt != nil {
+		t.Fatalf("a principal handed out earlier changed: %+v", first)
+	}
+	// Without chat:read the very next call is refused.
+	rows[string(hash)] = db.Token{ID: id, Name: "renamed", Scopes: []string{"model_config:read"}}
+	_, err := a.Unary(ctx, nil, &grpc.UnaryServerInfo{FullMethod: resolverv1.AdminService_GetChat_FullMethodName},
+		func(context.Context, any) (any, error) { return nil, nil })
+	testenv.WantReason(t, err, codes.PermissionDenied, "MISSING_SCOPE")
 }

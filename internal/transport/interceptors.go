@@ -25,10 +25,27 @@ const RequestIDHeader = "x-request-id"
 
 type requestIDKey struct{}
 
+// requestIDContext carries a call's request id. It answers for requestIDKey with itself, a
+// pointer, so that naming a call costs the id and this context (context.WithValue would box the
+// string on the heap besides).
+type requestIDContext struct {
+	context.Context
+	id string
+}
+
+func (c *requestIDContext) Value(key any) any {
+	if _, ok := key.(requestIDKey); ok {
+		return c
+	}
+	return c.Context.Value(key)
+}
+
 // RequestID returns the id of the request being served, "" outside one.
 func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
+	if c, ok := ctx.Value(requestIDKey{}).(*requestIDContext); ok {
+		return c.id
+	}
+	return ""
 }
 
 // withRequestID names the call: the caller's x-request-id when it sent a sane one (echoed back),
@@ -37,9 +54,9 @@ func RequestID(ctx context.Context) string {
 func withRequestID(ctx context.Context) (context.Context, bool) {
 	if v := metadata.ValueFromIncomingContext(ctx, RequestIDHeader); len(v) > 0 && saneRequestID(v[0]) {
 		_ = grpc.SetHeader(ctx, metadata.Pairs(RequestIDHeader, v[0]))
-		return context.WithValue(ctx, requestIDKey{}, v[0]), true
+		return &requestIDContext{Context: ctx, id: v[0]}, true
 	}
-	return context.WithValue(ctx, requestIDKey{}, newRequestID()), false
+	return &requestIDContext{Context: ctx, id: newRequestID()}, false
 }
 
 // requestIDPrefix makes this process's ids unique across replicas and restarts; a counter makes
@@ -49,8 +66,11 @@ var (
 	requestIDSeq    atomic.Uint64
 )
 
+// newRequestID is requestIDPrefix, "-" and the next number in base 36, made in one allocation.
 func newRequestID() string {
-	return requestIDPrefix + "-" + strconv.FormatUint(requestIDSeq.Add(1), 36)
+	var buf [len("0123456789ab-") + 13]byte // 13 base-36 digits hold any uint64
+	b := append(append(buf[:0], requestIDPrefix...), '-')
+	return string(strconv.AppendUint(b, requestIDSeq.Add(1), 36))
 }
 
 func saneRequestID(s string) bool {
@@ -152,7 +172,7 @@ func Interceptors(o ChainOptions) ([]grpc.UnaryServerInterceptor, []grpc.StreamS
 	}
 	if o.CallTimeout > 0 {
 		unary = append(unary, func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-			if PublicServices[serviceOf(info.FullMethod)] {
+			if public(info.FullMethod) {
 				return h(ctx, req)
 			}
 			tctx := withCallDeadline(ctx, o.CallTimeout)

@@ -2,10 +2,14 @@ package operations_test
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/resolverd/resolverd/internal/server"
 	"github.com/resolverd/resolverd/internal/testenv"
 	resolverv1 "github.com/resolverd/resolverd/proto/resolver/v1"
 )
@@ -13,8 +17,10 @@ import (
 // BenchmarkResolveModelWarm is one warm resolution through the real server over loopback, against
 // BenchmarkHealthCheck on the same server: the floor. make bench measures both under load; these
 // are for profiling (go test -run '^$' -bench 'Warm|HealthCheck' -cpuprofile cpu.out ./internal/e2e/operations/).
+// The server runs as `resolverd serve` does by default (logging at info, --call-timeout 3s), not
+// as the tests' servers do (logging every call at debug).
 func BenchmarkResolveModelWarm(b *testing.B) {
-	e := testenv.New(b, testenv.Options{})
+	e := testenv.New(b, asServed)
 	p, err := e.Admin.CreateProvider(e.AsAdmin(), &resolverv1.CreateProviderRequest{Type: "openai", Name: "bench", ByokPolicy: resolverv1.ByokPolicy_BYOK_POLICY_OPTIONAL})
 	if err != nil {
 		b.Fatal(err)
@@ -47,7 +53,7 @@ func BenchmarkResolveModelWarm(b *testing.B) {
 }
 
 func BenchmarkHealthCheck(b *testing.B) {
-	e := testenv.New(b, testenv.Options{})
+	e := testenv.New(b, asServed)
 	h := grpc_health_v1.NewHealthClient(e.Conn)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -58,3 +64,9 @@ func BenchmarkHealthCheck(b *testing.B) {
 		}
 	})
 }
+
+// asServed configures a benchmark's server as `resolverd serve` runs by default.
+var asServed = testenv.Options{Configure: func(c *server.Config) {
+	c.Logger = slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	c.CallTimeout = 3 * time.Second
+}}
