@@ -13,7 +13,8 @@ import (
 )
 
 // Snapshot is what a resolution reads before deciding: the chat and every model config it may need
-// (the requested one, the chat's own and the default), each with its provider.
+// (the requested one, the chat's own and the default), each with its provider. Resolve only reads
+// it: the cache serves one snapshot to many calls (internal/cachedstore).
 type Snapshot struct {
 	Chat Chat
 	// Configs holds the configs that exist, by id; a config missing from it does not exist.
