@@ -212,43 +212,53 @@ func propagation(ctx context.Context, o options, pg *pgx.Conn, auth context.Cont
 		if _, err := pg.Exec(ctx, `UPDATE chat_model_configs SET enabled = $1 WHERE id = $2`, enabled, set.propChatConfig); err != nil {
 			return err
 		}
-		var (
-			wg    sync.WaitGroup
-			mu    sync.Mutex
-			worst time.Duration
-			fail  error
-		)
-		for _, c := range clients {
-			wg.Add(1)
-			go func(c resolverv1.ResolverServiceClient) {
-				defer wg.Done()
-				for {
-					got, err := state(c)
-					if err == nil && got == enabled {
-						break
-					}
-					if time.Since(start) > 5*time.Second {
-						mu.Lock()
-						fail = fmt.Errorf("a replica still answered the old state after 5s (%v)", err)
-						mu.Unlock()
-						return
-					}
-					time.Sleep(200 * time.Microsecond)
-				}
-				mu.Lock()
-				worst = max(worst, time.Since(start))
-				mu.Unlock()
-			}(c)
-		}
-		wg.Wait()
-		if fail != nil {
-			return fail
+		worst, err := untilEveryReplica(clients, start, func(c resolverv1.ResolverServiceClient) (bool, error) {
+			got, err := state(c)
+			return err == nil && got == enabled, err
+		})
+		if err != nil {
+			return fmt.Errorf("trial %d: %w", trial, err)
 		}
 		r.propagation = append(r.propagation, worst)
 		time.Sleep(50 * time.Millisecond)
 	}
 	slices.Sort(r.propagation)
 	return nil
+}
+
+// untilEveryReplica asks every replica (at once) until done says its answer is the new one, and
+// returns how long after start the slowest took; it gives up after 5 s.
+func untilEveryReplica(clients []resolverv1.ResolverServiceClient, start time.Time, done func(resolverv1.ResolverServiceClient) (bool, error)) (time.Duration, error) {
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		worst time.Duration
+		fail  error
+	)
+	for _, c := range clients {
+		wg.Add(1)
+		go func(c resolverv1.ResolverServiceClient) {
+			defer wg.Done()
+			for {
+				ok, err := done(c)
+				if ok {
+					break
+				}
+				if time.Since(start) > 5*time.Second {
+					mu.Lock()
+					fail = fmt.Errorf("a replica still answered the old state after 5s (%v)", err)
+					mu.Unlock()
+					return
+				}
+				time.Sleep(200 * time.Microsecond)
+			}
+			mu.Lock()
+			worst = max(worst, time.Since(start))
+			mu.Unlock()
+		}(c)
+	}
+	wg.Wait()
+	return worst, fail
 }
 
 // plans shows how PostgreSQL runs the cold path's batch on the seeded tables.

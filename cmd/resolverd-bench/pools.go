@@ -10,7 +10,6 @@ import (
 	"io"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -113,36 +112,10 @@ func reportPropagation(ctx context.Context, o options, auth context.Context, ps 
 	// everyReplica waits until every replica answers with key want and returns the slowest's time
 	// since start.
 	everyReplica := func(start time.Time, want string) (time.Duration, error) {
-		var (
-			wg    sync.WaitGroup
-			mu    sync.Mutex
-			worst time.Duration
-			fail  error
-		)
-		for _, c := range clients {
-			wg.Add(1)
-			go func(c resolverv1.ResolverServiceClient) {
-				defer wg.Done()
-				for {
-					got, err := keyOf(c)
-					if err == nil && got == want {
-						break
-					}
-					if time.Since(start) > 5*time.Second {
-						mu.Lock()
-						fail = fmt.Errorf("a replica still answered key %s, not %s, after 5s (%v)", got, want, err)
-						mu.Unlock()
-						return
-					}
-					time.Sleep(200 * time.Microsecond)
-				}
-				mu.Lock()
-				worst = max(worst, time.Since(start))
-				mu.Unlock()
-			}(c)
-		}
-		wg.Wait()
-		return worst, fail
+		return untilEveryReplica(clients, start, func(c resolverv1.ResolverServiceClient) (bool, error) {
+			got, err := keyOf(c)
+			return err == nil && got == want, err
+		})
 	}
 	first, second := ps.reportKeys[0].String(), ps.reportKeys[1].String()
 	report := func(c resolverv1.ResolverServiceClient, outcome resolverv1.CredentialOutcome) error {
