@@ -181,14 +181,32 @@ func (s *Store) createAuditPartition(ctx context.Context, day time.Time) (string
 		}
 		table := pgx.Identifier{name}.Sanitize()
 		from, to := day, day.Add(auditDay)
-		if _, err := tx.Exec(ctx, `LOCK TABLE ONLY audit_events IN SHARE UPDATE EXCLUSIVE MODE`); err != nil {
+		def := defaultPartition(parts)
+		var stray bool
+		if def != "" {
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM `+pgx.Identifier{def}.Sanitize()+
+				` WHERE occurred_at >= $1 AND occurred_at < $2)`, from, to).Scan(&stray); err != nil {
+				return err
+			}
+		}
+		// A day with no records waiting needs only what ATTACH takes, which readers and writers
+		// pass. Moving records out of the default partition needs the parent exclusively: a reader
+		// that planned with the partitions before this one would otherwise miss the moved records
+		// (they left the default partition it reads, for one it does not know), and an audit
+		// verify running then would report them as deleted. Such moves are rare and small: the
+		// default partition takes records only when maintenance has failed for a week.
+		mode := "SHARE UPDATE EXCLUSIVE"
+		if stray {
+			mode = "ACCESS EXCLUSIVE"
+		}
+		if _, err := tx.Exec(ctx, `LOCK TABLE ONLY audit_events IN `+mode+` MODE`); err != nil {
 			return err
 		}
 		// Its indexes come with ATTACH, from the parent's.
 		if _, err := tx.Exec(ctx, `CREATE TABLE `+table+` (LIKE audit_events INCLUDING DEFAULTS INCLUDING CONSTRAINTS)`); err != nil {
 			return err
 		}
-		if def := defaultPartition(parts); def != "" {
+		if stray {
 			if err := moveFromDefault(ctx, tx, def, table, from, to); err != nil {
 				return err
 			}
@@ -204,14 +222,11 @@ func (s *Store) createAuditPartition(ctx context.Context, day time.Time) (string
 	return name, nil
 }
 
-// moveFromDefault moves the records of [from, to) from the default partition def into table,
-// holding def against writers meanwhile (ATTACH takes that lock anyway, to check def).
+// moveFromDefault moves the records of [from, to) from the default partition def into table, in a
+// transaction that holds the parent exclusively, holding def against writers meanwhile (ATTACH
+// takes that lock anyway, to check def).
 func moveFromDefault(ctx context.Context, tx pgx.Tx, def, table string, from, to time.Time) error {
 	d := pgx.Identifier{def}.Sanitize()
-	var stray bool
-	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM `+d+` WHERE occurred_at >= $1 AND occurred_at < $2)`, from, to).Scan(&stray); err != nil || !stray {
-		return err
-	}
 	if _, err := tx.Exec(ctx, `LOCK TABLE `+d+` IN ACCESS EXCLUSIVE MODE`); err != nil {
 		return err
 	}

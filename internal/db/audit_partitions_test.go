@@ -185,6 +185,66 @@ func TestARecordWithoutItsPartitionLandsInTheDefaultOne(t *testing.T) {
 	}
 }
 
+// TestReadersSeeEveryRecordWhileItMovesOutOfTheDefaultPartition: a reader running while
+// maintenance moves records out of the default partition sees all of them, every time — never a
+// moment where they have left the default partition for one its plan does not know (a verify
+// would report them deleted).
+func TestReadersSeeEveryRecordWhileItMovesOutOfTheDefaultPartition(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.NewPool(t)
+	store := db.New(pool, pgtest.Keyring)
+	far := utcDay(time.Now()).AddDate(0, 0, 60)
+	chat := uuid.New()
+	var times []time.Time
+	for d := range 12 {
+		times = append(times, far.AddDate(0, 0, 2*d).Add(time.Hour), far.AddDate(0, 0, 2*d).Add(20*time.Hour))
+	}
+	insertAt(t, store, pool, chat, times...)
+
+	stop := make(chan struct{})
+	var reads, short int
+	var readErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			var n int
+			if err := pool.QueryRow(ctx, `SELECT count(*) FROM audit_events WHERE chat_id = $1`, chat).Scan(&n); err != nil {
+				readErr = err
+				return
+			}
+			reads++
+			if n != len(times) {
+				short++
+			}
+		}
+	}()
+	// One partition at a time, each moving its two records, while the reader reads.
+	for d := range 12 {
+		if _, err := store.EnsureAuditPartitions(ctx, far.AddDate(0, 0, 2*d), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	<-done
+	if readErr != nil {
+		t.Fatal(readErr)
+	}
+	if short > 0 {
+		t.Fatalf("%d of %d reads during the moves missed records", short, reads)
+	}
+	var left int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM audit_events_default`).Scan(&left); err != nil || left != 0 {
+		t.Fatalf("%d records left in the default partition (%v)", left, err)
+	}
+	t.Logf("%d reads during 12 moves, none short", reads)
+}
+
 // TestRetentionDropsOnlyWholeExpiredDays: retention drops the partitions whose every moment is
 // older than the cutoff — never the day the cutoff falls in, never a row, never a rewrite — and not
 // while the default partition holds older records; what remains verifies.

@@ -170,7 +170,11 @@ func TestAuditRetentionRemovesOldEvents(t *testing.T) {
 	}
 	var inDefault int
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM audit_events_default`).Scan(&inDefault); err != nil || inDefault != 0 {
-		t.Fatalf("%d events left in the default partition (%v)", inDefault, err)
+		var left, parts string
+		_ = pool.QueryRow(ctx, `SELECT string_agg(occurred_at::text, ', ') FROM audit_events_default`).Scan(&left)
+		_ = pool.QueryRow(ctx, `SELECT string_agg(inhrelid::regclass::text, ', ') FROM pg_inherits WHERE inhparent = 'audit_events'::regclass`).Scan(&parts)
+		t.Logf("in the default partition: %s; partitions: %s", left, parts)
+		t.Fatalf("%d events left in the default partition (%v); the server logged:\n%s", inDefault, err, w.Logs.String())
 	}
 	// The server that did it still serves.
 	if _, err := w.Admin.ListAuditEvents(w.AsAdmin(), &resolverv1.ListAuditEventsRequest{}); err != nil {
