@@ -10,8 +10,9 @@ import (
 	"github.com/resolverd/resolverd/internal/identity"
 )
 
-// TestCertificateSubject: the URI SAN names the workload; among several, exactly one spiffe:// one
-// must be there; without any, the common name does, as "cn:<name>".
+// TestCertificateSubject: the URI SAN names the workload, and exactly one spiffe:// one must be
+// there (any other URI could equal a JWT's sub); without any, the common name does, as
+// "cn:<name>".
 func TestCertificateSubject(t *testing.T) {
 	uris := func(ss ...string) []*url.URL {
 		var out []*url.URL
@@ -32,7 +33,9 @@ func TestCertificateSubject(t *testing.T) {
 		refusal string
 	}{
 		{"one SPIFFE ID", x509.Certificate{URIs: uris(spiffe), Subject: pkix.Name{CommonName: "ignored"}}, spiffe, ""},
-		{"one other URI", x509.Certificate{URIs: uris("https://workers.example/chat")}, "https://workers.example/chat", ""},
+		{"one other URI (it could be a JWT's sub)", x509.Certificate{URIs: uris("https://workers.example/chat")}, "", "0 of them spiffe://"},
+		{"a Kubernetes service account as a URI", x509.Certificate{URIs: uris("system:serviceaccount:chat:worker"), Subject: pkix.Name{CommonName: "w"}}, "", "0 of them spiffe://"},
+		{"an opaque spiffe URI", x509.Certificate{URIs: uris("spiffe:example.org")}, "", "not of the form spiffe://"},
 		{"a SPIFFE ID among others", x509.Certificate{URIs: uris("https://a.example", spiffe, "urn:x")}, spiffe, ""},
 		{"two SPIFFE IDs", x509.Certificate{URIs: uris(spiffe, "spiffe://example.org/other")}, "", "2 of them spiffe://"},
 		{"two URIs, no SPIFFE ID", x509.Certificate{URIs: uris("https://a.example", "https://b.example")}, "", "0 of them spiffe://"},
@@ -52,6 +55,25 @@ func TestCertificateSubject(t *testing.T) {
 				t.Fatalf("= %q, %v; want a refusal saying %q", got, err, tc.refusal)
 			}
 		})
+	}
+}
+
+// TestCertificateOnly: what a certificate names, and only it.
+func TestCertificateOnly(t *testing.T) {
+	for s, want := range map[string]bool{
+		"spiffe://example.org/ns/chat/sa/worker": true,
+		"Spiffe://example.org/x":                 true,
+		"cn:worker":                              true,
+		"CN:worker":                              true,
+		"system:serviceaccount:chat:worker":      false,
+		"https://workers.example/chat":           false,
+		"spiffe:example.org":                     false,
+		"cn":                                     false,
+		"worker-cn:x":                            false,
+	} {
+		if got := identity.CertificateOnly(s); got != want {
+			t.Errorf("CertificateOnly(%q) = %v, want %v", s, got, want)
+		}
 	}
 }
 

@@ -174,7 +174,7 @@ func (v *JWTVerifier) Ready() bool { return v.keys.ready() }
 
 // Verify checks a compact JWT (the part after "Bearer "): its signature by a key of the issuer's
 // JWK Set under one of Algorithms, iss, aud, exp (required) and nbf, with the leeway; and that sub
-// is a valid subject. It fails with ErrKeysUnavailable while the keys are not loaded, and with an
+// is a valid subject that a certificate does not name (CertificateOnly). It fails with ErrKeysUnavailable while the keys are not loaded, and with an
 // *Error for a token that is refused.
 func (v *JWTVerifier) Verify(ctx context.Context, token string) (Verified, error) {
 	// The token is hashed in place: a copy would cost an allocation per call on the warm path.
@@ -192,6 +192,9 @@ func (v *JWTVerifier) Verify(ctx context.Context, token string) (Verified, error
 	}
 	if problem := CheckSubject(claims.Subject); problem != "" {
 		return Verified{}, &Error{Message: "the JWT's sub claim " + problem + " (it names the workload identity)"}
+	}
+	if CertificateOnly(claims.Subject) {
+		return Verified{}, &Error{Message: "the JWT's sub claim is a client certificate's kind of subject (spiffe://… or cn:…), which only a certificate can prove"}
 	}
 	exp := claims.ExpiresAt.Time
 	out := Verified{Subject: claims.Subject, ExpiresAt: &exp}

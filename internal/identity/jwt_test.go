@@ -97,7 +97,7 @@ func TestRefusals(t *testing.T) {
 	waitReady(t, v)
 	es, rs := iss.Keys()[0], iss.Keys()[1]
 	claims := func(edit func(jwt.MapClaims)) jwt.MapClaims {
-		c := iss.Claims("cn:worker", audience, time.Hour)
+		c := iss.Claims("system:serviceaccount:chat:worker", audience, time.Hour)
 		edit(c)
 		return c
 	}
@@ -110,7 +110,11 @@ func TestRefusals(t *testing.T) {
 	wantRefused(t, v, es.Sign(claims(func(c jwt.MapClaims) { delete(c, "exp") })), "exp")
 	wantRefused(t, v, es.Sign(claims(func(c jwt.MapClaims) { c["nbf"] = now.Add(time.Minute).Unix() })), "not valid yet")
 	wantRefused(t, v, es.Sign(claims(func(c jwt.MapClaims) { c["sub"] = "" })), "sub claim is required")
-	wantRefused(t, v, es.Sign(claims(func(c jwt.MapClaims) { c["sub"] = "cn:a\nb" })), "sub claim must not contain control")
+	wantRefused(t, v, es.Sign(claims(func(c jwt.MapClaims) { c["sub"] = "system:serviceaccount:a\nb" })), "sub claim must not contain control")
+	// A certificate's kind of subject is never a JWT's, whatever the case of its prefix.
+	for _, sub := range []string{"spiffe://example.org/ns/chat/sa/worker", "SPIFFE://example.org/ns/chat/sa/worker", "cn:worker", "CN:worker"} {
+		wantRefused(t, v, es.Sign(claims(func(c jwt.MapClaims) { c["sub"] = sub })), "only a certificate can prove")
+	}
 
 	// Within the 30 s leeway: a token that expired 20 s ago, or is valid from 20 s on, passes.
 	for _, c := range []jwt.MapClaims{
@@ -159,8 +163,8 @@ func TestVerifiedOnceUntilExp(t *testing.T) {
 	iss := newIssuer(t, "ES256")
 	v := newVerifier(t, iss, identity.JWTOptions{JWKSURL: iss.JWKSURL(), Leeway: time.Second})
 	waitReady(t, v)
-	long := iss.Token("cn:worker", audience, time.Hour)
-	short := iss.Keys()[0].Sign(iss.Claims("cn:worker", audience, 1500*time.Millisecond))
+	long := iss.Token("system:serviceaccount:chat:worker", audience, time.Hour)
+	short := iss.Keys()[0].Sign(iss.Claims("system:serviceaccount:chat:worker", audience, 1500*time.Millisecond))
 	for _, tok := range []string{long, short} {
 		if _, err := v.Verify(context.Background(), tok); err != nil {
 			t.Fatal(err)
@@ -188,7 +192,7 @@ func TestUnknownKIDRefreshesOnceInAWhile(t *testing.T) {
 	fetched := iss.Fetches()
 	next, _ := identitytest.NewKey("EdDSA", "key-2")
 	iss.SetKeys(next, iss.Keys()[0])
-	if _, err := v.Verify(context.Background(), next.Sign(iss.Claims("cn:worker", audience, time.Hour))); err != nil {
+	if _, err := v.Verify(context.Background(), next.Sign(iss.Claims("system:serviceaccount:chat:worker", audience, time.Hour))); err != nil {
 		t.Fatalf("a token of the rotated-in key: %v", err)
 	}
 	if n := iss.Fetches() - fetched; n != 1 {
@@ -196,7 +200,7 @@ func TestUnknownKIDRefreshesOnceInAWhile(t *testing.T) {
 	}
 	stranger, _ := identitytest.NewKey("ES256", "made-up")
 	for range 5 {
-		wantRefused(t, v, stranger.Sign(iss.Claims("cn:worker", audience, time.Hour)), "unknown kid")
+		wantRefused(t, v, stranger.Sign(iss.Claims("system:serviceaccount:chat:worker", audience, time.Hour)), "unknown kid")
 	}
 	if n := iss.Fetches() - fetched; n != 1 {
 		t.Fatalf("%d fetches after made-up key ids within the interval, want still 1", n)
@@ -209,14 +213,14 @@ func TestKeysUnavailableAtStart(t *testing.T) {
 	iss := newIssuer(t, "ES256")
 	iss.SetDown(true)
 	v := newVerifier(t, iss, identity.JWTOptions{})
-	tok := iss.Token("cn:worker", audience, time.Hour)
+	tok := iss.Token("system:serviceaccount:chat:worker", audience, time.Hour)
 	time.Sleep(200 * time.Millisecond)
 	if _, err := v.Verify(context.Background(), tok); !errors.Is(err, identity.ErrKeysUnavailable) || v.Ready() {
 		t.Fatalf("Verify while the issuer is down = %v, want ErrKeysUnavailable", err)
 	}
 	iss.SetDown(false)
 	waitReady(t, v)
-	if got, err := v.Verify(context.Background(), tok); err != nil || got.Subject != "cn:worker" {
+	if got, err := v.Verify(context.Background(), tok); err != nil || got.Subject != "system:serviceaccount:chat:worker" {
 		t.Fatalf("after the issuer came up: %+v %v", got, err)
 	}
 }

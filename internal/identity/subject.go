@@ -31,3 +31,24 @@ func CheckSubject(s string) string {
 	}
 	return ""
 }
+
+// Subjects that only a client certificate proves: a SPIFFE ID (its URI SAN) and "cn:" followed by
+// its common name (CertificateSubject). No other credential may claim one, nor may a certificate
+// claim anything else, so that an authority trusted for one kind of credential can never speak for
+// an identity bound for the other (docs/CONTRACT.md §3.1): the JWT issuer cannot mint a token
+// whose sub is a certificate's SPIFFE ID, and the client CA cannot issue a certificate whose URI
+// SAN is a JWT's sub.
+const (
+	spiffePrefix = "spiffe://"
+	cnPrefix     = "cn:"
+)
+
+// CertificateOnly reports whether subject is of the kind only a client certificate proves. The
+// prefixes are compared without regard to case: a URI's scheme is case-insensitive.
+func CertificateOnly(subject string) bool {
+	return hasFoldPrefix(subject, spiffePrefix) || hasFoldPrefix(subject, cnPrefix)
+}
+
+func hasFoldPrefix(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}

@@ -79,8 +79,8 @@ func TestIdentityJWT(t *testing.T) {
 	tok, hash := apitoken.New()
 	tokens := azLookup{string(hash): {ID: uuid.New(), Name: "worker", Scopes: workerScopes()}}
 	a := transport.NewAuthenticator(tokens, slog.New(slog.DiscardHandler), transport.RateLimit{}, nil)
-	a.UseIdentities(transport.Identities{Lookup: idLookup{"cn:worker": workerScopes()}, JWT: v})
-	bound := iss.Token("cn:worker", "resolverd", time.Hour)
+	a.UseIdentities(transport.Identities{Lookup: idLookup{"system:serviceaccount:chat:worker": workerScopes()}, JWT: v})
+	bound := iss.Token("system:serviceaccount:chat:worker", "resolverd", time.Hour)
 
 	reached, _, err := idCall(a, idBearer(bound))
 	if st := status.Convert(err); reached || st.Code() != codes.Unavailable || testenv.ErrorInfo(st) != nil {
@@ -100,16 +100,16 @@ func TestIdentityJWT(t *testing.T) {
 	if err != nil || !reached {
 		t.Fatalf("a bound subject's JWT: %v", err)
 	}
-	if p.Subject != "cn:worker" || p.Name != "identity:cn:worker" || p.TokenID != uuid.Nil || !p.Has(rbac.UserAIProviderKeyRead) ||
+	if p.Subject != "system:serviceaccount:chat:worker" || p.Name != "identity:system:serviceaccount:chat:worker" || p.TokenID != uuid.Nil || !p.Has(rbac.UserAIProviderKeyRead) ||
 		p.ExpiresAt == nil || time.Until(*p.ExpiresAt) < 59*time.Minute {
 		t.Fatalf("caller %+v", p)
 	}
 
-	_, _, err = idCall(a, idBearer(iss.Token("cn:stranger", "resolverd", time.Hour)))
-	if info := testenv.WantReason(t, err, codes.Unauthenticated, "UNKNOWN_IDENTITY"); info.GetMetadata()["subject"] != "cn:stranger" {
-		t.Errorf("metadata %v, want subject cn:stranger", info.GetMetadata())
+	_, _, err = idCall(a, idBearer(iss.Token("system:serviceaccount:chat:stranger", "resolverd", time.Hour)))
+	if info := testenv.WantReason(t, err, codes.Unauthenticated, "UNKNOWN_IDENTITY"); info.GetMetadata()["subject"] != "system:serviceaccount:chat:stranger" {
+		t.Errorf("metadata %v, want subject system:serviceaccount:chat:stranger", info.GetMetadata())
 	}
-	_, _, err = idCall(a, idBearer(iss.Token("cn:worker", "another-service", time.Hour)))
+	_, _, err = idCall(a, idBearer(iss.Token("system:serviceaccount:chat:worker", "another-service", time.Hour)))
 	testenv.WantReason(t, err, codes.Unauthenticated, "UNAUTHENTICATED")
 	if st := status.Convert(err); st.Message() != `the JWT's aud does not name "resolverd"` {
 		t.Errorf("message %q", st.Message())

@@ -12,12 +12,14 @@ import (
 	"math/big"
 	"net"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
 
 	"github.com/resolverd/resolverd/internal/rbac"
 	"github.com/resolverd/resolverd/internal/server"
@@ -146,4 +148,59 @@ func TestClientCertificateIdentity(t *testing.T) {
 		}
 		return errors.New("no resolution recorded under the SPIFFE ID yet")
 	})
+}
+
+// TestCertificateAndJWTSubjectsNeverMeet: with both JWTs and client certificates on, neither
+// authority can speak for an identity bound for the other. The attacker holds the JWT issuer (it
+// signs any sub) or the client CA (it issues any SAN), and the bindings were made by an admin for
+// the other kind of credential: a JWT whose sub is a bound SPIFFE ID or "cn:" name, and a
+// certificate whose lone URI SAN is a bound JWT sub, are refused before any binding is read.
+func TestCertificateAndJWTSubjectsNeverMeet(t *testing.T) {
+	ca := newIDCA(t)
+	iss := idIssuer(t)
+	const spiffe = "spiffe://example.org/ns/chat/sa/chat-worker"
+	serverCert := ca.issue(t, true, "resolverd")
+	w := testenv.NewWorld(t, testenv.Options{
+		Configure: func(c *server.Config) {
+			idJWT(iss)(c)
+			c.TLS = &tls.Config{Certificates: []tls.Certificate{serverCert}, ClientCAs: ca.pool,
+				ClientAuth: tls.VerifyClientCertIfGiven, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2"}}
+		},
+		ClientCreds: credentials.NewTLS(&tls.Config{RootCAs: ca.pool}),
+	})
+	chat := idFixture(w)
+	for _, subject := range []string{spiffe, "cn:chat-worker", idWorker} {
+		idBind(t, w.Env, subject, rbac.WorkerScopes...)
+	}
+	req := &resolverv1.ResolveModelRequest{ChatId: chat, Purpose: resolverv1.Purpose_PURPOSE_CHAT}
+
+	// Each binding works for its own kind of credential.
+	if _, err := idResolve(w.Env, iss.Token(idWorker, idAudience, time.Hour), chat); err != nil {
+		t.Fatalf("the JWT of a bound service account: %v", err)
+	}
+	if _, err := ca.client(t, w.Addr, ca.issue(t, false, "x", spiffe)).ResolveModel(context.Background(), req); err != nil {
+		t.Fatalf("the certificate of a bound SPIFFE ID: %v", err)
+	}
+	if _, err := ca.client(t, w.Addr, ca.issue(t, false, "chat-worker")).ResolveModel(context.Background(), req); err != nil {
+		t.Fatalf("the certificate of a bound common name: %v", err)
+	}
+
+	// The JWT issuer claims the certificates' identities.
+	for _, sub := range []string{spiffe, "cn:chat-worker", "CN:chat-worker", "SPIFFE://example.org/ns/chat/sa/chat-worker"} {
+		t.Run("JWT sub "+sub, func(t *testing.T) {
+			_, err := idResolve(w.Env, iss.Token(sub, idAudience, time.Hour), chat)
+			testenv.WantReason(t, err, codes.Unauthenticated, "UNAUTHENTICATED")
+			if msg := status.Convert(err).Message(); !strings.Contains(msg, "only a certificate can prove") {
+				t.Errorf("message %q, want it to say why", msg)
+			}
+		})
+	}
+	// The client CA claims the JWT's identity, alone or beside a common name.
+	for _, c := range []tls.Certificate{ca.issue(t, false, "", idWorker), ca.issue(t, false, "chat-worker", idWorker)} {
+		_, err := ca.client(t, w.Addr, c).ResolveModel(context.Background(), req)
+		testenv.WantReason(t, err, codes.Unauthenticated, "UNAUTHENTICATED")
+		if msg := status.Convert(err).Message(); !strings.Contains(msg, "0 of them spiffe://") {
+			t.Errorf("message %q, want it to say why", msg)
+		}
+	}
 }
