@@ -75,6 +75,7 @@ type Writer struct {
 	opts Options
 
 	ch      chan db.AuditEvent
+	full    chan struct{} // a batch's worth waits in ch (capacity 1)
 	stop    chan struct{}
 	done    chan struct{}
 	mu      sync.RWMutex // guards closed against Record racing Close
@@ -89,7 +90,7 @@ type Writer struct {
 func NewWriter(sink Sink, log *slog.Logger, opts Options) *Writer {
 	opts.defaults()
 	return &Writer{sink: sink, log: log, opts: opts, ch: make(chan db.AuditEvent, opts.Capacity),
-		stop: make(chan struct{}), done: make(chan struct{})}
+		full: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 }
 
 // ErrFull is Record's refusal when records cannot be written fast enough (or at all).
@@ -105,10 +106,18 @@ func (w *Writer) Record(e db.AuditEvent) error {
 	}
 	select {
 	case w.ch <- e:
-		return nil
 	default:
 		return ErrFull
 	}
+	// The loop sleeps until a batch's worth waits or FlushInterval passes: waking it for every
+	// record cost a goroutine switch, often a futex wake-up, per resolution.
+	if len(w.ch) >= w.opts.BatchSize {
+		select {
+		case w.full <- struct{}{}:
+		default: // already told
+		}
+	}
+	return nil
 }
 
 // Rejected is the number of records PostgreSQL refused for their content (see write): logged,
@@ -174,42 +183,57 @@ func (w *Writer) loop() {
 		window = t.C
 	}
 	for {
+		var ok bool
 		select {
-		case e := <-w.ch:
-			if sum != nil && summarisable(&e) {
-				if sum.add(e) < w.opts.Capacity {
-					continue
+		case <-w.full: // full batches now, the rest at the tick
+			batch, ok = w.pull(batch, sum)
+		case <-tick.C:
+			if batch, ok = w.pull(batch, sum); ok && len(batch) > 0 {
+				if n := w.write(batch, w.stop); n < len(batch) {
+					batch, ok = batch[n:], false
+				} else {
+					batch = batch[:0]
 				}
-				if rest := w.writeAll(sum.take(), w.stop); len(rest) > 0 {
-					w.drain(append(batch, rest...), sum)
-					return
-				}
-				continue
-			}
-			batch = append(batch, e)
-			if len(batch) < w.opts.BatchSize {
-				continue
 			}
 		case <-window:
-			if rest := w.writeAll(sum.take(), w.stop); len(rest) > 0 {
-				w.drain(append(batch, rest...), sum)
-				return
-			}
-			continue
-		case <-tick.C:
-			if len(batch) == 0 {
-				continue
+			if batch, ok = w.pull(batch, sum); ok {
+				if rest := w.writeAll(sum.take(), w.stop); len(rest) > 0 {
+					batch, ok = append(batch, rest...), false
+				}
 			}
 		case <-w.stop:
+		}
+		if !ok {
 			w.drain(batch, sum)
 			return
 		}
-		if n := w.write(batch, w.stop); n < len(batch) {
-			w.drain(batch[n:], sum)
-			return
-		}
-		batch = batch[:0]
 	}
+}
+
+// pull takes the records waiting in the buffer when it is called, without waiting for more:
+// summarisable ones (in summary mode) into sum, writing the window early when it holds Capacity
+// distinct ones, the others into batch, writing each batch that fills. It returns the records
+// taken but not written, and false when stop closed during a write (the caller drains).
+func (w *Writer) pull(batch []db.AuditEvent, sum *summaries) ([]db.AuditEvent, bool) {
+	for range len(w.ch) {
+		e := <-w.ch // only the loop takes from ch: what len saw is there
+		if sum != nil && summarisable(&e) {
+			if sum.add(e) >= w.opts.Capacity {
+				if rest := w.writeAll(sum.take(), w.stop); len(rest) > 0 {
+					return append(batch, rest...), false
+				}
+			}
+			continue
+		}
+		batch = append(batch, e)
+		if len(batch) == w.opts.BatchSize {
+			if n := w.write(batch, w.stop); n < len(batch) {
+				return batch[n:], false
+			}
+			batch = batch[:0]
+		}
+	}
+	return batch, true
 }
 
 // writeAll writes records in batches, and returns those it could not write because stop closed.
