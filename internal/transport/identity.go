@@ -83,12 +83,25 @@ func (a *Authenticator) fromPeer(ctx context.Context) (p rbac.Principal, ok bool
 	if !isTLS || len(info.State.VerifiedChains) == 0 || len(info.State.VerifiedChains[0]) == 0 {
 		return rbac.Principal{}, false, nil
 	}
-	leaf := info.State.VerifiedChains[0][0]
+	chain := info.State.VerifiedChains[0]
+	leaf := chain[0]
 	subject, err := identity.CertificateSubject(leaf)
 	if err != nil {
 		return rbac.Principal{}, true, errs.New(errs.Unauthenticated, err.Error())
 	}
+	// The handshake checked the chain's validity once, when the connection opened; a connection
+	// lives for minutes (docs/CONTRACT.md §15), so each call checks it again: an expired
+	// certificate names nobody, as an expired JWT does not.
 	notAfter := leaf.NotAfter
+	for _, c := range chain[1:] {
+		if c.NotAfter.Before(notAfter) {
+			notAfter = c.NotAfter
+		}
+	}
+	if time.Now().After(notAfter) {
+		return rbac.Principal{}, true, errs.New(errs.Unauthenticated, fmt.Sprintf(
+			"the client certificate (or its chain) expired at %s; reconnect with a valid one", notAfter.UTC().Format(time.RFC3339)))
+	}
 	p, err = a.bind(ctx, subject, &notAfter)
 	return p, true, err
 }

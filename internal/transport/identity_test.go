@@ -165,7 +165,12 @@ func TestIdentityClientCertificate(t *testing.T) {
 	_, _, err = idCall(a, idPeer(cert, false))
 	testenv.WantReason(t, err, codes.Unauthenticated, "UNAUTHENTICATED")
 
-	other := &x509.Certificate{Subject: pkix.Name{CommonName: "stranger"}}
+	// A certificate past its NotAfter names nobody, even on a connection whose handshake it passed.
+	expired := &x509.Certificate{URIs: []*url.URL{spiffe}, NotAfter: time.Now().Add(-time.Second)}
+	_, _, err = idCall(a, idPeer(expired, true))
+	testenv.WantReason(t, err, codes.Unauthenticated, "UNAUTHENTICATED")
+
+	other := &x509.Certificate{Subject: pkix.Name{CommonName: "stranger"}, NotAfter: notAfter}
 	_, _, err = idCall(a, idPeer(other, true))
 	if info := testenv.WantReason(t, err, codes.Unauthenticated, "UNKNOWN_IDENTITY"); info.GetMetadata()["subject"] != "cn:stranger" {
 		t.Errorf("metadata %v", info.GetMetadata())

@@ -59,12 +59,18 @@ func newIDCA(t *testing.T) *idCA {
 // issue signs a certificate: for the server (127.0.0.1) or for a client named by cn and uris.
 func (ca *idCA) issue(t *testing.T, serverCert bool, cn string, uris ...string) tls.Certificate {
 	t.Helper()
+	return ca.issueUntil(t, time.Now().Add(time.Hour), serverCert, cn, uris...)
+}
+
+// issueUntil is issue with the certificate's NotAfter.
+func (ca *idCA) issueUntil(t *testing.T, notAfter time.Time, serverCert bool, cn string, uris ...string) tls.Certificate {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: notAfter, KeyUsage: x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
 	if serverCert {
 		tmpl.ExtKeyUsage, tmpl.IPAddresses = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, []net.IP{net.ParseIP("127.0.0.1")}
@@ -202,5 +208,43 @@ func TestCertificateAndJWTSubjectsNeverMeet(t *testing.T) {
 		if msg := status.Convert(err).Message(); !strings.Contains(msg, "0 of them spiffe://") {
 			t.Errorf("message %q, want it to say why", msg)
 		}
+	}
+}
+
+// TestExpiredClientCertificateRefused: a certificate names its caller only until its NotAfter
+// (docs/CONTRACT.md §3.1). The TLS handshake checks the validity once, when the connection opens,
+// and connections live for minutes (§15): before the fix, every call on a connection opened just
+// before the certificate expired kept authenticating as its identity after it had expired, with
+// the binding's scopes (keys served), until the server closed the connection.
+func TestExpiredClientCertificateRefused(t *testing.T) {
+	ca := newIDCA(t)
+	const spiffe = "spiffe://example.org/ns/chat/sa/short-lived"
+	serverCert := ca.issue(t, true, "resolverd")
+	w := testenv.NewWorld(t, testenv.Options{
+		Configure: func(c *server.Config) {
+			c.TLS = &tls.Config{Certificates: []tls.Certificate{serverCert}, ClientCAs: ca.pool,
+				ClientAuth: tls.VerifyClientCertIfGiven, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2"}}
+		},
+		ClientCreds: credentials.NewTLS(&tls.Config{RootCAs: ca.pool}),
+	})
+	chat := idFixture(w)
+	idBind(t, w.Env, spiffe, rbac.WorkerScopes...)
+	req := &resolverv1.ResolveModelRequest{ChatId: chat, Purpose: resolverv1.Purpose_PURPOSE_CHAT}
+
+	// X.509 keeps whole seconds: the certificate is valid for the next 2 to 3 seconds.
+	notAfter := time.Now().Add(3 * time.Second).Truncate(time.Second)
+	client := ca.client(t, w.Addr, ca.issueUntil(t, notAfter, false, "x", spiffe))
+	if _, err := client.ResolveModel(context.Background(), req); err != nil {
+		t.Fatalf("the certificate while valid: %v", err)
+	}
+	time.Sleep(time.Until(notAfter) + 1100*time.Millisecond)
+	// The same connection: no new handshake.
+	res, err := client.ResolveModel(context.Background(), req)
+	if err == nil {
+		t.Fatalf("a certificate that expired at %s still resolved (api key served: %t)", notAfter.UTC().Format(time.RFC3339), res.GetCredential().GetApiKey() != "")
+	}
+	testenv.WantReason(t, err, codes.Unauthenticated, "UNAUTHENTICATED")
+	if msg := status.Convert(err).Message(); !strings.Contains(msg, "expired") {
+		t.Errorf("message %q, want it to say the certificate expired", msg)
 	}
 }
