@@ -133,7 +133,8 @@ func (s *Admin) recordFailure(ctx context.Context, fullMethod string, req any, o
 }
 
 // requestFields adds the request's fields to d as "request.<field>", except the secrets (fields
-// marked debug_redact, such as api_key) and page tokens: what the caller tried, never a secret.
+// marked debug_redact, such as api_key), page tokens, and the credentials a refused base_url
+// carried (withoutCredentials): what the caller tried, never a secret.
 func requestFields(d map[string]string, req any) {
 	m, ok := req.(proto.Message)
 	if !ok || m == nil {
@@ -143,9 +144,36 @@ func requestFields(d map[string]string, req any) {
 		if opts, ok := fd.Options().(*descriptorpb.FieldOptions); (ok && opts.GetDebugRedact()) || fd.Name() == "page_token" {
 			return true
 		}
-		d["request."+string(fd.Name())] = clean(render(fd, v))
+		value := render(fd, v)
+		if fd.Name() == "base_url" {
+			value = withoutCredentials(value)
+		}
+		d["request."+string(fd.Name())] = clean(value)
 		return true
 	})
+}
+
+// withoutCredentials drops from a URL the parts that carry credentials when someone pastes them
+// there — the user info of its authority, its query (Azure's ?api-key=) and its fragment — keeping
+// the rest. base_url refuses all three (docs/CONTRACT.md §3.6), so a record of the refused call
+// keeps what was tried, not the key. It works on the text, not a parse: the value was refused and
+// may not parse.
+func withoutCredentials(u string) string {
+	if i := strings.IndexAny(u, "?#"); i >= 0 {
+		u = u[:i] + "?(redacted)"
+	}
+	prefix, rest := "", u
+	if i := strings.Index(u, "//"); i >= 0 {
+		prefix, rest = u[:i+2], u[i+2:]
+	}
+	authority := rest
+	if j := strings.IndexByte(rest, '/'); j >= 0 {
+		authority = rest[:j]
+	}
+	if k := strings.LastIndexByte(authority, '@'); k >= 0 {
+		rest = "(redacted)@" + rest[k+1:]
+	}
+	return prefix + rest
 }
 
 func render(fd protoreflect.FieldDescriptor, v protoreflect.Value) string {

@@ -2,6 +2,7 @@ package admin_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -171,5 +172,61 @@ func TestAuditRecordsEachChangesBeforeAndAfter(t *testing.T) {
 	}
 	if n := adCount(t, e, `SELECT count(*) FROM audit_events WHERE details::text LIKE '%sk-au-%'`); n != 0 {
 		t.Fatalf("%d audit rows hold the secret", n)
+	}
+}
+
+// TestAuditRefusedBaseURLKeepsNoCredentials: a base_url refused for carrying credentials (user
+// info, or a query such as Azure's ?api-key=) is recorded without them (docs/CONTRACT.md §7.4:
+// what the caller tried, never a secret). Before the fix the refused call's record kept the URL
+// verbatim, so a token holding audit:read alone read the provider key an admin had pasted into
+// base_url by mistake.
+func TestAuditRefusedBaseURLKeepsNoCredentials(t *testing.T) {
+	e := testenv.New(t, testenv.Options{})
+	admin := adTokenID(t, e, "test-admin")
+	auditor := e.Token(t, "au-auditor", rbac.AuditRead)
+	const (
+		inUser  = "sk-au-url-userinfo-0001"
+		inQuery = "sk-au-url-query-0002"
+		inFrag  = "sk-au-url-fragment-0003"
+	)
+	for _, u := range []string{
+		"https://svc:" + inUser + "@api.example/v1",
+		"https://api.example/v1?api-key=" + inQuery,
+		"https://api.example/v1#" + inFrag,
+		"https://" + inUser + "@api.example:99999/v1", // refused for its port, not its user info
+	} {
+		_, err := e.Admin.CreateProvider(e.AsAdmin(), &resolverv1.CreateProviderRequest{Type: "openai-compat", Name: "au-url", BaseUrl: u})
+		testenv.WantReason(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
+		adNoLeak(t, err, inUser, inQuery, inFrag)
+	}
+	_, err := e.Admin.UpdateProvider(e.AsAdmin(), &resolverv1.UpdateProviderRequest{Id: uuid.NewString(), BaseUrl: proto.String("https://svc:" + inUser + "@api.example/v1")})
+	testenv.WantReason(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
+	adEventually(t, 10*time.Second, func() error {
+		if n := adCount(t, e, `SELECT count(*) FROM audit_events WHERE action IN ('CreateProvider', 'UpdateProvider') AND outcome = 'INVALID_ARGUMENT' AND token_id = $1`, admin); n != 5 {
+			return fmt.Errorf("%d of the 5 refused calls recorded", n)
+		}
+		return nil
+	})
+	resp, err := e.Admin.ListAuditEvents(e.As(auditor), &resolverv1.ListAuditEventsRequest{PageSize: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hosts := 0
+	for _, ev := range resp.GetEvents() {
+		b, _ := protojson.Marshal(ev)
+		for _, s := range []string{inUser, inQuery, inFrag} {
+			if strings.Contains(string(b), s) {
+				t.Errorf("an audit:read token reads the secret %s in %s", s, b)
+			}
+		}
+		if strings.Contains(ev.GetDetails()["request.base_url"], "api.example") {
+			hosts++
+		}
+	}
+	if hosts != 5 {
+		t.Errorf("%d records name the refused base_url's host, want 5: what was tried stays visible", hosts)
+	}
+	if n := adCount(t, e, `SELECT count(*) FROM audit_events WHERE details::text LIKE '%sk-au-url-%'`); n != 0 {
+		t.Errorf("%d audit rows hold a secret", n)
 	}
 }
