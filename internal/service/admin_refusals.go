@@ -157,8 +157,12 @@ func requestFields(d map[string]string, req any) {
 // there — the user info of its authority, its query (Azure's ?api-key=) and its fragment — keeping
 // the rest. base_url refuses all three (docs/CONTRACT.md §3.6), so a record of the refused call
 // keeps what was tried, not the key. It works on the text, not a parse: the value was refused and
-// may not parse.
+// may not parse. A value that is not an http(s) URL at all is not recorded: a key pasted into the
+// wrong field is the likeliest such value.
 func withoutCredentials(u string) string {
+	if lower := strings.ToLower(strings.TrimSpace(u)); !strings.HasPrefix(lower, "http://") && !strings.HasPrefix(lower, "https://") {
+		return "(redacted: not an http(s) URL)"
+	}
 	if i := strings.IndexAny(u, "?#"); i >= 0 {
 		u = u[:i] + "?(redacted)"
 	}

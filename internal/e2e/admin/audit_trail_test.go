@@ -188,22 +188,24 @@ func TestAuditRefusedBaseURLKeepsNoCredentials(t *testing.T) {
 		inUser  = "sk-au-url-userinfo-0001"
 		inQuery = "sk-au-url-query-0002"
 		inFrag  = "sk-au-url-fragment-0003"
+		bare    = "sk-au-url-bare-0004"
 	)
 	for _, u := range []string{
 		"https://svc:" + inUser + "@api.example/v1",
 		"https://api.example/v1?api-key=" + inQuery,
 		"https://api.example/v1#" + inFrag,
 		"https://" + inUser + "@api.example:99999/v1", // refused for its port, not its user info
+		bare, // a key pasted into the wrong field
 	} {
 		_, err := e.Admin.CreateProvider(e.AsAdmin(), &resolverv1.CreateProviderRequest{Type: "openai-compat", Name: "au-url", BaseUrl: u})
 		testenv.WantReason(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
-		adNoLeak(t, err, inUser, inQuery, inFrag)
+		adNoLeak(t, err, inUser, inQuery, inFrag, bare)
 	}
 	_, err := e.Admin.UpdateProvider(e.AsAdmin(), &resolverv1.UpdateProviderRequest{Id: uuid.NewString(), BaseUrl: proto.String("https://svc:" + inUser + "@api.example/v1")})
 	testenv.WantReason(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
 	adEventually(t, 10*time.Second, func() error {
-		if n := adCount(t, e, `SELECT count(*) FROM audit_events WHERE action IN ('CreateProvider', 'UpdateProvider') AND outcome = 'INVALID_ARGUMENT' AND token_id = $1`, admin); n != 5 {
-			return fmt.Errorf("%d of the 5 refused calls recorded", n)
+		if n := adCount(t, e, `SELECT count(*) FROM audit_events WHERE action IN ('CreateProvider', 'UpdateProvider') AND outcome = 'INVALID_ARGUMENT' AND token_id = $1`, admin); n != 6 {
+			return fmt.Errorf("%d of the 6 refused calls recorded", n)
 		}
 		return nil
 	})
@@ -214,7 +216,7 @@ func TestAuditRefusedBaseURLKeepsNoCredentials(t *testing.T) {
 	hosts := 0
 	for _, ev := range resp.GetEvents() {
 		b, _ := protojson.Marshal(ev)
-		for _, s := range []string{inUser, inQuery, inFrag} {
+		for _, s := range []string{inUser, inQuery, inFrag, bare} {
 			if strings.Contains(string(b), s) {
 				t.Errorf("an audit:read token reads the secret %s in %s", s, b)
 			}
