@@ -2,8 +2,11 @@ package dbauthz
 
 import (
 	"context"
+	"fmt"
+	"time"
 
 	"github.com/resolverd/resolverd/internal/db"
+	"github.com/resolverd/resolverd/internal/errs"
 	"github.com/resolverd/resolverd/internal/rbac"
 )
 
@@ -18,13 +21,21 @@ type identityQuerier interface {
 // PutWorkloadIdentity binds subject to scopes under the rules of tokens (docs/CONTRACT.md §3.4):
 // token:write, every scope it grants, and, when the subject is bound already, every scope its
 // binding carries, so a narrow administrator can neither widen a workload beyond its own scopes
-// nor take scopes from a wider one.
+// nor take scopes from a wider one. A binding never expires, so a caller whose credential does (a
+// token with a TTL, a JWT, a client certificate) cannot make or change one: through a second
+// identity it controls, it would keep its scopes past its own expiry.
 func (s *Store) PutWorkloadIdentity(ctx context.Context, subject string, scopes []rbac.Scope, description string) (db.WorkloadIdentity, bool, error) {
 	if err := rbac.Require(ctx, rbac.TokenWrite); err != nil {
 		return db.WorkloadIdentity{}, false, err
 	}
 	if err := rbac.CanGrant(ctx, scopes); err != nil {
 		return db.WorkloadIdentity{}, false, err
+	}
+	if p, ok := rbac.FromContext(ctx); ok && p.ExpiresAt != nil {
+		return db.WorkloadIdentity{}, false, errs.New(errs.InvalidArgument, fmt.Sprintf(
+			"a workload identity's binding does not expire, and your credential does (at %s): a binding cannot outlive "+
+				"the caller that makes it, as a token cannot; bind identities with a token that does not expire",
+			p.ExpiresAt.UTC().Format(time.RFC3339)))
 	}
 	names := make([]string, len(scopes))
 	for i, sc := range scopes {

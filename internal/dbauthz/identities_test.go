@@ -5,9 +5,13 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/resolverd/resolverd/internal/db"
 	"github.com/resolverd/resolverd/internal/dbauthz"
+	"github.com/resolverd/resolverd/internal/errs"
 	"github.com/resolverd/resolverd/internal/rbac"
 )
 
@@ -102,5 +106,28 @@ func TestWorkloadIdentityGrants(t *testing.T) {
 		if err != nil || !slices.Equal(rec.calls, []string{"DeleteWorkloadIdentity"}) {
 			t.Errorf("%v deleting a binding of %v: %v (calls %v)", tc.holds, tc.previous, err, rec.calls)
 		}
+	}
+}
+
+// TestAnExpiringCallerCannotBind: a binding never expires, so a caller whose credential does (a
+// token with a TTL, a JWT or a certificate, which carry their expiry) can neither make nor change
+// one — through a second identity it controls it would keep its scopes past its own expiry — but
+// may still delete one (that outlives nothing).
+func TestAnExpiringCallerCannotBind(t *testing.T) {
+	exp := time.Now().Add(time.Hour)
+	ctx := rbac.WithPrincipal(context.Background(), rbac.Principal{TokenID: uuid.New(), Name: "expiring", Scopes: []rbac.Scope{rbac.All}, ExpiresAt: &exp})
+	for _, previous := range [][]string{nil, {"chat:read"}} {
+		rec := &recorder{previous: previous}
+		_, _, err := dbauthz.New(rec).PutWorkloadIdentity(ctx, "system:serviceaccount:x:y", []rbac.Scope{rbac.ChatRead}, "")
+		if !errs.Is(err, errs.InvalidArgument) {
+			t.Fatalf("an expiring caller binding a subject (previous %v): %v, want INVALID_ARGUMENT", previous, err)
+		}
+		if len(rec.calls) != 0 {
+			t.Fatalf("the change went through: %v", rec.calls)
+		}
+	}
+	rec := &recorder{previous: []string{"chat:read"}}
+	if err := dbauthz.New(rec).DeleteWorkloadIdentity(ctx, "system:serviceaccount:x:y"); err != nil || !slices.Equal(rec.calls, []string{"DeleteWorkloadIdentity"}) {
+		t.Fatalf("an expiring caller deleting a binding: %v (calls %v)", err, rec.calls)
 	}
 }

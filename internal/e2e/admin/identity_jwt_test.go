@@ -104,13 +104,21 @@ func TestJWTIdentityResolves(t *testing.T) {
 	})
 
 	// A workload identity that administers identities: its change is recorded under its subject.
+	// It may remove a binding, but not make one: a binding never expires and its JWT does, and
+	// through a second identity it controls it would keep its scopes past its own expiry.
 	const operator = "system:serviceaccount:ops:identity-admin"
 	idBind(t, w.Env, operator, rbac.TokenWrite, rbac.ChatRead)
+	idBind(t, w.Env, "cn:reader", rbac.ChatRead)
 	ctx := w.As(iss.Token(operator, idAudience, time.Hour))
-	if _, err := w.Admin.PutWorkloadIdentity(ctx, &resolverv1.PutWorkloadIdentityRequest{Subject: "cn:reader", Scopes: []string{"chat:read"}}); err != nil {
+	_, err := w.Admin.PutWorkloadIdentity(ctx, &resolverv1.PutWorkloadIdentityRequest{Subject: "system:serviceaccount:ops:spare", Scopes: []string{"chat:read"}})
+	testenv.WantReason(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
+	if msg := status.Convert(err).Message(); !strings.Contains(msg, "cannot outlive") {
+		t.Errorf("message %q, want it to say why", msg)
+	}
+	if _, err := w.Admin.DeleteWorkloadIdentity(ctx, &resolverv1.DeleteWorkloadIdentityRequest{Subject: "cn:reader"}); err != nil {
 		t.Fatal(err)
 	}
-	ev, err := w.Admin.ListAuditEvents(w.AsAdmin(), &resolverv1.ListAuditEventsRequest{Action: "PutWorkloadIdentity"})
+	ev, err := w.Admin.ListAuditEvents(w.AsAdmin(), &resolverv1.ListAuditEventsRequest{Action: "DeleteWorkloadIdentity"})
 	if err != nil || len(ev.GetEvents()) == 0 {
 		t.Fatalf("%v %v", ev, err)
 	}

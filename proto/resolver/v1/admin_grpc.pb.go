@@ -124,7 +124,9 @@ type AdminServiceClient interface {
 	// replacing its scopes and description. A caller that proves the subject (a JWT of the configured
 	// issuer whose sub it is, a client certificate whose URI SAN or "cn:<common name>" it is) then
 	// calls with those scopes. It needs token:write and, as CreateToken, every scope it grants; when
-	// the subject is bound already, also every scope the binding carries (as RevokeToken).
+	// the subject is bound already, also every scope the binding carries (as RevokeToken). A binding
+	// never expires, so a caller whose own credential expires (a token with a TTL, a JWT, a client
+	// certificate) is refused with INVALID_ARGUMENT: it cannot make what would outlive it.
 	PutWorkloadIdentity(ctx context.Context, in *PutWorkloadIdentityRequest, opts ...grpc.CallOption) (*WorkloadIdentity, error)
 	// DeleteWorkloadIdentity removes a binding: the subject's calls are refused (UNKNOWN_IDENTITY) on
 	// every replica within a second. It needs token:write and every scope the binding carries. A
@@ -526,7 +528,9 @@ type AdminServiceServer interface {
 	// replacing its scopes and description. A caller that proves the subject (a JWT of the configured
 	// issuer whose sub it is, a client certificate whose URI SAN or "cn:<common name>" it is) then
 	// calls with those scopes. It needs token:write and, as CreateToken, every scope it grants; when
-	// the subject is bound already, also every scope the binding carries (as RevokeToken).
+	// the subject is bound already, also every scope the binding carries (as RevokeToken). A binding
+	// never expires, so a caller whose own credential expires (a token with a TTL, a JWT, a client
+	// certificate) is refused with INVALID_ARGUMENT: it cannot make what would outlive it.
 	PutWorkloadIdentity(context.Context, *PutWorkloadIdentityRequest) (*WorkloadIdentity, error)
 	// DeleteWorkloadIdentity removes a binding: the subject's calls are refused (UNKNOWN_IDENTITY) on
 	// every replica within a second. It needs token:write and every scope the binding carries. A
