@@ -222,3 +222,30 @@ func TestAuditVerifyKeysSinceAndProgress(t *testing.T) {
 		t.Fatalf("progress: code %d, %q", code, errOut)
 	}
 }
+
+// TestAuditVerifyFindsAnUnchainedEventInsertedBeforeTheChains: events in no chain are accepted only
+// as the trail's oldest (written before the chains existed, docs/CONTRACT.md §7.4). psql — without
+// the encryption keys — inserts one with an id below every chained event's but dated in the
+// chained era: a made-up admin change that looks recent. It did not exist before the chains, so
+// verify names it as inserted; one dated before the chains is still only counted. (The trail here
+// is seconds old, so "recent" is two hours after it, beyond auditchain.UnchainedSlack: on a real
+// trail, whose chains began days ago, that is any time of the last days.)
+func TestAuditVerifyFindsAnUnchainedEventInsertedBeforeTheChains(t *testing.T) {
+	ctx := context.Background()
+	w, url := auditTrail(t)
+	pool := w.Pool
+	env := map[string]string{"RESOLVER_DATABASE_URL": url, "RESOLVER_ENCRYPTION_KEYS": pgtest.EncryptionKeys}
+	first := scalar[time.Time](t, pool, `SELECT min(occurred_at) FROM audit_events`)
+	exec(t, pool, `INSERT INTO audit_events (id, occurred_at, action, outcome, details) OVERRIDING SYSTEM VALUE
+VALUES (-1, $1, 'DeleteProvider', 'OK', '{"id": "made-up"}')`, first.Add(2*time.Hour))
+	code, out, errOut := cli(ctx, env, "audit", "verify")
+	if want := "event -1 was inserted"; code != 1 || !strings.Contains(out, want) || !strings.Contains(errOut, want) {
+		t.Fatalf("an unchained event of the chained era with a low id: code %d, stdout %q, stderr %q; want exit 1 naming %q", code, out, errOut, want)
+	}
+	// Dated before the chains began: an event from before them, as far as anyone can tell.
+	exec(t, pool, `UPDATE audit_events SET occurred_at = $1 WHERE id = -1`, first.Add(-24*time.Hour))
+	code, out, errOut = cli(ctx, env, "audit", "verify")
+	if code != 0 || !strings.Contains(out, "1 older events are in no chain") {
+		t.Fatalf("an unchained event older than the chains: code %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}

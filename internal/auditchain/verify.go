@@ -67,8 +67,20 @@ type Verifier struct {
 	chains map[uuid.UUID]*tail
 	// firstChained is the id of the first chained event seen: no unchained event may follow it.
 	firstChained int64
+	// latestUnchained is the unchained event that occurred last: it must have occurred before
+	// every chained event (up to UnchainedSlack), like every event from before the chains.
+	latestUnchained struct {
+		id int64
+		at time.Time
+	}
 	Stats
 }
+
+// UnchainedSlack is how much later than a chained event an unchained one (from before the chains)
+// may have occurred: the time a chained record may wait in its writer's buffer before it is
+// written, and the clocks of replicas disagreeing. An unchained event that occurred later still
+// was not written before the chains began, whatever its id says: it was inserted.
+const UnchainedSlack = time.Hour
 
 type tail struct {
 	id  int64
@@ -93,8 +105,18 @@ func (v *Verifier) Add(r Record) error {
 				"inserted (e.g. with psql), or written by a resolverd older than the chains (during an upgrade; "+
 				"if so, verify with --since after the upgrade)", v.firstChained)}
 		}
+		if v.Unchained == 0 || r.OccurredAt.After(v.latestUnchained.at) {
+			v.latestUnchained.id, v.latestUnchained.at = r.ID, r.OccurredAt
+		}
 		v.Unchained++
 		return nil
+	}
+	if u := v.latestUnchained; v.Unchained > 0 && u.at.After(r.OccurredAt.Add(UnchainedSlack)) {
+		// Ids are not covered by the MACs: an event inserted with psql can take one below every
+		// chained event's. Its time (which it chose too) must then be as old as the chains'.
+		return &Problem{u.id, "inserted", fmt.Sprintf("it is in no chain, as only events from before the chains are, "+
+			"but occurred at %s, after chained event %d (%s): inserted (e.g. with psql) with an id below the chained events'",
+			u.at.UTC().Format(time.RFC3339Nano), r.ID, r.OccurredAt.UTC().Format(time.RFC3339Nano))}
 	}
 	m, ok := v.macers[r.KeyID]
 	if !ok {
