@@ -249,3 +249,31 @@ VALUES (-1, $1, 'DeleteProvider', 'OK', '{"id": "made-up"}')`, first.Add(2*time.
 		t.Fatalf("an unchained event older than the chains: code %d, stdout %q, stderr %q", code, out, errOut)
 	}
 }
+
+// TestAuditVerifyFindsARecasedChangeKey: a change's values are stored as {"before": …, "after":
+// …}. psql renaming "after" to "AFTER" (or adding an "AFTER" beside it) leaves what resolverd
+// reads the same — Go's JSON decoding matches names case-insensitively — but not what a SQL
+// query of details->'changes'->'base_url'->>'after' reads: verify names the event as edited.
+func TestAuditVerifyFindsARecasedChangeKey(t *testing.T) {
+	ctx := context.Background()
+	w, url := auditTrail(t)
+	pool := w.Pool
+	env := map[string]string{"RESOLVER_DATABASE_URL": url, "RESOLVER_ENCRYPTION_KEYS": pgtest.EncryptionKeys}
+	change := scalar[int64](t, pool, `SELECT id FROM audit_events WHERE action = 'UpdateProvider'`)
+	for _, edit := range []string{
+		`jsonb_set(details, '{changes,base_url}', (details->'changes'->'base_url') - 'after' || jsonb_build_object('AFTER', details->'changes'->'base_url'->'after'))`,
+		`jsonb_set(details, '{changes,base_url,AFTER}', '"https://elsewhere.example"')`,
+	} {
+		exec(t, pool, `CREATE TABLE saved AS SELECT details FROM audit_events WHERE id = $1`, change)
+		exec(t, pool, `UPDATE audit_events SET details = `+edit+` WHERE id = $1`, change)
+		code, out, errOut := cli(ctx, env, "audit", "verify")
+		if want := fmt.Sprintf("event %d was edited", change); code != 1 || !strings.Contains(out, want) {
+			t.Errorf("%s: code %d, stdout %q, stderr %q; want %q", edit, code, out, errOut, want)
+		}
+		exec(t, pool, `UPDATE audit_events SET details = (SELECT details FROM saved) WHERE id = $1`, change)
+		exec(t, pool, `DROP TABLE saved`)
+	}
+	if code, out, errOut := cli(ctx, env, "audit", "verify"); code != 0 {
+		t.Fatalf("the details put back: code %d, %q %q", code, out, errOut)
+	}
+}

@@ -183,6 +183,17 @@ func parseChanges(raw json.RawMessage) ([]FieldChange, error) {
 			Before *string `json:"before"`
 			After  *string `json:"after"`
 		}
+		// Exactly "before" and "after": Go matches names case-insensitively, so an "AFTER"
+		// added or renamed with psql would otherwise read (and MAC) as the "after" written.
+		var names map[string]json.RawMessage
+		if err := json.Unmarshal(v, &names); err != nil {
+			return nil, fmt.Errorf("%w: change of %q", errOddDetails, f)
+		}
+		for name := range names {
+			if name != "before" && name != "after" {
+				return nil, fmt.Errorf("%w: change of %q has %q", errOddDetails, f, name)
+			}
+		}
 		dec := json.NewDecoder(bytes.NewReader(v))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&c); err != nil || (c.Before == nil && c.After == nil) {
