@@ -90,11 +90,16 @@ func Open(ctx context.Context, uri string) (*Key, error) {
 	return &Key{name: name, keeper: keeper}, nil
 }
 
-// wrap encrypts a data key with the KMS key.
+// wrap encrypts a data key with the KMS key, and unwraps the result again before it is stored: a
+// KMS key that encrypts but does not decrypt (a role granted kms:Encrypt alone) must not be left
+// holding the only copy of a data key, so what it cannot open is never stored.
 func (k *Key) wrap(ctx context.Context, m keyring.Material) ([]byte, error) {
 	b, err := k.keeper.Encrypt(ctx, m.Reveal())
 	if err != nil {
 		return nil, fmt.Errorf("the KMS key %s cannot wrap a data-encryption key: %w", k.name, err)
+	}
+	if _, err := k.unwrap(ctx, m.ID(), b); err != nil {
+		return nil, fmt.Errorf("nothing was stored, since the KMS key must unwrap what it wraps (grant decrypt as well as encrypt): %w", err)
 	}
 	return b, nil
 }
