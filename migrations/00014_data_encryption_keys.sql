@@ -35,6 +35,10 @@ BEGIN
     IF n > 0 THEN
         RAISE EXCEPTION 'cannot go below version 14: % secret(s) are sealed by data-encryption keys that only this table holds; move them to --encryption-keys first (`resolverd keys rotate --encryption-keys NEW --from-kms-key-uri URI`), then migrate down again', n;
     END IF;
+    SELECT count(*) FROM audit_events WHERE mac_key_id IN (SELECT id FROM data_encryption_keys) INTO n;
+    IF n > 0 THEN
+        RAISE EXCEPTION 'cannot go below version 14: % audit event(s) are keyed by data-encryption keys that only this table holds, and `resolverd audit verify` could no longer check them; they leave with --audit-retention', n;
+    END IF;
 END
 $$;
 -- +goose StatementEnd
