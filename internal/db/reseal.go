@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -99,7 +100,7 @@ WHERE `+offTarget+` AND id > $4 ORDER BY id LIMIT $5 FOR UPDATE SKIP LOCKED`, ap
 			}
 			plain, err := s.open(ctx, at, r.sealed, r.keyID)
 			if err != nil {
-				return err
+				return notReopened(r.id, r.keyID, err)
 			}
 			sealed, keyID, err := s.sealAs(ctx, tx, plain, at, t.Format)
 			if err != nil {
@@ -176,4 +177,16 @@ AND NOT EXISTS (SELECT 1 FROM user_ai_provider_keys k WHERE k.api_key_key_id = e
 		return nil, fmt.Errorf("retire unused encryption keys: %w", err)
 	}
 	return retired, nil
+}
+
+// notReopened is keys rotate's refusal of a secret that does not open (docs/CONTRACT.md §8.6): it
+// names the row and says what the operator can do, in the command's words rather than a server's.
+func notReopened(id uuid.UUID, keyID *string, err error) error {
+	if errors.Is(err, keyring.ErrKeyNotConfigured) && keyID != nil {
+		return fmt.Errorf("the stored API key %s is sealed by encryption key %s, which this run was not given: "+
+			"add that key (--from-encryption-keys, or --from-kms-key-uri if a KMS key wrapped it) and run it again; "+
+			"if it is lost, delete or replace the API key %s first", id, *keyID, id)
+	}
+	return fmt.Errorf("the stored API key %s does not open where it is stored (moved or edited outside resolverd): "+
+		"delete or replace it first, then run it again", id)
 }
