@@ -120,6 +120,14 @@ func (w *Writer) Record(e db.AuditEvent) error {
 	return nil
 }
 
+// Room reports whether Record would take a record now. A call that must not change anything it
+// cannot record (a worker's report, docs/CONTRACT.md §17) asks before it makes the change.
+func (w *Writer) Room() bool {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	return !w.closed && len(w.ch) < cap(w.ch)
+}
+
 // Rejected is the number of records PostgreSQL refused for their content (see write): logged,
 // not in the audit trail.
 func (w *Writer) Rejected() int64 { return w.rejected.Load() }

@@ -94,11 +94,21 @@ func (s *Resolver) ReportCredentialOutcome(ctx context.Context, req *resolverv1.
 		}
 	}
 	r, err := reportOf(req)
+	if err == nil {
+		if h, ok := s.audit.(interface{ Room() bool }); ok && !h.Room() {
+			// The record of the report would be refused once the key had changed: refuse before
+			// changing it, so that DATABASE_UNAVAILABLE means "not applied" and the worker (the Go
+			// client retries UNAVAILABLE) may send it again without doubling it.
+			return nil, transport.ToStatus(ctx, s.log, errs.New(errs.DatabaseUnavailable,
+				"the audit trail cannot record this report right now; it was not applied; try again"))
+		}
+	}
 	var rep db.KeyReport
 	if err == nil {
 		rep, err = s.store.ReportCredentialOutcome(ctx, r.keyID, r.outcome, r.retryAfter)
 	}
-	// No report is applied without its record.
+	// No report is applied without its record (but for one that finds the buffer filled in the
+	// moment between the check above and this record).
 	if aerr := s.audit.Record(reportEvent(ctx, r, rep, err)); aerr != nil {
 		return nil, transport.ToStatus(ctx, s.log, aerr)
 	}
