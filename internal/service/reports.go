@@ -107,9 +107,17 @@ func (s *Resolver) ReportCredentialOutcome(ctx context.Context, req *resolverv1.
 	if err == nil {
 		rep, err = s.store.ReportCredentialOutcome(ctx, r.keyID, r.outcome, r.retryAfter)
 	}
-	// No report is applied without its record (but for one that finds the buffer filled in the
-	// moment between the check above and this record).
-	if aerr := s.audit.Record(reportEvent(ctx, r, rep, err)); aerr != nil {
+	// No report is applied without its record — but for one that finds the buffer filled in the
+	// moment between the check above and this record, as an outage of the trail begins: that one
+	// is logged whole at error level instead (ids and states, never a secret), as the writer logs
+	// a record PostgreSQL refuses.
+	ev := reportEvent(ctx, r, rep, err)
+	if aerr := s.audit.Record(ev); aerr != nil {
+		if err == nil && rep.Written {
+			s.log.ErrorContext(ctx, "audit: a report was applied but the audit trail could not take its record, so it is logged here instead",
+				"action", ev.Action, "token_id", ev.TokenID.String(), "subject", ev.Subject, "chat_id", ev.ChatID.String(),
+				"outcome", ev.Outcome, "details", ev.Details)
+		}
 		return nil, transport.ToStatus(ctx, s.log, aerr)
 	}
 	if err != nil {
