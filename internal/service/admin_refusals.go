@@ -157,27 +157,29 @@ func requestFields(d map[string]string, req any) {
 // there — the user info of its authority, its query (Azure's ?api-key=) and its fragment — keeping
 // the rest. base_url refuses all three (docs/CONTRACT.md §3.6), so a record of the refused call
 // keeps what was tried, not the key. It works on the text, not a parse: the value was refused and
-// may not parse. A value that is not an http(s) URL at all is not recorded: a key pasted into the
-// wrong field is the likeliest such value.
+// may not parse. When in doubt it keeps less: a value that is not an http(s) URL at all (a key
+// pasted into the wrong field is the likeliest) is not recorded; user info ends at the last @
+// before any ? or #, wherever a / falls (a password may hold one: base64, AWS secret keys); and an
+// @ after a ? or # (user info holding one of them, or a query holding an @: the text cannot tell)
+// leaves nothing of the address but its scheme.
 func withoutCredentials(u string) string {
-	if lower := strings.ToLower(strings.TrimSpace(u)); !strings.HasPrefix(lower, "http://") && !strings.HasPrefix(lower, "https://") {
+	u = strings.TrimSpace(u)
+	if lower := strings.ToLower(u); !strings.HasPrefix(lower, "http://") && !strings.HasPrefix(lower, "https://") {
 		return "(redacted: not an http(s) URL)"
 	}
-	if i := strings.IndexAny(u, "?#"); i >= 0 {
-		u = u[:i] + "?(redacted)"
+	i := strings.Index(u, "//") + 2
+	prefix, rest := u[:i], u[i:]
+	head, tail := rest, ""
+	if j := strings.IndexAny(rest, "?#"); j >= 0 {
+		head, tail = rest[:j], "?(redacted)"
 	}
-	prefix, rest := "", u
-	if i := strings.Index(u, "//"); i >= 0 {
-		prefix, rest = u[:i+2], u[i+2:]
+	switch {
+	case strings.Contains(head, "@"):
+		head = "(redacted)@" + head[strings.LastIndexByte(head, '@')+1:]
+	case strings.Contains(rest[len(head):], "@"):
+		head = "(redacted)"
 	}
-	authority := rest
-	if j := strings.IndexByte(rest, '/'); j >= 0 {
-		authority = rest[:j]
-	}
-	if k := strings.LastIndexByte(authority, '@'); k >= 0 {
-		rest = "(redacted)@" + rest[k+1:]
-	}
-	return prefix + rest
+	return prefix + head + tail
 }
 
 func render(fd protoreflect.FieldDescriptor, v protoreflect.Value) string {

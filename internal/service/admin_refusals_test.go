@@ -101,3 +101,29 @@ func TestClean(t *testing.T) {
 		t.Fatalf("clean = %q", got)
 	}
 }
+
+// TestWithoutCredentials: what a refused base_url's record keeps. Each secret-looking part
+// ("sk…", "AKIA…", "p?ss") must be gone; the scheme, and the host when it can be told, stay.
+func TestWithoutCredentials(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://api.example/v1":                        "https://api.example/v1",
+		"https://svc:sk-1@api.example/v1":               "https://(redacted)@api.example/v1",
+		"https://sk-1@api.example:99999/v1":             "https://(redacted)@api.example:99999/v1",
+		"https://user:AKIA/wJal+K7MDENG@api.example/v1": "https://(redacted)@api.example/v1",
+		"https://user:a/b@c/d@api.example/v1":           "https://(redacted)@api.example/v1",
+		"https://api.example/v1?api-key=sk-1":           "https://api.example/v1?(redacted)",
+		"https://api.example/v1#sk-1":                   "https://api.example/v1?(redacted)",
+		"https://user:p?ss@api.example/v1":              "https://(redacted)?(redacted)",
+		"https://user:p#ss@api.example/v1":              "https://(redacted)?(redacted)",
+		"https://svc:sk-1@api.example/v1?key=sk-2":      "https://(redacted)@api.example/v1?(redacted)",
+		"HTTPS://svc:sk-1@api.example/v1":               "HTTPS://(redacted)@api.example/v1",
+		"  https://svc:sk-1@api.example  ":              "https://(redacted)@api.example",
+		"sk-proj-1234":                                  "(redacted: not an http(s) URL)",
+		"https:/\\svc:sk-1@api.example":                 "(redacted: not an http(s) URL)",
+		"ftp://svc:sk-1@api.example":                    "(redacted: not an http(s) URL)",
+	} {
+		if got := withoutCredentials(in); got != want {
+			t.Errorf("withoutCredentials(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
