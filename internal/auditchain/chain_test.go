@@ -252,3 +252,40 @@ func BenchmarkNext(b *testing.B) {
 	}
 	c.Commit()
 }
+
+// TestAnUnchainedEventDatedAfterTheChainsIsInserted: ids are not covered by the MACs, so an event
+// inserted with psql may take an id below every chained one; dated after the chains began it is
+// named as inserted. A chained event whose MAC fails is named itself, however old its date makes
+// the genuine unchained events look.
+func TestAnUnchainedEventDatedAfterTheChainsIsInserted(t *testing.T) {
+	d := ring{ids: []string{"k1"}}
+	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	dated := func(r []Record) []Record {
+		for i := range r {
+			r[i].OccurredAt = start.Add(time.Duration(r[i].ID) * time.Minute)
+			if r[i].Chain != uuid.Nil {
+				r[i].OccurredAt = r[i].OccurredAt.Add(24 * time.Hour) // the chains began a day later
+			}
+		}
+		return r
+	}
+	if _, err := verify(d, dated(trail(t, d))); err != nil {
+		t.Fatalf("the untouched trail: %v", err)
+	}
+	inserted := append([]Record{{ID: 0, Content: []byte("psql"), OccurredAt: start.Add(48 * time.Hour)}}, dated(trail(t, d))...)
+	_, err := verify(d, inserted)
+	wantProblem(t, err, 0, "inserted")
+
+	// Within the hour of slack a chained record may wait in its writer's buffer: not a problem.
+	late := dated(trail(t, d))
+	late[1].OccurredAt = late[2].OccurredAt.Add(UnchainedSlack - time.Minute)
+	if _, err := verify(d, late); err != nil {
+		t.Fatalf("an unchained event within the slack: %v", err)
+	}
+
+	// A forged chained event dated long before the chains: it is the edited one.
+	forged := dated(trail(t, d))
+	forged[2].OccurredAt, forged[2].MAC = start.Add(-240*time.Hour), bytes.Repeat([]byte{7}, MACSize)
+	_, err = verify(d, forged)
+	wantProblem(t, err, forged[2].ID, "edited")
+}

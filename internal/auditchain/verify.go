@@ -111,13 +111,6 @@ func (v *Verifier) Add(r Record) error {
 		v.Unchained++
 		return nil
 	}
-	if u := v.latestUnchained; v.Unchained > 0 && u.at.After(r.OccurredAt.Add(UnchainedSlack)) {
-		// Ids are not covered by the MACs: an event inserted with psql can take one below every
-		// chained event's. Its time (which it chose too) must then be as old as the chains'.
-		return &Problem{u.id, "inserted", fmt.Sprintf("it is in no chain, as only events from before the chains are, "+
-			"but occurred at %s, after chained event %d (%s): inserted (e.g. with psql) with an id below the chained events'",
-			u.at.UTC().Format(time.RFC3339Nano), r.ID, r.OccurredAt.UTC().Format(time.RFC3339Nano))}
-	}
 	m, ok := v.macers[r.KeyID]
 	if !ok {
 		key, ok := v.d.DeriveFor(r.KeyID, Label)
@@ -155,6 +148,15 @@ func (v *Verifier) Add(r Record) error {
 			r.Seq-t.seq-1, r.Chain, t.seq+1, r.Seq-1, t.id)}
 	case !hmac.Equal(r.Prev, t.mac[:]):
 		return &Problem{r.ID, "inserted", fmt.Sprintf("it does not follow event %d, its predecessor in chain %s: the chain was rewritten", t.id, r.Chain)}
+	}
+	// Only against an event whose MAC and place in its chain hold: an edited or made-up chained
+	// event must be named itself, not make a genuine older event look inserted.
+	if u := v.latestUnchained; v.Unchained > 0 && u.at.After(r.OccurredAt.Add(UnchainedSlack)) {
+		// Ids are not covered by the MACs: an event inserted with psql can take one below every
+		// chained event's. Its time (which it chose too) must then be as old as the chains'.
+		return &Problem{u.id, "inserted", fmt.Sprintf("it is in no chain, as only events from before the chains are, "+
+			"but occurred at %s, after chained event %d (%s): inserted (e.g. with psql) with an id below the chained events'",
+			u.at.UTC().Format(time.RFC3339Nano), r.ID, r.OccurredAt.UTC().Format(time.RFC3339Nano))}
 	}
 	t.id, t.seq = r.ID, r.Seq
 	copy(t.mac[:], r.MAC)
