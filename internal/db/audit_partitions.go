@@ -19,7 +19,9 @@ import (
 //
 // Both take, in this order, an advisory lock (replicas take turns; each finds what the one before
 // it did), the parent's lock, then the default partition's, with a lock_timeout: a long reader (an
-// audit verify) makes them give up and try again later rather than hold writers behind them.
+// audit verify) makes them give up and try again later rather than hold writers behind them. Only
+// a move out of the default partition holds the parent exclusively for longer than a moment: for
+// as long as the move takes (docs/OPERATIONS.md, "Locks").
 
 // AuditPartitionsAhead is how many days after today the serving replicas keep partitions for.
 const AuditPartitionsAhead = 7
@@ -181,6 +183,10 @@ func (s *Store) createAuditPartition(ctx context.Context, day time.Time) (string
 		}
 		table := pgx.Identifier{name}.Sanitize()
 		from, to := day, day.Add(auditDay)
+		// The parent first, as every reader and writer takes it, then the default partition.
+		if _, err := tx.Exec(ctx, `LOCK TABLE ONLY audit_events IN SHARE UPDATE EXCLUSIVE MODE`); err != nil {
+			return err
+		}
 		def := defaultPartition(parts)
 		var stray bool
 		if def != "" {
@@ -193,14 +199,12 @@ func (s *Store) createAuditPartition(ctx context.Context, day time.Time) (string
 		// pass. Moving records out of the default partition needs the parent exclusively: a reader
 		// that planned with the partitions before this one would otherwise miss the moved records
 		// (they left the default partition it reads, for one it does not know), and an audit
-		// verify running then would report them as deleted. Such moves are rare and small: the
-		// default partition takes records only when maintenance has failed for a week.
-		mode := "SHARE UPDATE EXCLUSIVE"
+		// verify running then would report them as deleted. The lock is raised to that only then
+		// (no other maintenance holds the parent: the advisory lock orders them).
 		if stray {
-			mode = "ACCESS EXCLUSIVE"
-		}
-		if _, err := tx.Exec(ctx, `LOCK TABLE ONLY audit_events IN `+mode+` MODE`); err != nil {
-			return err
+			if _, err := tx.Exec(ctx, `LOCK TABLE ONLY audit_events IN ACCESS EXCLUSIVE MODE`); err != nil {
+				return err
+			}
 		}
 		// Its indexes come with ATTACH, from the parent's.
 		if _, err := tx.Exec(ctx, `CREATE TABLE `+table+` (LIKE audit_events INCLUDING DEFAULTS INCLUDING CONSTRAINTS)`); err != nil {
