@@ -187,6 +187,11 @@ func notReopened(id uuid.UUID, keyID *string, err error) error {
 			"add that key (--from-encryption-keys, or --from-kms-key-uri if a KMS key wrapped it) and run it again; "+
 			"if it is lost, delete or replace the API key %s first", id, *keyID, id)
 	}
-	return fmt.Errorf("the stored API key %s does not open where it is stored (moved or edited outside resolverd): "+
-		"delete or replace it first, then run it again", id)
+	sealedBy := ""
+	if keyID != nil {
+		sealedBy = " under encryption key " + *keyID
+	}
+	return fmt.Errorf("the stored API key %s does not open where it is stored%s: either a key with that id was given "+
+		"with other material (check --encryption-keys / --from-encryption-keys), or the value was moved or edited "+
+		"outside resolverd (then delete or replace the API key first); then run it again: %w", id, sealedBy, err)
 }
