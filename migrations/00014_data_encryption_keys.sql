@@ -37,7 +37,7 @@ BEGIN
     END IF;
     SELECT count(*) FROM audit_events WHERE mac_key_id IN (SELECT id FROM data_encryption_keys) INTO n;
     IF n > 0 THEN
-        RAISE EXCEPTION 'cannot go below version 14: % audit event(s) are keyed by data-encryption keys that only this table holds, and `resolverd audit verify` could no longer check them; they leave with --audit-retention', n;
+        RAISE EXCEPTION 'cannot go below version 14: % audit event(s) are keyed by data-encryption keys that only this table holds, and `resolverd audit verify` could no longer check them; they leave with --audit-retention (with retention off, only by deleting them)', n;
     END IF;
 END
 $$;

@@ -139,7 +139,7 @@ var downRefusals = []struct {
 		"%d secret(s) are sealed by data-encryption keys that only this table holds; move them to --encryption-keys first (`resolverd keys rotate --encryption-keys NEW --from-kms-key-uri URI`), then migrate down again"},
 	// The data keys also key the audit events written on a KMS key; the table holds their only copy.
 	{14, `SELECT count(*) FROM audit_events WHERE mac_key_id IN (SELECT id FROM data_encryption_keys)`,
-		"%d audit event(s) are keyed by data-encryption keys that only this table holds, and `resolverd audit verify` could no longer check them; they leave with --audit-retention"},
+		"%d audit event(s) are keyed by data-encryption keys that only this table holds, and `resolverd audit verify` could no longer check them; they leave with --audit-retention (with retention off, only by deleting them)"},
 	{BoundSecretsVersion, `SELECT (SELECT count(*) FROM ai_provider_keys WHERE api_key LIKE 'v2:%')
      + (SELECT count(*) FROM user_ai_provider_keys WHERE api_key LIKE 'v2:%')`,
 		"%d key(s) are sealed bound to their row (format 2), which older releases cannot open; stop every replica, run `resolverd keys rotate --format 1`, then migrate down again"},
