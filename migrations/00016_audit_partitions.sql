@@ -56,7 +56,7 @@ BEGIN
     IF NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid = 'audit_events'::regclass AND conname = 'audit_events_legacy_range') THEN
         -- At least a day ahead: until the swap, a record at or after it would be refused.
         EXECUTE format('ALTER TABLE audit_events ADD CONSTRAINT audit_events_legacy_range CHECK (occurred_at < %L) NOT VALID',
-            date_trunc('day', now(), 'UTC') + interval '2 days');
+            date_trunc('day', now(), 'UTC') + interval '48 hours');
     END IF;
 END
 $$;
@@ -139,11 +139,13 @@ BEGIN
         start_day := date_trunc('day', now(), 'UTC');
     END IF;
     CREATE TABLE audit_events_default PARTITION OF audit_events DEFAULT;
-    -- The first days; the serving replicas keep a week ahead.
+    -- The first days; the serving replicas keep a week ahead. UTC days, in hours: adding '1 day' to
+    -- a timestamptz counts a calendar day of the session's time zone, 23 or 25 hours across a
+    -- daylight-saving change.
     FOR i IN 0..7 LOOP
-        d := start_day + i * interval '1 day';
+        d := start_day + i * interval '24 hours';
         EXECUTE format('CREATE TABLE %I PARTITION OF audit_events FOR VALUES FROM (%L) TO (%L)',
-            'audit_events_p' || to_char(d AT TIME ZONE 'UTC', 'YYYYMMDD'), d, d + interval '1 day');
+            'audit_events_p' || to_char(d AT TIME ZONE 'UTC', 'YYYYMMDD'), d, d + interval '24 hours');
     END LOOP;
 END
 $$;
