@@ -95,14 +95,16 @@ func TestSummaryModeFoldsIdenticalResolutions(t *testing.T) {
 func TestSummaryWindowsAreWrittenAsTheyClose(t *testing.T) {
 	s := &sink{}
 	w := NewWriter(s, quiet, Options{Capacity: 50, BatchSize: 10, FlushInterval: time.Hour, Summarise: true, SummaryWindow: 50 * time.Millisecond})
-	w.Start()
-	defer w.Close(context.Background())
 	chat, key := uuid.New(), uuid.New()
+	// Taken before the writer starts, so that all five fall in its first window however slowly
+	// this goroutine runs.
 	for range 5 {
 		if err := w.Record(resolution(chat, key, time.Now(), "r")); err != nil {
 			t.Fatal(err)
 		}
 	}
+	w.Start()
+	defer w.Close(context.Background())
 	deadline := time.Now().Add(5 * time.Second)
 	for n, _ := s.written(); n == 0; n, _ = s.written() {
 		if time.Now().After(deadline) {

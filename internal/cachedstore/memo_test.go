@@ -23,7 +23,9 @@ func TestSnapshotsServedAgainOnlyWhileExact(t *testing.T) {
 	setup := db.New(pgtest.Connect(t, url), pgtest.Keyring)
 	trace := &midLoad{}
 	pool := pgtest.ConnectWith(t, url, func(c *pgxpool.Config) { c.ConnConfig.Tracer = trace })
-	const ttl = 300 * time.Millisecond
+	// Long enough that no step below outlives it on a slow machine (the cache takes up to a
+	// quarter off each TTL), short enough to wait out for the expiry step.
+	const ttl = 2 * time.Second
 	s := cachedstore.New(db.New(pool, pgtest.Keyring), cachedstore.Options{TTL: ttl})
 	s.Connected()
 

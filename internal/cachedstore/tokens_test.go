@@ -67,7 +67,9 @@ func wantToken(t *testing.T, s *cachedstore.Store, hash []byte, want bool, what 
 // call; the token's insert notification (another replica, `resolverd token create`) lets it in at
 // once, and so does this replica's own CreateToken; the TTL ends a negative entry regardless.
 func TestUnknownTokensAreRememberedByHash(t *testing.T) {
-	s, other := tokenStores(t, cachedstore.Options{TTL: 300 * time.Millisecond}, nil)
+	// Long enough that no step below outlives it on a slow machine (the cache takes up to a
+	// quarter off each TTL), short enough to wait out at the end.
+	s, other := tokenStores(t, cachedstore.Options{TTL: 2 * time.Second}, nil)
 
 	_, hash := apitoken.New()
 	for range 50 {
@@ -96,11 +98,11 @@ func TestUnknownTokensAreRememberedByHash(t *testing.T) {
 	}
 	wantToken(t, s, mine, true, "a token this replica created")
 
-	// The TTL (here the cache's 300 ms, under NegativeTokenTTL) ends a negative entry.
+	// The TTL (here the cache's 2 s, under NegativeTokenTTL) ends a negative entry.
 	_, gone := apitoken.New()
 	wantToken(t, s, gone, false, "another made-up token")
 	before := s.Stats().TokenLookups
-	time.Sleep(400 * time.Millisecond)
+	time.Sleep(2100 * time.Millisecond)
 	wantToken(t, s, gone, false, "the made-up token after the TTL")
 	if n := s.Stats().TokenLookups - before; n != 1 {
 		t.Fatalf("%d lookups after the negative entry's TTL, want 1", n)

@@ -231,8 +231,9 @@ func TestExpiredClientCertificateRefused(t *testing.T) {
 	idBind(t, w.Env, spiffe, rbac.WorkerScopes...)
 	req := &resolverv1.ResolveModelRequest{ChatId: chat, Purpose: resolverv1.Purpose_PURPOSE_CHAT}
 
-	// X.509 keeps whole seconds: the certificate is valid for the next 2 to 3 seconds.
-	notAfter := time.Now().Add(3 * time.Second).Truncate(time.Second)
+	// X.509 keeps whole seconds: the certificate is valid for the next 5 to 6 seconds, room for
+	// the first call's handshake on a slow machine.
+	notAfter := time.Now().Add(6 * time.Second).Truncate(time.Second)
 	client := ca.client(t, w.Addr, ca.issueUntil(t, notAfter, false, "x", spiffe))
 	if _, err := client.ResolveModel(context.Background(), req); err != nil {
 		t.Fatalf("the certificate while valid: %v", err)

@@ -139,23 +139,29 @@ func TestAuditTrailRecordsResolutionsAndChanges(t *testing.T) {
 // whose every moment is older than --audit-retention goes (records that waited in the default
 // partition get their day's partition first), the day the cutoff falls in stays whole.
 func TestAuditRetentionRemovesOldEvents(t *testing.T) {
+	// Which days are expired changes at UTC midnight: not across it.
+	if left := time.Until(time.Now().UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)); left < 30*time.Second {
+		time.Sleep(left + time.Second)
+	}
 	url := pgtest.NewDatabase(t)
 	pool := pgtest.Connect(t, url)
 	ctx := context.Background()
 	// Written as psql would, before the server starts: days without a partition, so the default
-	// partition takes them.
+	// partition takes them. Times from Go, in UTC: PostgreSQL's interval '1 day' is a day of the
+	// session's time zone.
+	now := time.Now().UTC()
+	yesterday := now.Truncate(24 * time.Hour).Add(-24 * time.Hour)
 	if _, err := pool.Exec(ctx, `INSERT INTO audit_events (occurred_at, action, outcome) VALUES
-		(now() - interval '3 days', 'ResolveModel', 'OK'),
-		(date_trunc('day', now() - interval '1 day', 'UTC'), 'ResolveModel', 'OK'),
-		(now() - interval '10 minutes', 'ResolveModel', 'OK')`); err != nil {
+		($1, 'ResolveModel', 'OK'), ($2, 'ResolveModel', 'OK'), ($3, 'ResolveModel', 'OK')`,
+		now.Add(-72*time.Hour), yesterday, now.Add(-10*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	w := &testenv.World{T: t, Env: testenv.New(t, testenv.Options{DatabaseURL: url, AuditRetention: 24 * time.Hour})}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var old, kept int
-		_ = pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE occurred_at < now() - interval '2 days'),
-			count(*) FILTER (WHERE occurred_at >= now() - interval '2 days') FROM audit_events WHERE action = 'ResolveModel'`).Scan(&old, &kept)
+		_ = pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE occurred_at < $1),
+			count(*) FILTER (WHERE occurred_at >= $1) FROM audit_events WHERE action = 'ResolveModel'`, now.Add(-48*time.Hour)).Scan(&old, &kept)
 		if old == 0 {
 			// The start of yesterday is older than the retention, but its day is not over yet.
 			if kept != 2 {

@@ -38,7 +38,7 @@ func TestResolveE2EAuthentication(t *testing.T) {
 		reOK(t, res, err, reWant{config: s.cfg, provider: s.p, cred: k, requested: s.cfg.Id})
 		return tok
 	}
-	short := mint("re-short-lived", 2)
+	short := mint("re-short-lived", 4) // long enough for its first call on a slow machine
 	revoked := mint("re-revoked", 0)
 	expired := mint("re-expired-by-psql", 0)
 	if _, err := w.Admin.RevokeToken(w.AsAdmin(), &resolverv1.RevokeTokenRequest{Id: revoked.GetId()}); err != nil {

@@ -294,7 +294,7 @@ func TestReportRefusals(t *testing.T) {
 func reAudited(t *testing.T, w *reWorld, want func(*resolverv1.AuditEvent) bool) {
 	t.Helper()
 	var last []*resolverv1.AuditEvent
-	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		resp, err := w.Admin.ListAuditEvents(w.AsAdmin(), &resolverv1.ListAuditEventsRequest{Action: "ReportCredentialOutcome"})
 		if err != nil {
 			t.Fatal(err)
