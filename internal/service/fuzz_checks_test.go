@@ -314,8 +314,10 @@ func textProblem(s string, required bool) string {
 		return "is not valid UTF-8"
 	case utf8.RuneCountInString(s) > 200:
 		return "has more than 200 characters"
-	case strings.IndexFunc(s, func(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) }) >= 0:
-		return "has a control or invisible formatting character"
+	case strings.IndexFunc(s, func(r rune) bool {
+		return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || unicode.In(r, unicode.Zl, unicode.Zp)
+	}) >= 0:
+		return "has a control or invisible formatting character or a line break"
 	case s != strings.TrimSpace(s):
 		return "starts or ends with white space"
 	}

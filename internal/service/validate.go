@@ -83,8 +83,9 @@ func (v *violations) providerName(field, n string) {
 	}
 }
 
-// text checks a free-text field: printable, at most maxTextLen characters; required says whether
-// it may be empty.
+// text checks a free-text field: printable, at most maxTextLen characters, on one line (no control
+// characters, nor the line and paragraph separators U+2028/U+2029, which break lines as \n does);
+// required says whether it may be empty.
 func (v *violations) text(field, s string, required bool) {
 	switch {
 	case required && strings.TrimSpace(s) == "":
@@ -93,8 +94,8 @@ func (v *violations) text(field, s string, required bool) {
 		v.add(field, "must be valid UTF-8")
 	case utf8.RuneCountInString(s) > maxTextLen:
 		v.add(field, "must be at most %d characters", maxTextLen)
-	case strings.IndexFunc(s, invisible) >= 0:
-		v.add(field, "must not contain control or invisible formatting characters")
+	case strings.IndexFunc(s, func(r rune) bool { return invisible(r) || unicode.In(r, unicode.Zl, unicode.Zp) }) >= 0:
+		v.add(field, "must not contain control or invisible formatting characters or line breaks")
 	case s != strings.TrimSpace(s):
 		v.add(field, "must not start or end with white space")
 	}
