@@ -175,7 +175,8 @@ func (v *violations) options(field string, s *structpb.Struct) []byte {
 	}
 	b, err := protojson.Marshal(s)
 	if err != nil {
-		v.add(field, "must be a JSON object")
+		// A Struct is an object already: what JSON cannot hold is one of its values.
+		v.add(field, "must hold only JSON values: no NaN or Infinity, and every value set")
 		return nil
 	}
 	if len(b) > maxOptionsBytes {
