@@ -66,7 +66,8 @@ func ToStatus(ctx context.Context, log *slog.Logger, err error) error {
 	switch {
 	case errors.As(err, &e):
 		if e.Reason == errs.Internal || e.Reason == errs.DatabaseUnavailable {
-			log.ErrorContext(ctx, "request failed", "reason", string(e.Reason), "error", err)
+			// With the request id: the caller was told the cause is in the log (docs/CONTRACT.md §14).
+			log.ErrorContext(ctx, "request failed", "request_id", RequestID(ctx), "reason", string(e.Reason), "error", err)
 		}
 		return statusOf(e)
 	case errors.Is(err, context.Canceled):
@@ -74,7 +75,7 @@ func ToStatus(ctx context.Context, log *slog.Logger, err error) error {
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, "the call's deadline passed")
 	}
-	log.ErrorContext(ctx, "internal error", "error", err)
+	log.ErrorContext(ctx, "internal error", "request_id", RequestID(ctx), "error", err)
 	md := map[string]string{}
 	if id := RequestID(ctx); id != "" {
 		md["request_id"] = id
