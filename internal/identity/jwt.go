@@ -152,19 +152,24 @@ func (o JWTOptions) Check() error {
 		}
 	default:
 		if err := httpURL(o.Issuer); err != nil {
-			return fmt.Errorf("--jwt-issuer %q: without --jwt-jwks-url the keys are found at ISSUER/.well-known/openid-configuration, so the issuer must be an http(s) URL: %w", o.Issuer, err)
+			return fmt.Errorf("--jwt-issuer: without --jwt-jwks-url the keys are found at ISSUER/.well-known/openid-configuration, so the issuer must be an http(s) URL: %w", err)
 		}
 	}
 	return nil
 }
 
+// httpURL checks an address of the issuer's public keys. It carries no credential: the keys are
+// public, and the address is logged (so a parse error does not quote it either).
 func httpURL(s string) error {
 	u, err := url.Parse(s)
 	if err != nil {
-		return err
+		return errors.New("not a URL")
 	}
 	if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return errors.New("want an absolute https:// (or http://) URL")
+	}
+	if u.User != nil {
+		return errors.New("must not carry a user or password: the issuer's keys are public, and the address is logged")
 	}
 	return nil
 }

@@ -234,9 +234,17 @@ func TestOptionsAreChecked(t *testing.T) {
 		{identity.JWTOptions{Audience: "resolverd"}, "go together"},
 		{identity.JWTOptions{Issuer: "kubernetes/serviceaccount", Audience: "resolverd"}, "must be an http(s) URL"},
 		{identity.JWTOptions{Issuer: "https://i", Audience: "a", JWKSURL: "/jwks"}, "--jwt-jwks-url"},
+		// A password in the keys' address would be logged: refused, and not quoted.
+		{identity.JWTOptions{Issuer: "https://i", Audience: "a", JWKSURL: "https://u:hunter2-jwks@k/jwks"}, "must not carry a user or password"},
+		{identity.JWTOptions{Issuer: "https://u:hunter2-jwks@i", Audience: "a"}, "must not carry a user or password"},
+		{identity.JWTOptions{Issuer: "https://i", Audience: "a", JWKSURL: "https://u:hunter2-jwks@k/%zz"}, "not a URL"},
 	} {
-		if err := tc.o.Check(); err == nil || !strings.Contains(err.Error(), tc.want) {
+		err := tc.o.Check()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: %v, want %q", tc.o, err, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("the refusal quotes the password: %v", err)
 		}
 	}
 	// A legacy issuer that is not a URL is fine with the keys' address given.
