@@ -53,7 +53,7 @@ func (s *Admin) RecordFailures(ctx context.Context, req any, info *grpc.UnarySer
 	outcome, md, fields := outcomeOfStatus(st)
 	if rerr := s.recordFailure(ctx, info.FullMethod, req, outcome, md, fields); rerr != nil {
 		s.log.WarnContext(ctx, "audit: a failed admin call could not be recorded; answering DATABASE_UNAVAILABLE instead",
-			"method", info.FullMethod, "outcome", outcome, "error", rerr)
+			"request_id", transport.RequestID(ctx), "method", info.FullMethod, "outcome", outcome, "error", rerr)
 		return nil, transport.ToStatus(ctx, s.log, rerr)
 	}
 	return resp, err
@@ -78,7 +78,7 @@ func (s *Admin) RecordRefusal(ctx context.Context, method string, req any, err e
 		}
 	}
 	if rerr := s.recordFailure(ctx, method, req, outcomeOf(err), md, fields); rerr != nil {
-		s.log.WarnContext(ctx, "audit: a refused call could not be recorded", "method", method, "error", rerr)
+		s.log.WarnContext(ctx, "audit: a refused call could not be recorded", "request_id", transport.RequestID(ctx), "method", method, "error", rerr)
 	}
 }
 

@@ -115,7 +115,7 @@ func (s *Resolver) ReportCredentialOutcome(ctx context.Context, req *resolverv1.
 	if aerr := s.audit.Record(ev); aerr != nil {
 		if err == nil && rep.Written {
 			s.log.ErrorContext(ctx, "audit: a report was applied but the audit trail could not take its record, so it is logged here instead",
-				"action", ev.Action, "token_id", ev.TokenID.String(), "subject", ev.Subject, "chat_id", ev.ChatID.String(),
+				"request_id", transport.RequestID(ctx), "action", ev.Action, "token_id", ev.TokenID.String(), "subject", ev.Subject, "chat_id", ev.ChatID.String(),
 				"outcome", ev.Outcome, "details", ev.Details)
 		}
 		return nil, transport.ToStatus(ctx, s.log, aerr)

@@ -112,7 +112,7 @@ func (s *Resolver) RecordRefusal(ctx context.Context, method string, req any, er
 		in, _ := req.(*resolverv1.ReportCredentialOutcomeRequest)
 		r, _ := reportOf(in) // malformed fields are recorded as absent
 		if aerr := s.audit.Record(reportEvent(ctx, r, db.KeyReport{}, err)); aerr != nil {
-			s.log.WarnContext(ctx, "audit: a refused call could not be recorded", "method", method, "error", aerr)
+			s.log.WarnContext(ctx, "audit: a refused call could not be recorded", "request_id", transport.RequestID(ctx), "method", method, "error", aerr)
 		}
 		return
 	}
@@ -124,7 +124,7 @@ func (s *Resolver) RecordRefusal(ctx context.Context, method string, req any, er
 	ev := resolutionEvent(ctx, r, nil, nil, err)
 	s.obs.Resolved(r.Purpose.String(), "", ev.Outcome, false, "")
 	if aerr := s.audit.Record(ev); aerr != nil {
-		s.log.WarnContext(ctx, "audit: a refused call could not be recorded", "method", method, "outcome", ev.Outcome, "error", aerr)
+		s.log.WarnContext(ctx, "audit: a refused call could not be recorded", "request_id", transport.RequestID(ctx), "method", method, "outcome", ev.Outcome, "error", aerr)
 	}
 }
 
