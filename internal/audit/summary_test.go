@@ -116,9 +116,13 @@ func TestSummaryWindowsAreWrittenAsTheyClose(t *testing.T) {
 		t.Fatalf("wrote %+v, want one summary of 5", got)
 	}
 
-	// 50 different chats fill a (long) window: written without waiting for it to close.
+	// 50 different chats fill a (long) window: written without waiting for it to close. Records
+	// wait in the buffer until a batch's worth is there or the flush tick (20 ms here), the
+	// longest a record waits; the tick writes only unsummarised records, so what writes these
+	// before the hour is up is the window reaching Capacity.
+	deadline = time.Now().Add(5 * time.Second)
 	s2 := &sink{}
-	w2 := NewWriter(s2, quiet, Options{Capacity: 50, BatchSize: 10, FlushInterval: time.Hour, Summarise: true, SummaryWindow: time.Hour})
+	w2 := NewWriter(s2, quiet, Options{Capacity: 50, BatchSize: 10, FlushInterval: 20 * time.Millisecond, Summarise: true, SummaryWindow: time.Hour})
 	w2.Start()
 	defer w2.Close(context.Background())
 	for range 50 {
