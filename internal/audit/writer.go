@@ -84,6 +84,9 @@ type Writer struct {
 	dropped func(n int)     // called with the records a shutdown could not write (tests)
 
 	rejected atomic.Int64
+	// partial is how many records the loop holds in its unwritten batch: with those waiting in
+	// ch, a batch's worth may already be there.
+	partial atomic.Int64
 }
 
 // NewWriter returns a writer; Start begins writing.
@@ -111,7 +114,7 @@ func (w *Writer) Record(e db.AuditEvent) error {
 	}
 	// The loop sleeps until a batch's worth waits or FlushInterval passes: waking it for every
 	// record cost a goroutine switch, often a futex wake-up, per resolution.
-	if len(w.ch) >= w.opts.BatchSize {
+	if len(w.ch)+int(w.partial.Load()) >= w.opts.BatchSize {
 		select {
 		case w.full <- struct{}{}:
 		default: // already told
@@ -201,6 +204,7 @@ func (w *Writer) loop() {
 					batch, ok = batch[n:], false
 				} else {
 					batch = batch[:0]
+					w.partial.Store(0)
 				}
 			}
 		case <-window:
@@ -222,26 +226,43 @@ func (w *Writer) loop() {
 // summarisable ones (in summary mode) into sum, writing the window early when it holds Capacity
 // distinct ones, the others into batch, writing each batch that fills. It returns the records
 // taken but not written, and false when stop closed during a write (the caller drains).
+//
+// Full batches are written at once: it takes again while what it holds and what waits make a
+// batch's worth, after telling Record (partial) how many it holds — a record sent before that
+// was seen by this check, one sent after it sees the count and signals.
 func (w *Writer) pull(batch []db.AuditEvent, sum *summaries) ([]db.AuditEvent, bool) {
-	for range len(w.ch) {
-		e := <-w.ch // only the loop takes from ch: what len saw is there
-		if sum != nil && summarisable(&e) {
-			if sum.add(e) >= w.opts.Capacity {
-				if rest := w.writeAll(sum.take(), w.stop); len(rest) > 0 {
-					return append(batch, rest...), false
+	for round := 1; ; round++ {
+		for range len(w.ch) {
+			e := <-w.ch // only the loop takes from ch: what len saw is there
+			if sum != nil && summarisable(&e) {
+				if sum.add(e) >= w.opts.Capacity {
+					if rest := w.writeAll(sum.take(), w.stop); len(rest) > 0 {
+						return append(batch, rest...), false
+					}
 				}
+				continue
 			}
-			continue
+			batch = append(batch, e)
+			if len(batch) == w.opts.BatchSize {
+				if n := w.write(batch, w.stop); n < len(batch) {
+					return batch[n:], false
+				}
+				batch = batch[:0]
+			}
 		}
-		batch = append(batch, e)
-		if len(batch) == w.opts.BatchSize {
-			if n := w.write(batch, w.stop); n < len(batch) {
-				return batch[n:], false
+		w.partial.Store(int64(len(batch)))
+		if len(batch)+len(w.ch) < w.opts.BatchSize {
+			return batch, true
+		}
+		if round == 4 {
+			// Under a flood, let the loop see its window, tick and stop; it comes straight back.
+			select {
+			case w.full <- struct{}{}:
+			default:
 			}
-			batch = batch[:0]
+			return batch, true
 		}
 	}
-	return batch, true
 }
 
 // writeAll writes records in batches, and returns those it could not write because stop closed.

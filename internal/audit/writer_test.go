@@ -95,6 +95,38 @@ func TestFlushIntervalBoundsTheWait(t *testing.T) {
 	}
 }
 
+// TestABatchsWorthIsWrittenAtOnceCountingTheLoopsPartialBatch: the loop wakes when a batch's
+// worth waits, counting the records it already holds in its unwritten batch: 5 held and 5 new
+// make a batch, written at once, not at the (hour-long) flush tick.
+func TestABatchsWorthIsWrittenAtOnceCountingTheLoopsPartialBatch(t *testing.T) {
+	s := &sink{}
+	w := NewWriter(s, quiet, Options{BatchSize: 10, FlushInterval: time.Hour})
+	for i := range 15 { // taken by the loop's first wake: a batch written, 5 held
+		if err := w.Record(event(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Start()
+	defer w.Close(context.Background())
+	wait := func(want int) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for n, _ := s.written(); n < want; n, _ = s.written() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d records written, want %d without a flush tick", n, want)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	wait(10)
+	for i := range 5 {
+		if err := w.Record(event(15 + i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wait(20)
+}
+
 // TestFailsClosedAndRecovers: while the database refuses records, the buffer fills and Record
 // refuses with DATABASE_UNAVAILABLE; nothing buffered is lost once the database returns.
 func TestFailsClosedAndRecovers(t *testing.T) {
