@@ -217,3 +217,22 @@ func (b *SyncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// Within polls check until it returns nil and says how long that took, failing t once limit has
+// passed (what names the awaited state in the failure). The whole-server suites wait with it for
+// what happens asynchronously: change notifications (docs/CONTRACT.md §5: within a second), the
+// batching audit writer.
+func Within(t testing.TB, limit time.Duration, what string, check func() error) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		err := check()
+		if err == nil {
+			return time.Since(start)
+		}
+		if time.Since(start) > limit {
+			t.Fatalf("%s: not within %s: %v", what, limit, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

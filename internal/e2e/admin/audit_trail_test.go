@@ -203,7 +203,7 @@ func TestAuditRefusedBaseURLKeepsNoCredentials(t *testing.T) {
 	}
 	_, err := e.Admin.UpdateProvider(e.AsAdmin(), &resolverv1.UpdateProviderRequest{Id: uuid.NewString(), BaseUrl: proto.String("https://svc:" + inUser + "@api.example/v1")})
 	testenv.WantReason(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
-	adEventually(t, 10*time.Second, func() error {
+	testenv.Within(t, 10*time.Second, "the awaited state", func() error {
 		if n := adCount(t, e, `SELECT count(*) FROM audit_events WHERE action IN ('CreateProvider', 'UpdateProvider') AND outcome = 'INVALID_ARGUMENT' AND token_id = $1`, admin); n != 6 {
 			return fmt.Errorf("%d of the 6 refused calls recorded", n)
 		}

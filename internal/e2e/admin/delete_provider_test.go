@@ -48,7 +48,7 @@ func TestAdminE2EDeleteProvider(t *testing.T) {
 	}
 
 	t.Run("hard-override", func(t *testing.T) {
-		adEventually(t, 1500*time.Millisecond, func() error {
+		testenv.Within(t, 1500*time.Millisecond, "the awaited state", func() error {
 			_, err := w.Resolve(chat.Id, cfg.Id, resolverv1.Purpose_PURPOSE_TITLE)
 			if err == nil {
 				return fmt.Errorf("PURPOSE_TITLE of a config of a deleted provider succeeded")

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -125,23 +124,6 @@ func adNoLeak(t *testing.T, err error, secrets ...string) {
 
 // adText is the proto text of a message, for "does this response contain X" checks.
 func adText(m proto.Message) string { return prototext.Format(m) }
-
-// adEventually retries check until it returns nil or wait has passed (docs/CONTRACT.md §5: a committed
-// change shows within 1 second).
-func adEventually(t *testing.T, wait time.Duration, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %v", wait, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
 
 // adCount runs a COUNT(*) query as another reader, to check what was stored.
 func adCount(t *testing.T, e *testenv.Env, sql string, args ...any) int {

@@ -87,7 +87,7 @@ func TestJWTIdentityResolves(t *testing.T) {
 			}
 		})
 	}
-	adEventually(t, 5*time.Second, func() error {
+	testenv.Within(t, 5*time.Second, "the awaited state", func() error {
 		ev, err := w.Admin.ListAuditEvents(w.AsAdmin(), &resolverv1.ListAuditEventsRequest{Action: "ResolveModel", ChatId: chat})
 		if err != nil {
 			return err
@@ -223,7 +223,7 @@ func TestJWTIdentityDeletedOnAnotherReplica(t *testing.T) {
 	}
 	// Bound again (with fewer scopes), it is honoured again, as the binding now says.
 	idBind(t, a.Env, idWorker, rbac.ChatRead)
-	adEventually(t, time.Second, func() error {
+	testenv.Within(t, time.Second, "the awaited state", func() error {
 		_, err := idResolve(b, token, chat)
 		if status.Code(err) != codes.PermissionDenied {
 			return fmt.Errorf("after binding again without model_config:read: %v", err)
@@ -250,7 +250,7 @@ func TestJWTIdentityKeysUnavailableAtStart(t *testing.T) {
 		t.Fatalf("an rsv_ token while the issuer is down: %v", err)
 	}
 	iss.SetDown(false)
-	adEventually(t, 5*time.Second, func() error {
+	testenv.Within(t, 5*time.Second, "the awaited state", func() error {
 		_, err := idResolve(w.Env, token, chat)
 		return err
 	})

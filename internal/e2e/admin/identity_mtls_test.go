@@ -142,7 +142,7 @@ func TestClientCertificateIdentity(t *testing.T) {
 		t.Fatalf("a worker token over an unbound certificate: %v", err)
 	}
 	// The resolution by certificate is recorded under its SPIFFE ID.
-	adEventually(t, 5*time.Second, func() error {
+	testenv.Within(t, 5*time.Second, "the awaited state", func() error {
 		ev, err := w.Admin.ListAuditEvents(w.AsAdmin(), &resolverv1.ListAuditEventsRequest{Action: "ResolveModel", ChatId: chat})
 		if err != nil {
 			return err

@@ -97,7 +97,7 @@ func TestWorkloadIdentityAdministration(t *testing.T) {
 		}
 		return out
 	}
-	adEventually(t, 2*time.Second, func() error {
+	testenv.Within(t, 2*time.Second, "the awaited state", func() error {
 		if n := len(byOutcome("DeleteWorkloadIdentity")["NOT_FOUND"]); n != 1 {
 			return fmt.Errorf("%d refused deletes recorded, want 1", n)
 		}

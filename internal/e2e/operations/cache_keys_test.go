@@ -53,7 +53,7 @@ func TestChangesToWhatEntriesAreFoundBy(t *testing.T) {
 			}
 		}
 		psql(`UPDATE api_tokens SET scopes = '{chat:read,model_config:read,ai_provider:read}' WHERE name = 'found-by-scopes'`)
-		took := eventually(t, time.Second, "the token's narrower scopes", wantCode(tok, chat.Id, codes.PermissionDenied))
+		took := testenv.Within(t, time.Second, "the token's narrower scopes", wantCode(tok, chat.Id, codes.PermissionDenied))
 		info := testenv.WantReason(t, resolveAs(tok, chat.Id), codes.PermissionDenied, "MISSING_SCOPE")
 		if info.GetMetadata()["scope"] != string(rbac.AIProviderKeyRead) {
 			t.Errorf("missing scope %q, want ai_provider_key:read", info.GetMetadata()["scope"])
@@ -70,7 +70,7 @@ func TestChangesToWhatEntriesAreFoundBy(t *testing.T) {
 		}
 		fresh, hash := apitoken.New()
 		psql(`UPDATE api_tokens SET token_hash = $1 WHERE name = 'found-by-reissue'`, hash)
-		took := eventually(t, time.Second, "the old secret refused", wantCode(old, chat.Id, codes.Unauthenticated))
+		took := testenv.Within(t, time.Second, "the old secret refused", wantCode(old, chat.Id, codes.Unauthenticated))
 		if err := resolveAs(fresh.Reveal(), chat.Id); err != nil {
 			t.Fatalf("the reissued secret: %v", err)
 		}
@@ -85,7 +85,7 @@ func TestChangesToWhatEntriesAreFoundBy(t *testing.T) {
 		}
 		moved := uuid.NewString()
 		psql(`UPDATE chats SET id = $2 WHERE id = $1`, chat.Id, moved)
-		took := eventually(t, time.Second, "the old chat id gone", wantCode(w.WorkerToken, chat.Id, codes.NotFound))
+		took := testenv.Within(t, time.Second, "the old chat id gone", wantCode(w.WorkerToken, chat.Id, codes.NotFound))
 		if _, err := w.Resolve(moved, "", resolverv1.Purpose_PURPOSE_CHAT); err != nil {
 			t.Fatalf("the chat under its new id: %v", err)
 		}

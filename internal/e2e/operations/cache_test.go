@@ -133,7 +133,7 @@ func TestAChangeOnOneReplicaReachesAnother(t *testing.T) {
 		_ = s.check()
 		before := b.Server.CacheStats().Invalidations
 		s.change()
-		took := eventually(t, time.Second, s.name, s.check)
+		took := testenv.Within(t, time.Second, s.name, s.check)
 		if b.Server.CacheStats().Invalidations == before {
 			t.Errorf("%s: B saw it without an invalidation", s.name)
 		}
@@ -199,11 +199,11 @@ func TestALostListenerFlushesTheCache(t *testing.T) {
 	if _, err := w.Pool.Exec(ctx, `UPDATE chat_model_configs SET enabled = false WHERE id = $1`, c.Id); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, time.Second, "the disabled config", func() error {
+	testenv.Within(t, time.Second, "the disabled config", func() error {
 		_, err := w.Resolve(chat.Id, "", resolverv1.Purpose_PURPOSE_CHAT)
 		return expect(status.Code(err) == codes.FailedPrecondition, nil, err)
 	})
-	eventually(t, 5*time.Second, "a new listener", func() error {
+	testenv.Within(t, 5*time.Second, "a new listener", func() error {
 		st := w.Server.CacheStats()
 		np := w.Server.ListenerPID()
 		return expect(st.Live && np != 0 && np != pid && st.Flushes > flushes, nil, nil)
@@ -237,7 +237,7 @@ func TestASilentListenerIsNoticed(t *testing.T) {
 	}
 	// Noticed after at most 200 + 600 ms by design (make bench and the outage test measure the
 	// real figure); the bound leaves a loaded CI machine room for the reconnect and the call.
-	took := eventually(t, 3*time.Second, "the change behind a frozen listener", func() error {
+	took := testenv.Within(t, 3*time.Second, "the change behind a frozen listener", func() error {
 		_, err := w.Resolve(chat.Id, "", resolverv1.Purpose_PURPOSE_CHAT)
 		return expect(status.Code(err) == codes.FailedPrecondition, nil, err)
 	})

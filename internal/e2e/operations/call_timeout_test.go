@@ -67,7 +67,7 @@ func TestCallTimeoutBoundsADatabaseWait(t *testing.T) {
 	}
 
 	// pgx cancelled the queries the deadline cut short: nothing is still waiting on the lock.
-	eventually(t, 2*time.Second, "resolverd's queries cancelled", func() error {
+	testenv.Within(t, 2*time.Second, "resolverd's queries cancelled", func() error {
 		var waiting int
 		if err := tx.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
 WHERE pid <> pg_backend_pid() AND datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting); err != nil {

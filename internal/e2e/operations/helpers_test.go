@@ -4,7 +4,6 @@ package operations_test
 
 import (
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
 	"google.golang.org/protobuf/proto"
@@ -42,20 +41,4 @@ func seedChat(t *testing.T, e *testenv.Env, key string) (chat, disabled string) 
 		t.Fatal(err)
 	}
 	return ch.Id, off.Id
-}
-
-// eventually polls check until it returns nil, failing after limit (docs/CONTRACT.md §5: one second).
-func eventually(t *testing.T, limit time.Duration, what string, check func() error) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for {
-		err := check()
-		if err == nil {
-			return time.Since(start)
-		}
-		if time.Since(start) > limit {
-			t.Fatalf("%s: not seen after %s: %v", what, limit, err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }

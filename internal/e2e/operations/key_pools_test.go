@@ -51,7 +51,7 @@ func everyReplicaServes(t *testing.T, all []*testenv.Env, chatID, want string, l
 	t.Helper()
 	var slowest time.Duration
 	for i, e := range all {
-		took := eventually(t, limit, fmt.Sprintf("replica %c: %s", 'A'+i, what), func() error {
+		took := testenv.Within(t, limit, fmt.Sprintf("replica %c: %s", 'A'+i, what), func() error {
 			got, err := keyOn(e, chatID)
 			if err != nil {
 				return err
@@ -223,7 +223,7 @@ func TestRoundRobinSpreadsOverThreeKeysAcrossReplicas(t *testing.T) {
 	// keys[1] cooling down: the other two share the answers, on every replica within a second.
 	(&testenv.World{T: t, Env: a.Env}).MustReport(keys[1], rateLimited, time.Minute)
 	for i, e := range all {
-		eventually(t, time.Second, fmt.Sprintf("replica %c skips the cooling key", 'A'+i), func() error {
+		testenv.Within(t, time.Second, fmt.Sprintf("replica %c skips the cooling key", 'A'+i), func() error {
 			for range 4 {
 				if k, err := keyOn(e, chat.Id); err != nil || k == keys[1] {
 					return fmt.Errorf("key %s, %v", k, err)
@@ -246,7 +246,7 @@ func TestKeyPoolMetrics(t *testing.T) {
 	w.MustReport(k1.Id, rateLimited, time.Minute)
 	w.MustReport(k2.Id, unauthorized, 0)
 	w.MustReport(k2.Id, unauthorized, 0)
-	eventually(t, 5*time.Second, "the metrics", func() error {
+	testenv.Within(t, 5*time.Second, "the metrics", func() error {
 		rec := httptest.NewRecorder()
 		m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 		text := rec.Body.String()

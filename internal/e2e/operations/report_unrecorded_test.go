@@ -62,7 +62,7 @@ func TestAReportThatCannotBeRecordedIsNotApplied(t *testing.T) {
 	if err := tx.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "the report, once the trail is back", func() error {
+	testenv.Within(t, 10*time.Second, "the report, once the trail is back", func() error {
 		_, err := w.Report(key.Id, resolverv1.CredentialOutcome_CREDENTIAL_OUTCOME_UNAUTHORIZED, 0)
 		return err
 	})

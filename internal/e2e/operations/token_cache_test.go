@@ -103,7 +103,7 @@ func TestATokenCreatedAfterItWasTriedWorksWithinASecond(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, e := range replicas {
-		took := eventually(t, time.Second, fmt.Sprintf("the new token on replica %d", i), func() error { return call(e) })
+		took := testenv.Within(t, time.Second, fmt.Sprintf("the new token on replica %d", i), func() error { return call(e) })
 		t.Logf("replica %d let the new token in after %s", i, took)
 	}
 }
@@ -179,7 +179,7 @@ func TestRevokingOneTokenKeepsTheOthersCached(t *testing.T) {
 	if _, err := w.Admin.RevokeToken(w.AsAdmin(), &resolverv1.RevokeTokenRequest{Id: ids["revoke-a"]}); err != nil {
 		t.Fatal(err)
 	}
-	took := eventually(t, time.Second, "a refused after RevokeToken", refused(a))
+	took := testenv.Within(t, time.Second, "a refused after RevokeToken", refused(a))
 	t.Logf("a refused %s after RevokeToken", took)
 	bStaysCached("RevokeToken of a", f)
 
@@ -187,7 +187,7 @@ func TestRevokingOneTokenKeepsTheOthersCached(t *testing.T) {
 	if _, err := w.Pool.Exec(ctx, `UPDATE api_tokens SET revoked_at = now() WHERE id = $1`, ids["revoke-c"]); err != nil {
 		t.Fatal(err)
 	}
-	took = eventually(t, time.Second, "c refused after psql revoked it", refused(c))
+	took = testenv.Within(t, time.Second, "c refused after psql revoked it", refused(c))
 	t.Logf("c refused %s after psql revoked it", took)
 	bStaysCached("psql revoked c", f)
 }

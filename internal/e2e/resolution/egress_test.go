@@ -222,7 +222,7 @@ func TestEgressFreshness(t *testing.T) {
 	if _, err := w.Pool.Exec(ctx, `UPDATE ai_providers SET base_url = $2 WHERE id = $1`, p.Id, reOutside); err != nil {
 		t.Fatal(err)
 	}
-	took := reWithin(t, time.Second, "the redirected provider refused", func() error {
+	took := testenv.Within(t, time.Second, "the redirected provider refused", func() error {
 		err := title()
 		if err == nil {
 			return fmt.Errorf("still served")
@@ -234,7 +234,7 @@ func TestEgressFreshness(t *testing.T) {
 	if _, err := w.Pool.Exec(ctx, `UPDATE ai_providers SET base_url = $2 WHERE id = $1`, p.Id, "https://api.allowed.test/v1"); err != nil {
 		t.Fatal(err)
 	}
-	reWithin(t, time.Second, "the provider moved back served", title)
+	testenv.Within(t, time.Second, "the provider moved back served", title)
 
 	// Written outside while no replica had a list: a replica started with one refuses it.
 	open := testenv.New(t, testenv.Options{DatabaseURL: url})
@@ -244,20 +244,4 @@ func TestEgressFreshness(t *testing.T) {
 	strict := testenv.New(t, opts)
 	_, err := strict.Resolver.ResolveModel(strict.AsWorker(), &resolverv1.ResolveModelRequest{ChatId: chat.Id, ModelConfigId: cfg.Id, Purpose: reTitle})
 	reFail(t, err, reFP, "PROVIDER_HOST_NOT_ALLOWED", map[string]string{"provider_id": p.Id, "host": reOutsideHost})
-}
-
-// reWithin polls check until it returns nil, failing t after limit; it returns how long it took.
-func reWithin(t *testing.T, limit time.Duration, what string, check func() error) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for {
-		err := check()
-		if err == nil {
-			return time.Since(start)
-		}
-		if time.Since(start) > limit {
-			t.Fatalf("%s: not within %s: %v", what, limit, err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
