@@ -283,15 +283,14 @@ func (s *Store) PutUserProviderKey(ctx context.Context, id, userID, providerID u
 		if err != nil {
 			return changed{}, err
 		}
-		var stored string
-		var storedKeyID, lastOutcome *string
+		var lastOutcome *string
 		var lastAt *time.Time
 		err = tx.QueryRow(ctx, `INSERT INTO user_ai_provider_keys (id, user_id, ai_provider_id, api_key, api_key_key_id)
 VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (user_id, ai_provider_id) DO UPDATE SET api_key = EXCLUDED.api_key, api_key_key_id = EXCLUDED.api_key_key_id, updated_at = now(),
   suspended_at = NULL, suspended_reason = NULL
-RETURNING id, user_id, ai_provider_id, api_key, api_key_key_id, created_at, updated_at, last_report_outcome, last_report_at`, id, userID, providerID, sealed, keyID).
-			Scan(&out.ID, &out.UserID, &out.ProviderID, &stored, &storedKeyID, &out.CreatedAt, &out.UpdatedAt, &lastOutcome, &lastAt)
+RETURNING id, user_id, ai_provider_id, created_at, updated_at, last_report_outcome, last_report_at`, id, userID, providerID, sealed, keyID).
+			Scan(&out.ID, &out.UserID, &out.ProviderID, &out.CreatedAt, &out.UpdatedAt, &lastOutcome, &lastAt)
 		if err != nil {
 			return changed{}, classify(err)
 		}
@@ -301,14 +300,12 @@ RETURNING id, user_id, ai_provider_id, api_key, api_key_key_id, created_at, upda
 			if sealed, keyID, err = s.seal(ctx, tx, key, userPlace(out.ID, userID, providerID)); err != nil {
 				return changed{}, err
 			}
-			if err := tx.QueryRow(ctx, `UPDATE user_ai_provider_keys SET api_key = $2, api_key_key_id = $3 WHERE id = $1
-RETURNING api_key, api_key_key_id`, out.ID, sealed, keyID).Scan(&stored, &storedKeyID); err != nil {
+			if _, err := tx.Exec(ctx, `UPDATE user_ai_provider_keys SET api_key = $2, api_key_key_id = $3 WHERE id = $1`,
+				out.ID, sealed, keyID); err != nil {
 				return changed{}, classify(err)
 			}
 		}
-		if out.Secret, err = s.open(ctx, userPlace(out.ID, out.UserID, out.ProviderID), stored, storedKeyID); err != nil {
-			return changed{}, err
-		}
+		out.Secret = key // just sealed for the row: no need to open it again
 		out.Health = (&healthScan{last: lastOutcome, lastAt: lastAt}).record()
 		fp, err := s.fingerprint(ctx, key)
 		if err != nil {
