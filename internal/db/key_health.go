@@ -11,7 +11,6 @@ import (
 	"github.com/resolverd/resolverd/internal/errs"
 	"github.com/resolverd/resolverd/internal/keyring"
 	"github.com/resolverd/resolverd/internal/resolve"
-	"github.com/resolverd/resolverd/pkg/secret"
 )
 
 // The health columns of migration 15, in the order scanHealth reads them.
@@ -72,14 +71,18 @@ type KeyReport struct {
 func (s *Store) ReportCredentialOutcome(ctx context.Context, keyID uuid.UUID, outcome resolve.Outcome, retryAfter time.Duration) (KeyReport, error) {
 	out := KeyReport{KeyID: keyID}
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		var h healthScan
-		err := tx.QueryRow(ctx, `SELECT provider_id, now(), `+centralHealthCols+` FROM ai_provider_keys WHERE id = $1 FOR UPDATE`, keyID).
-			Scan(append([]any{&out.ProviderID, &out.At}, h.dest()...)...)
+		var (
+			h      healthScan
+			stored string
+			encKey *string // api_key_key_id: NULL for a legacy plain row
+		)
+		err := tx.QueryRow(ctx, `SELECT provider_id, api_key, api_key_key_id, now(), `+centralHealthCols+` FROM ai_provider_keys WHERE id = $1 FOR UPDATE`, keyID).
+			Scan(append([]any{&out.ProviderID, &stored, &encKey, &out.At}, h.dest()...)...)
 		out.Source = resolve.SourceCentral
 		table := centralKeysTable
 		if notFound(err) {
-			err = tx.QueryRow(ctx, `SELECT ai_provider_id, user_id, now(), `+userHealthCols+` FROM user_ai_provider_keys WHERE id = $1 FOR UPDATE`, keyID).
-				Scan(append([]any{&out.ProviderID, &out.UserID, &out.At}, h.dest()...)...)
+			err = tx.QueryRow(ctx, `SELECT ai_provider_id, user_id, api_key, api_key_key_id, now(), `+userHealthCols+` FROM user_ai_provider_keys WHERE id = $1 FOR UPDATE`, keyID).
+				Scan(append([]any{&out.ProviderID, &out.UserID, &stored, &encKey, &out.At}, h.dest()...)...)
 			out.Source, table = resolve.SourceUser, userKeysTable
 		}
 		if notFound(err) {
@@ -94,8 +97,14 @@ func (s *Store) ReportCredentialOutcome(ctx context.Context, keyID uuid.UUID, ou
 			return nil
 		}
 		// Migration 10's CHECK refuses an update that leaves a legacy plain row plain.
-		if err := s.sealPlainKey(ctx, tx, table, keyID); err != nil {
-			return err
+		if encKey == nil {
+			at := centralPlace(keyID, out.ProviderID)
+			if table == userKeysTable {
+				at = userPlace(keyID, out.UserID, out.ProviderID)
+			}
+			if err := s.sealPlain(ctx, tx, at, stored); err != nil {
+				return err
+			}
 		}
 		if table == centralKeysTable {
 			_, err = tx.Exec(ctx, `UPDATE ai_provider_keys SET cooling_until = $2, suspended_at = $3, suspended_reason = $4,
@@ -112,29 +121,6 @@ last_report_outcome = $4, last_report_at = $5 WHERE id = $1`, keyID, nullTime(ne
 		return KeyReport{}, fmt.Errorf("report %s for key %s: %w", outcome, keyID, err)
 	}
 	return out, nil
-}
-
-// sealPlainKey seals key id of table when it is a legacy plain row (NULL api_key_key_id), in tx.
-func (s *Store) sealPlainKey(ctx context.Context, tx pgx.Tx, table string, id uuid.UUID) error {
-	if table == centralKeysTable {
-		return s.sealPlainCentralKeys(ctx, tx, "id = $1", id)
-	}
-	var user, provider uuid.UUID
-	var plain string
-	err := tx.QueryRow(ctx, `SELECT user_id, ai_provider_id, api_key FROM user_ai_provider_keys
-WHERE id = $1 AND api_key_key_id IS NULL FOR UPDATE`, id).Scan(&user, &provider, &plain)
-	if notFound(err) {
-		return nil
-	}
-	if err != nil {
-		return classify(err)
-	}
-	sealed, keyID, err := s.seal(ctx, tx, secret.New(plain), userPlace(id, user, provider))
-	if err != nil {
-		return err
-	}
-	_, err = tx.Exec(ctx, `UPDATE user_ai_provider_keys SET api_key = $2, api_key_key_id = $3 WHERE id = $1`, id, sealed, keyID)
-	return classify(err)
 }
 
 // UnavailableCentralKeys counts, for each live provider with an enabled central key (by name),

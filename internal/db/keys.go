@@ -143,18 +143,25 @@ func (s *Store) storedFingerprint(ctx context.Context, at keyring.Place, ciphert
 func (s *Store) SetProviderKeyEnabled(ctx context.Context, id uuid.UUID, enabled bool) (ProviderKey, error) {
 	var out ProviderKey
 	err := s.change(ctx, "SetProviderKeyEnabled", func(tx pgx.Tx) (changed, error) {
-		var was bool
-		var h healthScan
-		err := tx.QueryRow(ctx, `SELECT enabled, `+centralHealthCols+` FROM ai_provider_keys WHERE id = $1 FOR UPDATE`, id).
-			Scan(append([]any{&was}, h.dest()...)...)
+		var (
+			was      bool
+			h        healthScan
+			provider uuid.UUID
+			stored   string
+			encKey   *string // api_key_key_id: NULL for a legacy plain row
+		)
+		err := tx.QueryRow(ctx, `SELECT enabled, provider_id, api_key, api_key_key_id, `+centralHealthCols+` FROM ai_provider_keys WHERE id = $1 FOR UPDATE`, id).
+			Scan(append([]any{&was, &provider, &stored, &encKey}, h.dest()...)...)
 		if notFound(err) {
 			return changed{}, errNotFound("provider key", id)
 		}
 		if err != nil {
 			return changed{}, classify(err)
 		}
-		if err := s.sealPlainCentralKeys(ctx, tx, "id = $1", id); err != nil {
-			return changed{}, err
+		if encKey == nil { // migration 10's CHECK refuses an update that leaves it plain
+			if err := s.sealPlain(ctx, tx, centralPlace(id, provider), stored); err != nil {
+				return changed{}, err
+			}
 		}
 		out, err = s.providerKeyScanner(ctx)(tx.QueryRow(ctx, `UPDATE ai_provider_keys SET enabled = $2, updated_at = now(),
 cooling_until = CASE WHEN $2 THEN NULL ELSE cooling_until END,
@@ -276,15 +283,14 @@ func (s *Store) PutUserProviderKey(ctx context.Context, id, userID, providerID u
 		if err != nil {
 			return changed{}, err
 		}
-		var stored string
-		var storedKeyID, lastOutcome *string
+		var lastOutcome *string
 		var lastAt *time.Time
 		err = tx.QueryRow(ctx, `INSERT INTO user_ai_provider_keys (id, user_id, ai_provider_id, api_key, api_key_key_id)
 VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (user_id, ai_provider_id) DO UPDATE SET api_key = EXCLUDED.api_key, api_key_key_id = EXCLUDED.api_key_key_id, updated_at = now(),
   suspended_at = NULL, suspended_reason = NULL
-RETURNING id, user_id, ai_provider_id, api_key, api_key_key_id, created_at, updated_at, last_report_outcome, last_report_at`, id, userID, providerID, sealed, keyID).
-			Scan(&out.ID, &out.UserID, &out.ProviderID, &stored, &storedKeyID, &out.CreatedAt, &out.UpdatedAt, &lastOutcome, &lastAt)
+RETURNING id, user_id, ai_provider_id, created_at, updated_at, last_report_outcome, last_report_at`, id, userID, providerID, sealed, keyID).
+			Scan(&out.ID, &out.UserID, &out.ProviderID, &out.CreatedAt, &out.UpdatedAt, &lastOutcome, &lastAt)
 		if err != nil {
 			return changed{}, classify(err)
 		}
@@ -294,14 +300,12 @@ RETURNING id, user_id, ai_provider_id, api_key, api_key_key_id, created_at, upda
 			if sealed, keyID, err = s.seal(ctx, tx, key, userPlace(out.ID, userID, providerID)); err != nil {
 				return changed{}, err
 			}
-			if err := tx.QueryRow(ctx, `UPDATE user_ai_provider_keys SET api_key = $2, api_key_key_id = $3 WHERE id = $1
-RETURNING api_key, api_key_key_id`, out.ID, sealed, keyID).Scan(&stored, &storedKeyID); err != nil {
+			if _, err := tx.Exec(ctx, `UPDATE user_ai_provider_keys SET api_key = $2, api_key_key_id = $3 WHERE id = $1`,
+				out.ID, sealed, keyID); err != nil {
 				return changed{}, classify(err)
 			}
 		}
-		if out.Secret, err = s.open(ctx, userPlace(out.ID, out.UserID, out.ProviderID), stored, storedKeyID); err != nil {
-			return changed{}, err
-		}
+		out.Secret = key // just sealed for the row: no need to open it again
 		out.Health = (&healthScan{last: lastOutcome, lastAt: lastAt}).record()
 		fp, err := s.fingerprint(ctx, key)
 		if err != nil {
@@ -421,13 +425,20 @@ WHERE api_key_key_id IS NULL AND `+where+` FOR UPDATE`, args...)
 		return classify(err)
 	}
 	for _, r := range plain {
-		sealed, keyID, err := s.seal(ctx, tx, secret.New(r.plain), centralPlace(r.id, r.provider))
-		if err != nil {
+		if err := s.sealPlain(ctx, tx, centralPlace(r.id, r.provider), r.plain); err != nil {
 			return err
-		}
-		if _, err := tx.Exec(ctx, `UPDATE ai_provider_keys SET api_key = $2, api_key_key_id = $3 WHERE id = $1`, r.id, sealed, keyID); err != nil {
-			return classify(err)
 		}
 	}
 	return nil
+}
+
+// sealPlain seals the legacy plain value of the row at (NULL api_key_key_id), read and locked in tx,
+// and writes it back in place.
+func (s *Store) sealPlain(ctx context.Context, tx pgx.Tx, at keyring.Place, plain string) error {
+	sealed, keyID, err := s.seal(ctx, tx, secret.New(plain), at)
+	if err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `UPDATE `+pgx.Identifier{at.Table}.Sanitize()+` SET api_key = $2, api_key_key_id = $3 WHERE id = $1`, at.RowID, sealed, keyID)
+	return classify(err)
 }
