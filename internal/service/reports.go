@@ -3,14 +3,11 @@ package service
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/google/uuid"
-	"golang.org/x/time/rate"
 
-	"github.com/resolverd/resolverd/internal/cache"
 	"github.com/resolverd/resolverd/internal/db"
 	"github.com/resolverd/resolverd/internal/errs"
 	"github.com/resolverd/resolverd/internal/rbac"
@@ -27,40 +24,6 @@ const (
 	ReportsPerSecond = 20
 	ReportBurst      = 40
 )
-
-// reportLimits holds each caller's budget of reports.
-type reportLimits struct {
-	limiters *cache.LRU[uuid.UUID, *rate.Limiter]
-}
-
-func newReportLimits() *reportLimits {
-	return &reportLimits{limiters: cache.New[uuid.UUID, *rate.Limiter](10_000, time.Hour)}
-}
-
-// reportersOfSubjects is the namespace of the limiters of workload identities (keyed by a UUID
-// derived from the subject, beside the token ids).
-var reportersOfSubjects = uuid.MustParse("4b0b7f46-0f3c-4a55-8d8e-2f51c0b9a6d1")
-
-// allow takes one report from the caller's budget, or says how long until there is one
-// (RATE_LIMITED, as the token limiter of docs/CONTRACT.md §9 answers).
-func (l *reportLimits) allow(p rbac.Principal) error {
-	key, who := p.TokenID, []string{"token_id", p.TokenID.String()}
-	if p.Subject != "" {
-		key, who = uuid.NewSHA1(reportersOfSubjects, []byte(p.Subject)), []string{"subject", p.Subject}
-	}
-	lim, ok := l.limiters.Get(key)
-	if !ok {
-		lim = rate.NewLimiter(ReportsPerSecond, ReportBurst)
-		l.limiters.Put(key, lim)
-	}
-	if lim.Allow() {
-		return nil
-	}
-	wait := time.Second / ReportsPerSecond
-	e := errs.New(errs.RateLimited, fmt.Sprintf("the caller is over its rate of %d credential reports per second; retry after %s", ReportsPerSecond, wait), who...)
-	e.RetryAfter = wait
-	return e
-}
 
 // report is a validated ReportCredentialOutcome request; the fields it could not read are zero.
 type report struct {
@@ -88,7 +51,7 @@ func reportOf(req *resolverv1.ReportCredentialOutcomeRequest) (report, error) {
 // whatever its outcome.
 func (s *Resolver) ReportCredentialOutcome(ctx context.Context, req *resolverv1.ReportCredentialOutcomeRequest) (*resolverv1.ReportCredentialOutcomeResponse, error) {
 	if p, ok := rbac.FromContext(ctx); ok {
-		if err := s.reports.allow(p); err != nil {
+		if err := s.reports.Allow(&p); err != nil {
 			s.obs.Limited()
 			return nil, transport.ToStatus(ctx, s.log, err)
 		}

@@ -50,7 +50,7 @@ type Resolver struct {
 	renders *renders
 	obs     Observer
 	// reports limits each caller's ReportCredentialOutcome calls (reports.go).
-	reports *reportLimits
+	reports *transport.CallerLimits
 }
 
 // NewResolver returns the ResolverService handler. fpKey keys the credential fingerprints; every
@@ -59,7 +59,7 @@ func NewResolver(store *dbauthz.Store, opts resolve.Options, fpKey []byte, audit
 	if obs == nil {
 		obs = nopObserver{}
 	}
-	return &Resolver{store: store, opts: opts, fpKey: fpKey, audit: audit, log: log, renders: newRenders(), obs: obs, reports: newReportLimits()}
+	return &Resolver{store: store, opts: opts, fpKey: fpKey, audit: audit, log: log, renders: newRenders(), obs: obs, reports: transport.NewCallerLimits(transport.RateLimit{PerSecond: ReportsPerSecond, Burst: ReportBurst}, "credential reports")}
 }
 
 // ResolveModel validates the request, applies the decision rules over the scope-checked store and

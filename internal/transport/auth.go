@@ -8,15 +8,11 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
-	"time"
 
-	"github.com/google/uuid"
-	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/resolverd/resolverd/internal/apitoken"
-	"github.com/resolverd/resolverd/internal/cache"
 	"github.com/resolverd/resolverd/internal/db"
 	"github.com/resolverd/resolverd/internal/dbauthz"
 	"github.com/resolverd/resolverd/internal/errs"
@@ -92,8 +88,7 @@ type Authenticator struct {
 	tokens     TokenLookup
 	identities Identities
 	log        *slog.Logger
-	limit      RateLimit
-	limiters   *cache.LRU[uuid.UUID, *rate.Limiter]
+	limits     *CallerLimits
 	obs        Observer
 	refused    RefusalFunc
 	principals [principalSlots]atomic.Pointer[tokenPrincipal]
@@ -118,41 +113,17 @@ func NewAuthenticator(tokens TokenLookup, log *slog.Logger, limit RateLimit, obs
 	if obs == nil {
 		obs = nopObserver{}
 	}
-	if limit.Burst <= 0 {
-		limit.Burst = max(1, int(2*limit.PerSecond))
-	}
-	return &Authenticator{tokens: tokens, log: log, limit: limit, obs: obs,
-		limiters: cache.New[uuid.UUID, *rate.Limiter](10_000, time.Hour)}
+	return &Authenticator{tokens: tokens, log: log, limits: NewCallerLimits(limit, "requests"), obs: obs}
 }
 
 // allow takes one request from the caller's budget (its token's, or its workload identity's), or
 // says how long until there is one.
 func (a *Authenticator) allow(p *rbac.Principal) error {
-	if a.limit.PerSecond <= 0 {
-		return nil
+	err := a.limits.Allow(p)
+	if err != nil {
+		a.obs.Limited()
 	}
-	key := p.TokenID
-	if p.Subject != "" {
-		key = uuid.NewSHA1(identityLimits, []byte(p.Subject))
-	}
-	l, ok := a.limiters.Get(key)
-	if !ok {
-		l = rate.NewLimiter(rate.Limit(a.limit.PerSecond), a.limit.Burst)
-		a.limiters.Put(key, l)
-	}
-	if l.Allow() {
-		return nil
-	}
-	a.obs.Limited()
-	wait := time.Duration(float64(time.Second) / a.limit.PerSecond)
-	who := []string{"token_id", p.TokenID.String()}
-	if p.Subject != "" {
-		who = []string{"subject", p.Subject}
-	}
-	e := errs.New(errs.RateLimited, fmt.Sprintf("the caller is over its rate of %g requests per second; retry after %s", a.limit.PerSecond, wait.Round(time.Millisecond)),
-		who...)
-	e.RetryAfter = wait
-	return e
+	return err
 }
 
 // Unary authenticates unary calls.
@@ -261,10 +232,6 @@ func sameTokenRow(a, b *db.Token) bool {
 	}
 	return a.ExpiresAt == nil || a.ExpiresAt.Equal(*b.ExpiresAt)
 }
-
-// identityLimits is the namespace of the rate limiters of workload identities (keyed by a UUID
-// derived from the subject, beside the token ids).
-var identityLimits = uuid.MustParse("6f1d6c8e-4b1f-4c55-9a51-0d6c2b1e7a30")
 
 // public reports whether fullMethod is of one of PublicServices. They are all gRPC's own
 // ("grpc.", a test keeps it so), so resolverd's methods are told apart without a lookup.
