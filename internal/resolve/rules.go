@@ -31,6 +31,9 @@ func Unusable(cfg *ModelConfig, hosts *egress.AllowList) *errs.Error {
 		return errs.New(errs.ProviderDisabled, fmt.Sprintf("provider %s of model config %s is disabled", cfg.Provider.Name, cfg.ID),
 			"model_config_id", cfg.ID.String(), "provider_id", cfg.ProviderID.String())
 	}
+	if hosts.Empty() {
+		return nil // every host is allowed: nothing to judge, so no base_url to parse on every call
+	}
 	if host, ok := hosts.Check(cfg.Provider.BaseURL); !ok {
 		return errs.New(errs.ProviderHostNotAllowed,
 			fmt.Sprintf("the base_url host %q of provider %s (model config %s) is not among the allowed provider hosts", host, cfg.Provider.Name, cfg.ID),

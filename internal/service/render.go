@@ -14,68 +14,37 @@ import (
 	resolverv1 "github.com/resolverd/resolverd/proto/resolver/v1"
 )
 
-// renders keeps the API messages of configs and providers built for earlier answers: building a
-// ModelConfig parses its options JSON, the dearest part of a warm answer. An entry is reused only
-// while the row it was built from is unchanged field for field, so it can never be stale; the
-// messages are shared read-only between concurrent answers (marshalling does not change them).
+// renders keeps, by config id, the two fields of an answer built for earlier answers: the config's
+// and its provider's messages, wire-encoded one after the other, so a warm answer attaches them as
+// they are (see answer). Building a ModelConfig parses its options JSON, the dearest part of a warm
+// answer. An entry is reused only while the config and provider it was built from are unchanged
+// field for field, so it can never be stale; its bytes are shared read-only between concurrent
+// answers.
 type renders struct {
-	configs   *cache.LRU[uuid.UUID, renderedConfig]
-	providers *cache.LRU[uuid.UUID, renderedProvider]
-	// pairs keeps, by config id, the two fields of an answer for the config and its provider as
-	// one slice, so that an answer attaches it as it is (see answer).
 	pairs *cache.LRU[uuid.UUID, renderedPair]
 }
 
-// renderedPair is model_config and provider of ResolveModelResponse, wire-encoded one after the
-// other, and the rows they were built from.
+// renderedPair is model_config (field 1) and provider (field 2) of ResolveModelResponse, tag and
+// length included, and the rows they were built from.
 type renderedPair struct {
-	config   *renderedConfig
-	provider *renderedProvider
+	config   resolve.ModelConfig // Provider nil, Options a copy
+	provider resolve.Provider
+	id       string // config.ID as text, for the decision
 	raw      []byte // shared read-only by every answer that carries it
 }
 
-// Each rendering also keeps its wire form as a field of ResolveModelResponse (tag and length
-// included), so an answer does not marshal the same config again: see answerWire.
-type renderedConfig struct {
-	src  resolve.ModelConfig
-	msg  *resolverv1.ModelConfig
-	wire []byte
-}
-
-type renderedProvider struct {
-	src  resolve.Provider
-	msg  *resolverv1.Provider
-	wire []byte
-}
-
-// responseField encodes msg as field num of ResolveModelResponse.
-func responseField(num protowire.Number, msg proto.Message) []byte {
-	b, err := proto.Marshal(msg)
+// responseField appends msg encoded as field num of ResolveModelResponse to b.
+func responseField(b []byte, num protowire.Number, msg proto.Message) []byte {
+	m, err := proto.Marshal(msg)
 	if err != nil {
 		panic(err) // a message built from valid fields always marshals
 	}
-	out := protowire.AppendTag(nil, num, protowire.BytesType)
-	return protowire.AppendBytes(out, b)
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	return protowire.AppendBytes(b, m)
 }
 
 func newRenders() *renders {
-	return &renders{
-		configs:   cache.New[uuid.UUID, renderedConfig](10_000, time.Hour),
-		providers: cache.New[uuid.UUID, renderedProvider](10_000, time.Hour),
-		pairs:     cache.New[uuid.UUID, renderedPair](10_000, time.Hour),
-	}
-}
-
-func (r *renders) config(c *resolve.ModelConfig) renderedConfig {
-	if e, ok := r.configs.Get(c.ID); ok && sameConfig(&e.src, c) {
-		return e
-	}
-	msg := configProto(c, timeZero, timeZero)
-	src := *c
-	src.Provider, src.Options = nil, bytes.Clone(c.Options)
-	e := renderedConfig{src: src, msg: msg, wire: responseField(1, msg)}
-	r.configs.Put(c.ID, e)
-	return e
+	return &renders{pairs: cache.New[uuid.UUID, renderedPair](10_000, time.Hour)}
 }
 
 func sameConfig(a, b *resolve.ModelConfig) bool {
@@ -84,24 +53,17 @@ func sameConfig(a, b *resolve.ModelConfig) bool {
 		a.CompressionThreshold == b.CompressionThreshold && bytes.Equal(a.Options, b.Options)
 }
 
-func (r *renders) provider(p *resolve.Provider) renderedProvider {
-	if e, ok := r.providers.Get(p.ID); ok && e.src == *p {
-		return e
-	}
-	msg := providerProto(p, timeZero, timeZero)
-	e := renderedProvider{src: *p, msg: msg, wire: responseField(2, msg)}
-	r.providers.Put(p.ID, e)
-	return e
-}
-
-// pair returns the kept wire form of cfg and p, building what changed.
+// pair returns the kept wire form of cfg and p, building it again when either changed.
 func (r *renders) pair(cfg *resolve.ModelConfig, p *resolve.Provider) renderedPair {
-	if e, ok := r.pairs.Get(cfg.ID); ok && e.provider.src == *p && sameConfig(&e.config.src, cfg) {
+	if e, ok := r.pairs.Get(cfg.ID); ok && e.provider == *p && sameConfig(&e.config, cfg) {
 		return e
 	}
-	c, pr := r.config(cfg), r.provider(p)
-	raw := make([]byte, 0, len(c.wire)+len(pr.wire))
-	e := renderedPair{config: &c, provider: &pr, raw: append(append(raw, c.wire...), pr.wire...)}
+	cmsg := configProto(cfg, timeZero, timeZero)
+	raw := responseField(nil, 1, cmsg)
+	raw = responseField(raw, 2, providerProto(p, timeZero, timeZero))
+	src := *cfg
+	src.Provider, src.Options = nil, bytes.Clone(cfg.Options)
+	e := renderedPair{config: src, provider: *p, id: cmsg.GetId(), raw: raw}
 	r.pairs.Put(cfg.ID, e)
 	return e
 }
@@ -116,7 +78,7 @@ func (r *renders) answer(out *answerMessages, cfg *resolve.ModelConfig, p *resol
 	out.decision.Fallback, out.decision.FallbackReason = res.Fallback, string(res.FallbackReason)
 	out.decision.UserKeySkippedReason = string(res.Credential.UserKeySkipped)
 	if res.RequestedConfigID == cfg.ID {
-		out.decision.RequestedModelConfigId = pair.config.msg.GetId() // the same text, already made
+		out.decision.RequestedModelConfigId = pair.id // the same text, already made
 	} else {
 		out.decision.RequestedModelConfigId = idString(res.RequestedConfigID)
 	}
