@@ -47,7 +47,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	retention := f.duration("audit-retention", 90*24*time.Hour, "how long audit events are kept (whole days are dropped once all of it is older); 0 keeps them forever")
 	auditResolutions := f.string("audit-resolutions", "each", "each: one audit record per resolution; summary: the identical successful resolutions of --audit-summary-window become one record with their count")
 	summaryWindow := f.duration("audit-summary-window", 10*time.Second, "how long --audit-resolutions=summary gathers identical resolutions into one record (a crash loses up to this much)")
-	cacheMax := f.int("cache-max-entries", 100_000, "bound on each large cache (chats, model configs, user keys); providers, central keys and tokens get a tenth")
+	cacheMax := f.int("cache-max-entries", 100_000, "bound on each large cache (chats, model configs, user keys); central keys, tokens and workload identities get a tenth each (at least 1000)")
 	cacheTTL := f.duration("cache-ttl", 60*time.Second, "the longest a cached entry is served without being read again (changes are pushed sooner)")
 	logLevel := f.string("log-level", "info", "debug, info, warn or error (debug logs every call)")
 	allowedHosts := f.string("allowed-provider-hosts", "", "comma-separated hosts and *.suffix patterns a provider's base_url may point at, e.g. api.openai.com,*.openai.azure.com (empty: any host)")

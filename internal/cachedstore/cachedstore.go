@@ -24,9 +24,9 @@ import (
 
 // Options bound the cache.
 type Options struct {
-	// MaxEntries bounds each of the large kinds (chats, model configs, user keys); providers,
-	// central keys and tokens (active, unknown and recently valid hashes, each) get a tenth of it (at
-	// least 1,000). Default 100,000.
+	// MaxEntries bounds each of the large kinds (chats, model configs, user keys); central keys,
+	// workload identities and tokens (active, unknown and recently valid hashes, each) get a tenth
+	// of it (at least 1,000). Default 100,000.
 	MaxEntries int
 	// TTL is the longest an entry is served without being read again (default 60s): a backstop
 	// only, since changes are pushed and a silent listener is noticed within a second.

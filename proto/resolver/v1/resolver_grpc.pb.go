@@ -32,7 +32,8 @@ const (
 // Errors: every failure is a canonical gRPC status carrying a google.rpc.ErrorInfo with domain
 // "resolver.v1" whose reason is the name of a resolver.v1.ErrorReason value (errors.proto documents
 // each one: its code, when it happens and its metadata keys); INVALID_ARGUMENT adds a
-// google.rpc.BadRequest naming each bad field, RATE_LIMITED a google.rpc.RetryInfo.
+// google.rpc.BadRequest naming each bad field, RATE_LIMITED and CREDENTIALS_COOLING_DOWN a
+// google.rpc.RetryInfo.
 type ResolverServiceClient interface {
 	// ResolveModel needs the scopes chat:read, model_config:read and ai_provider:read on every call,
 	// ai_provider_key:read when it reads central keys and user_ai_provider_key:read when it reads the
@@ -83,7 +84,8 @@ func (c *resolverServiceClient) ReportCredentialOutcome(ctx context.Context, in 
 // Errors: every failure is a canonical gRPC status carrying a google.rpc.ErrorInfo with domain
 // "resolver.v1" whose reason is the name of a resolver.v1.ErrorReason value (errors.proto documents
 // each one: its code, when it happens and its metadata keys); INVALID_ARGUMENT adds a
-// google.rpc.BadRequest naming each bad field, RATE_LIMITED a google.rpc.RetryInfo.
+// google.rpc.BadRequest naming each bad field, RATE_LIMITED and CREDENTIALS_COOLING_DOWN a
+// google.rpc.RetryInfo.
 type ResolverServiceServer interface {
 	// ResolveModel needs the scopes chat:read, model_config:read and ai_provider:read on every call,
 	// ai_provider_key:read when it reads central keys and user_ai_provider_key:read when it reads the
